@@ -1,0 +1,173 @@
+import { ConfigError } from '../errors.js';
+import { concat, readUpTo } from '../internal/bytes.js';
+import { optionalFunction, optionsObject } from '../internal/options.js';
+import type { AuthSession } from '../session/auth-session.js';
+import { type AdapterOptions, adapterPolicy } from './shared.js';
+
+/**
+ * A one-shot stream body (a `ReadableStream`, an async iterable, or a `Request` carrying a body) is
+ * buffered up to this many bytes so it can be replayed after a 401. A larger one is sent as a
+ * stream and its 401 is returned untried.
+ */
+export const MAX_REPLAY_BODY_BYTES = 1024 * 1024;
+
+/** Options of {@link authFetch}. */
+export interface AuthFetchOptions extends AdapterOptions {
+  /**
+   * The `fetch` that sends the requests.
+   * @default globalThis.fetch (looked up on each call)
+   */
+  fetch?: typeof fetch;
+  /**
+   * How much of a one-shot stream body is buffered for a replay; see {@link MAX_REPLAY_BODY_BYTES}.
+   * @default MAX_REPLAY_BODY_BYTES (1 MiB)
+   */
+  maxReplayBodyBytes?: number;
+}
+
+/**
+ * Wraps `fetch` so requests to the org carry `Authorization: Bearer <token>` and an auth failure is
+ * retried once with a new token. Requests to any other origin pass through untouched, with no token.
+ * Relative paths resolve against `session.instanceUrl`. On a 401 it invalidates the exact token it
+ * sent; if the session then hands back the same token, the 401 is returned as is.
+ *
+ * @example
+ * ```ts
+ * import { authFetch } from 'cirrus-auth/fetch';
+ * const sfFetch = authFetch(session);
+ * const res = await sfFetch('/services/data/v62.0/limits');
+ * ```
+ */
+export function authFetch(session: AuthSession, options: AuthFetchOptions = {}): typeof fetch {
+  const o = optionsObject(options);
+  const policy = adapterPolicy(session, o);
+  const inner: typeof fetch =
+    optionalFunction('fetch', o.fetch) ?? ((input, init) => globalThis.fetch(input, init));
+  const replayLimit = o.maxReplayBodyBytes ?? MAX_REPLAY_BODY_BYTES;
+  if (!Number.isSafeInteger(replayLimit) || replayLimit < 0) {
+    throw new ConfigError('maxReplayBodyBytes', 'must be a whole number of bytes, 0 or more');
+  }
+
+  return async function sfFetch(
+    input: string | URL | Request,
+    init?: RequestInit,
+  ): Promise<Response> {
+    const url = policy.resolve(input instanceof Request ? input.url : String(input));
+    if (!policy.isOrgUrl(url)) return inner(input, init);
+
+    const target = input instanceof Request ? input : url;
+    const prepared = await prepare(target, init, replayLimit);
+    const signal = prepared.signal;
+
+    const sent = await session.getToken({ signal });
+    const response = await inner(prepared.build(sent, 1));
+    if (!(await policy.isAuthFailure(response))) return response;
+
+    await session.invalidate(sent);
+    if (!prepared.replayable) return response;
+    let fresh: string;
+    try {
+      fresh = await session.getToken({ signal });
+    } catch (error) {
+      await response.body?.cancel().catch(() => {});
+      throw error;
+    }
+    // The same token again means the 401 is not an expiry: surface it rather than burn a retry.
+    if (fresh === sent) return response;
+    await response.body?.cancel().catch(() => {});
+    return inner(prepared.build(fresh, 2));
+  };
+}
+
+interface Prepared {
+  readonly signal: AbortSignal | undefined;
+  /** Whether a second attempt can carry the same body. */
+  readonly replayable: boolean;
+  /** Builds attempt `n` (1 or 2) carrying `token`. */
+  build(token: string, attempt: 1 | 2): Request;
+}
+
+/**
+ * Turns one fetch call into something that can be sent twice with the same method, URL, headers and
+ * body. In-memory bodies (string, binary, Blob, URLSearchParams, FormData) are simply reused: each
+ * attempt builds its Request from the caller's own arguments, so multipart boundaries and
+ * content types come out exactly as fetch makes them. One-shot bodies are buffered up to a limit.
+ */
+async function prepare(
+  target: string | Request,
+  init: RequestInit | undefined,
+  limit: number,
+): Promise<Prepared> {
+  const signal =
+    init?.signal ?? (target instanceof Request ? target.signal : undefined) ?? undefined;
+  const withToken = (request: Request, token: string): Request => {
+    request.headers.set('authorization', `Bearer ${token}`);
+    return request;
+  };
+  const oneShot =
+    init?.body != null
+      ? isStreamBody(init.body)
+      : target instanceof Request && target.body !== null;
+  if (!oneShot) {
+    return {
+      signal,
+      replayable: true,
+      build: (token) => withToken(new Request(target, init), token),
+    };
+  }
+
+  // Takes over the caller's stream; a Request built from a disturbed one may still get a new body.
+  const template = new Request(
+    target,
+    init === undefined ? undefined : ({ ...init, duplex: 'half' } as RequestInit),
+  );
+  const body = template.body as ReadableStream<Uint8Array>;
+  const { buffered, rest } = await bufferUpTo(body, limit, signal);
+  if (rest === undefined) {
+    const bytes = buffered;
+    return {
+      signal,
+      replayable: true,
+      build: (token) => withToken(new Request(template, { body: bytes }), token),
+    };
+  }
+  return {
+    signal,
+    replayable: false,
+    build: (token) =>
+      withToken(new Request(template, { body: rest, duplex: 'half' } as RequestInit), token),
+  };
+}
+
+function isStreamBody(body: BodyInit): boolean {
+  return (
+    body instanceof ReadableStream ||
+    (typeof body === 'object' && body !== null && Symbol.asyncIterator in body)
+  );
+}
+
+/**
+ * Reads up to `limit` bytes. If the stream ends within the limit, `buffered` holds all of it and
+ * `rest` is undefined; otherwise `rest` is a stream of everything read so far followed by the
+ * remainder, to be sent once.
+ */
+async function bufferUpTo(
+  body: ReadableStream<Uint8Array>,
+  limit: number,
+  signal: AbortSignal | undefined,
+): Promise<{ buffered: Uint8Array<ArrayBuffer>; rest?: ReadableStream<Uint8Array> }> {
+  const reader = body.getReader();
+  const { chunks, size, exceeded } = await readUpTo(reader, limit, signal);
+  if (!exceeded) return { buffered: concat(chunks, size) };
+  const rest = new ReadableStream<Uint8Array>({
+    pull: async (controller) => {
+      const chunk = chunks.shift();
+      if (chunk !== undefined) return controller.enqueue(chunk);
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  return { buffered: new Uint8Array(), rest };
+}

@@ -1,0 +1,176 @@
+/**
+ * Every error cirrus-auth raises is an {@link AuthError}: branch on `instanceof` or on the stable
+ * `code`, never on `message`. Messages never contain a token, a secret, a refresh token, an
+ * assertion or server-supplied free text (`error_description`, non-OAuth bodies).
+ *
+ * @example
+ * ```ts
+ * import { AuthError, OAuthError } from 'cirrus-auth';
+ * try {
+ *   await session.getToken();
+ * } catch (error) {
+ *   if (error instanceof OAuthError && error.error === 'invalid_client') alertOps();
+ *   else if (error instanceof AuthError && error.transient) scheduleRetry();
+ *   else throw error;
+ * }
+ * ```
+ */
+
+/** The stable `code` values, one per error class. */
+export const ErrorCode = {
+  AUTH: 'ERR_AUTH',
+  CONFIG: 'ERR_CONFIG',
+  INSECURE_URL: 'ERR_INSECURE_URL',
+  OAUTH: 'ERR_OAUTH',
+  INSTANCE_URL_MISMATCH: 'ERR_INSTANCE_URL_MISMATCH',
+  UNEXPECTED_RESPONSE: 'ERR_UNEXPECTED_RESPONSE',
+  RESPONSE_TOO_LARGE: 'ERR_RESPONSE_TOO_LARGE',
+  TRANSPORT: 'ERR_TRANSPORT',
+} as const;
+
+/** One of the {@link ErrorCode} values. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Options every {@link AuthError} constructor accepts. */
+export interface AuthErrorOptions {
+  /** The underlying error, kept as the standard `cause`. */
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error cirrus-auth raises.
+ * `transient` is true only when retrying later may succeed: network failures, timeouts, and
+ * 429/5xx answers from the token endpoint.
+ */
+export class AuthError extends Error {
+  /** A stable machine-readable code; see {@link ErrorCode}. */
+  readonly code: ErrorCode;
+  /** True when the same request may succeed later (transport failure, 429 or 5xx). */
+  readonly transient: boolean;
+
+  constructor(
+    message: string,
+    code: ErrorCode = ErrorCode.AUTH,
+    transient = false,
+    options?: AuthErrorOptions,
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.transient = transient;
+  }
+}
+
+/** A constructor option is missing or wrong. Thrown at construction, before any network traffic. */
+export class ConfigError extends AuthError {
+  /** The name of the offending option (its value is never echoed). */
+  readonly option: string;
+
+  constructor(option: string, problem: string, code: ErrorCode = ErrorCode.CONFIG) {
+    super(`Invalid option "${option}": ${problem}`, code);
+    this.option = option;
+  }
+}
+
+/**
+ * A URL option uses plain `http` for a host that is not loopback. Credentials only travel over
+ * HTTPS, except to `localhost`, `127.0.0.0/8` and `::1`.
+ */
+export class InsecureUrlError extends ConfigError {
+  constructor(option: string) {
+    super(
+      option,
+      'plain http is only allowed for loopback hosts; use https',
+      ErrorCode.INSECURE_URL,
+    );
+  }
+}
+
+/** Whether a token-endpoint HTTP status means "try again later". */
+export function isTransientStatus(status: number): boolean {
+  return status === 429 || status >= 500;
+}
+
+/**
+ * The token endpoint answered with an OAuth error body (`{"error": "...", ...}`).
+ * The message carries the `error` code only; `errorDescription` is free text from the server that
+ * may echo sensitive input, so it is readable as a property but hidden from `util.inspect`,
+ * `JSON.stringify` and the message.
+ * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
+ */
+export class OAuthError extends AuthError {
+  /** The OAuth `error` code, for example `invalid_grant` or `invalid_client`. */
+  readonly error: string;
+  /** The HTTP status of the answer. */
+  readonly status: number;
+  readonly #errorDescription: string | undefined;
+
+  constructor(error: string, status: number, errorDescription?: string) {
+    super(
+      `Token endpoint refused the request: ${error}`,
+      ErrorCode.OAUTH,
+      isTransientStatus(status),
+    );
+    this.error = error;
+    this.status = status;
+    this.#errorDescription = errorDescription;
+  }
+
+  /** The server's `error_description`. Possibly sensitive: never log it unreviewed. */
+  get errorDescription(): string | undefined {
+    return this.#errorDescription;
+  }
+}
+
+/** The token endpoint returned an `instance_url` that is not the configured `instanceUrl`. */
+export class InstanceUrlMismatchError extends AuthError {
+  /** The normalised `instanceUrl` the session was configured with. */
+  readonly configured: string;
+  /** The `instance_url` the token endpoint returned. */
+  readonly returned: string;
+
+  constructor(configured: string, returned: string) {
+    super(
+      `Token endpoint returned instance_url ${returned}, expected ${configured}`,
+      ErrorCode.INSTANCE_URL_MISMATCH,
+    );
+    this.configured = configured;
+    this.returned = returned;
+  }
+}
+
+/**
+ * The token endpoint answered with something that is not a usable token response: a redirect, a
+ * non-OAuth error body, non-JSON, or JSON without the required fields. The body is never kept.
+ */
+export class UnexpectedResponseError extends AuthError {
+  /** The HTTP status of the answer. */
+  readonly status: number;
+
+  constructor(status: number, problem: string) {
+    super(
+      `Unexpected token endpoint response (HTTP ${status}): ${problem}`,
+      ErrorCode.UNEXPECTED_RESPONSE,
+      isTransientStatus(status),
+    );
+    this.status = status;
+  }
+}
+
+/** The token endpoint's body exceeded the size limit; it was refused without being buffered. */
+export class ResponseTooLargeError extends AuthError {
+  /** The limit in bytes. */
+  readonly limitBytes: number;
+
+  constructor(limitBytes: number) {
+    super(`Token endpoint response exceeds ${limitBytes} bytes`, ErrorCode.RESPONSE_TOO_LARGE);
+    this.limitBytes = limitBytes;
+  }
+}
+
+/** The token request failed below HTTP: connection refused or reset, DNS, TLS, or the timeout. */
+export class TransportError extends AuthError {
+  constructor(message: string, options?: AuthErrorOptions) {
+    super(message, ErrorCode.TRANSPORT, true, options);
+  }
+}

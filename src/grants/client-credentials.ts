@@ -1,0 +1,49 @@
+import { optionsObject, requiredString } from '../internal/options.js';
+import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
+import { requestToken, type TokenEndpointOptions, tokenEndpoint } from '../token-endpoint.js';
+
+/** Options of {@link ClientCredentialsAuth}. */
+export interface ClientCredentialsOptions extends TokenEndpointOptions, CachingSessionOptions {
+  /** The connected app's client id (Salesforce's UI calls it the "consumer key"). */
+  clientId: string;
+  /** The connected app's client secret ("consumer secret"). Kept private; never logged. */
+  clientSecret: string;
+  /**
+   * The org's My Domain URL, `https://NAME.my.salesforce.com`. Required, with no default:
+   * Salesforce refuses this grant on `login.salesforce.com` and `test.salesforce.com`.
+   */
+  loginUrl: string;
+}
+
+/**
+ * A session for the OAuth 2.0 client credentials grant: the connected app's "Run As" user, no
+ * refresh token. Safe to call concurrently; at most one token request runs per session.
+ * Throws `ConfigError` at construction for a missing or malformed option.
+ *
+ * @see https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_client_credentials_flow.htm
+ * @example
+ * ```ts
+ * const session = new ClientCredentialsAuth({
+ *   clientId: process.env.SF_CLIENT_ID ?? '',
+ *   clientSecret: process.env.SF_CLIENT_SECRET ?? '',
+ *   loginUrl: 'https://acme.my.salesforce.com',
+ *   instanceUrl: 'https://acme.my.salesforce.com',
+ * });
+ * const token = await session.getToken();
+ * ```
+ */
+export class ClientCredentialsAuth extends CachingSession {
+  constructor(options: ClientCredentialsOptions) {
+    const o = optionsObject(options);
+    const clientId = requiredString('clientId', o.clientId);
+    const clientSecret = requiredString('clientSecret', o.clientSecret);
+    requiredString('loginUrl', o.loginUrl);
+    const endpoint = tokenEndpoint(o);
+    const params = {
+      grant_type: 'client_credentials',
+      client_id: clientId,
+      client_secret: clientSecret,
+    };
+    super(endpoint.instanceUrl, () => requestToken(endpoint, params), o);
+  }
+}

@@ -1,0 +1,36 @@
+/** Options for {@link AuthSession.getToken}. */
+export interface GetTokenOptions {
+  /**
+   * Aborts this caller's wait only (rejecting with the signal's reason). A token request already
+   * under way for other callers goes on and its result is cached.
+   */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * A source of access tokens for one Salesforce org: the contract every session implements and
+ * every adapter consumes.
+ *
+ * @example
+ * ```ts
+ * const token = await session.getToken();
+ * const res = await fetch(`${session.instanceUrl}/services/data/v62.0/limits`, {
+ *   headers: { authorization: `Bearer ${token}` },
+ * });
+ * if (res.status === 401) await session.invalidate(token); // the next getToken() re-mints
+ * ```
+ */
+export interface AuthSession {
+  /** The org's instance URL, normalised (no trailing slash). API requests go here. */
+  readonly instanceUrl: string;
+  /**
+   * Resolves to a usable access token. Safe to call concurrently; at most one token request runs
+   * per session, and every caller waiting for it gets its token or its error.
+   */
+  getToken(options?: GetTokenOptions): Promise<string>;
+  /**
+   * Tells the session that `staleToken` was rejected. Compare-and-swap: the cache is cleared only if
+   * it still holds `staleToken`, so a late report about an old token never evicts a newer one.
+   */
+  invalidate(staleToken: string): Promise<void>;
+}

@@ -1,0 +1,435 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** Options of {@link startFakeOrg}. */
+export interface FakeOrgOptions {
+  /** The connected app's client id the org accepts. @default a random value */
+  clientId?: string;
+  /** The connected app's client secret the org accepts. @default a random value */
+  clientSecret?: string;
+  /**
+   * Answer a token request with the access token already issued to the same client while it is
+   * still valid, as Salesforce does while the server-side session lives.
+   * @default false
+   */
+  reuseAccessToken?: boolean;
+  /** Added to every token answer as `expires_in` (seconds). Salesforce usually sends none. */
+  expiresInSeconds?: number;
+}
+
+/**
+ * A way for the token endpoint to misbehave, set with {@link FakeOrg.failTokenEndpoint}.
+ * - `status`: answer with this status, body and headers (HTML, non-JSON, OAuth errors, 429, 5xx…).
+ * - `stall`: read the request, never answer.
+ * - `stall-body`: send 200 headers and half a JSON body, then nothing.
+ * - `reset`: destroy the connection without answering.
+ * - `redirect`: answer a 3xx pointing at `location`.
+ * - `oversized`: a 200 JSON body of `bytes` bytes, streamed, with or without `content-length`.
+ * - `instance-url`: a valid token for another `instance_url`.
+ */
+export type TokenFault =
+  | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
+  | { kind: 'stall' }
+  | { kind: 'stall-body' }
+  | { kind: 'reset' }
+  | { kind: 'redirect'; location: string; status?: 301 | 302 | 303 | 307 | 308 }
+  | { kind: 'oversized'; bytes: number; declareLength?: boolean }
+  | { kind: 'instance-url'; instanceUrl: string };
+
+/** Counters of what the org has served since it started (or since `resetStats()`). */
+export interface FakeOrgStats {
+  /** Requests to `/services/oauth2/token`, whatever their outcome. */
+  tokenRequests: number;
+  /** Token requests by `grant_type`. */
+  tokenRequestsByGrant: Record<string, number>;
+  /** Access tokens issued. */
+  tokensIssued: number;
+  /** Requests to the API surface (`/services/data`, `/services/apexrest`). */
+  apiRequests: number;
+  /** API requests by the status they were answered with. */
+  apiRequestsByStatus: Record<string, number>;
+}
+
+/** One API request as the org saw it. */
+export interface ApiRequestRecord {
+  method: string;
+  path: string;
+  /** The token from the `Authorization: Bearer` header, if any. */
+  token: string | undefined;
+  status: number;
+}
+
+/** How the API treats tokens; see {@link FakeOrg.rejectApiTokens}. */
+export type ApiRejection = 'invalid-session' | 'not-valid-for-rest';
+
+/** A running fake org. */
+export interface FakeOrg {
+  /** Where token requests go (`http://127.0.0.1:PORT`). For this org it is also the instance URL. */
+  readonly loginUrl: string;
+  /** The org's instance URL: the REST API lives here. */
+  readonly instanceUrl: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /** A snapshot of the counters. */
+  readonly stats: FakeOrgStats;
+  /** Every API request so far (the most recent 10,000). */
+  readonly apiRequests: readonly ApiRequestRecord[];
+  /** Server-side revocation of every access token issued so far: the next API call with one gets 401. */
+  revokeAllTokens(): void;
+  /** Whether `token` is an access token the org currently accepts. */
+  isValidToken(token: string): boolean;
+  /** Makes the token endpoint misbehave, for the next `times` requests or until healed. */
+  failTokenEndpoint(fault: TokenFault, options?: { times?: number }): void;
+  /** Undoes {@link failTokenEndpoint}. */
+  healTokenEndpoint(): void;
+  /** Delays every token answer by `ms` (0 to stop). Widens race windows in concurrency tests. */
+  setTokenDelay(ms: number): void;
+  /** Delays every API answer by `ms` (0 to stop). */
+  setApiDelay(ms: number): void;
+  /**
+   * Makes the API reject every token with a 401 (`invalid-session`: INVALID_SESSION_ID;
+   * `not-valid-for-rest`: the 401 a new token does not cure), or accept valid ones again (undefined).
+   */
+  rejectApiTokens(mode: ApiRejection | undefined): void;
+  /** Zeroes the counters and clears the request log. */
+  resetStats(): void;
+  /** Stops the server, cutting any open connection. */
+  close(): Promise<void>;
+}
+
+const API_LOG_LIMIT = 10_000;
+const ORG_ID = '00D000000000001EAA';
+const USER_ID = '005000000000001AAA';
+
+/**
+ * Starts a fake Salesforce org: a real `node:http` server on a loopback port that answers the token
+ * endpoint and a small REST surface with Salesforce's shapes, counts every request, and can be
+ * told to revoke tokens or to fail in the ways real token endpoints fail.
+ *
+ * @example
+ * ```ts
+ * import { startFakeOrg } from 'cirrus-auth/testing';
+ * const org = await startFakeOrg();
+ * const session = new ClientCredentialsAuth({ ...org, loginUrl: org.loginUrl });
+ * // ... exercise your code ...
+ * expect(org.stats.tokenRequests).toBe(1);
+ * await org.close();
+ * ```
+ */
+export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOrg> {
+  const clientId = options.clientId ?? `3MVG9${randomBytes(24).toString('base64url')}`;
+  const clientSecret = options.clientSecret ?? randomBytes(32).toString('hex');
+  const valid = new Set<string>();
+  let stats = emptyStats();
+  let log: ApiRequestRecord[] = [];
+  let fault: { fault: TokenFault; remaining: number } | undefined;
+  let tokenDelayMs = 0;
+  let apiDelayMs = 0;
+  let rejection: ApiRejection | undefined;
+  let lastIssued: string | undefined;
+  let baseUrl = '';
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent)
+        json(res, 500, [{ message: 'internal', errorCode: 'UNKNOWN_EXCEPTION' }]);
+      else res.destroy();
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', baseUrl);
+    if (url.pathname === '/services/oauth2/token') return token(req, res);
+    if (
+      url.pathname.startsWith('/services/data/') ||
+      url.pathname.startsWith('/services/apexrest/')
+    ) {
+      return api(req, res, url);
+    }
+    json(res, 404, [{ errorCode: 'NOT_FOUND', message: 'The requested resource does not exist' }]);
+  }
+
+  async function token(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req);
+    const params = new URLSearchParams(body.toString('utf8'));
+    const grant = params.get('grant_type') ?? '(none)';
+    stats.tokenRequests++;
+    stats.tokenRequestsByGrant[grant] = (stats.tokenRequestsByGrant[grant] ?? 0) + 1;
+    if (tokenDelayMs > 0) await delay(tokenDelayMs);
+
+    const active = takeFault();
+    if (active !== undefined && active.kind !== 'instance-url') return misbehave(active, res);
+
+    if (req.method !== 'POST') return oauthError(res, 400, 'invalid_request', 'must use HTTP POST');
+    if (!String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')) {
+      return oauthError(res, 400, 'invalid_request', 'unsupported content type');
+    }
+    if (grant !== 'client_credentials') {
+      return oauthError(res, 400, 'unsupported_grant_type', 'grant type not supported');
+    }
+    if (params.get('client_id') !== clientId) {
+      return oauthError(res, 400, 'invalid_client_id', 'client identifier invalid');
+    }
+    if (params.get('client_secret') !== clientSecret) {
+      return oauthError(res, 400, 'invalid_client', 'invalid client credentials');
+    }
+    const instanceUrl = active?.kind === 'instance-url' ? active.instanceUrl : `${baseUrl}/`;
+    json(res, 200, issue(instanceUrl));
+  }
+
+  function issue(instanceUrl: string): Record<string, string | number> {
+    let accessToken =
+      options.reuseAccessToken && lastIssued && valid.has(lastIssued) ? lastIssued : undefined;
+    if (accessToken === undefined) {
+      accessToken = `${ORG_ID}!${randomBytes(48).toString('base64url')}`;
+      valid.add(accessToken);
+      lastIssued = accessToken;
+    }
+    stats.tokensIssued++;
+    const issuedAt = String(Date.now());
+    const id = `${baseUrl}/id/${ORG_ID}/${USER_ID}`;
+    const answer: Record<string, string | number> = {
+      access_token: accessToken,
+      instance_url: instanceUrl,
+      id,
+      token_type: 'Bearer',
+      issued_at: issuedAt,
+      signature: randomBytes(32).toString('base64'),
+      scope: 'api',
+    };
+    if (options.expiresInSeconds !== undefined) answer.expires_in = options.expiresInSeconds;
+    return answer;
+  }
+
+  function takeFault(): TokenFault | undefined {
+    if (fault === undefined) return undefined;
+    const current = fault.fault;
+    if (--fault.remaining <= 0) fault = undefined;
+    return current;
+  }
+
+  function misbehave(f: Exclude<TokenFault, { kind: 'instance-url' }>, res: ServerResponse): void {
+    switch (f.kind) {
+      case 'status':
+        res.writeHead(f.status, { 'content-type': 'application/json', ...f.headers });
+        res.end(f.body ?? '');
+        return;
+      case 'stall':
+        return;
+      case 'stall-body':
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"access_token":"');
+        return;
+      case 'reset':
+        res.socket?.destroy();
+        return;
+      case 'redirect':
+        res.writeHead(f.status ?? 302, { location: f.location });
+        res.end();
+        return;
+      case 'oversized': {
+        const headers: Record<string, string | number> = { 'content-type': 'application/json' };
+        if (f.declareLength) headers['content-length'] = f.bytes;
+        res.writeHead(200, headers);
+        streamFiller(res, f.bytes);
+        return;
+      }
+    }
+  }
+
+  async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const body = await readBody(req);
+    if (apiDelayMs > 0) await delay(apiDelayMs);
+    const auth = req.headers.authorization;
+    const presented = auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length) : undefined;
+    const answer = (status: number, payload: unknown, headers?: Record<string, string>) => {
+      stats.apiRequests++;
+      stats.apiRequestsByStatus[status] = (stats.apiRequestsByStatus[status] ?? 0) + 1;
+      log.push({
+        method: req.method ?? 'GET',
+        path: url.pathname + url.search,
+        token: presented,
+        status,
+      });
+      if (log.length > API_LOG_LIMIT) log = log.slice(-API_LOG_LIMIT);
+      json(res, status, payload, headers);
+    };
+
+    if (presented === undefined || !valid.has(presented) || rejection === 'invalid-session') {
+      return answer(401, [
+        { message: 'Session expired or invalid', errorCode: 'INVALID_SESSION_ID' },
+      ]);
+    }
+    if (rejection === 'not-valid-for-rest') {
+      return answer(401, [
+        {
+          message: 'This session is not valid for use with the REST API',
+          errorCode: 'INVALID_SESSION_ID',
+        },
+      ]);
+    }
+
+    const path = url.pathname;
+    if (path === '/services/apexrest/echo') {
+      const headers = { ...req.headers };
+      delete headers.authorization;
+      return answer(200, {
+        method: req.method,
+        path,
+        query: url.search,
+        headers,
+        bodyBase64: body.toString('base64'),
+      });
+    }
+    if (path === '/services/apexrest/redirect') {
+      const location = url.searchParams.get('to') ?? '/';
+      stats.apiRequests++;
+      stats.apiRequestsByStatus[302] = (stats.apiRequestsByStatus[302] ?? 0) + 1;
+      res.writeHead(302, { location });
+      res.end();
+      return;
+    }
+    const data = /^\/services\/data\/v\d+\.\d+(\/.*)?$/.exec(path);
+    const resource = data?.[1] ?? '';
+    if (req.method === 'GET' && resource === '/limits') {
+      return answer(200, {
+        DailyApiRequests: { Max: 15000, Remaining: 15000 - stats.apiRequests },
+      });
+    }
+    if (req.method === 'GET' && resource === '/query') {
+      return answer(200, {
+        totalSize: 1,
+        done: true,
+        records: [{ attributes: { type: 'Account' }, Id: '001000000000001AAA', Name: 'Acme' }],
+      });
+    }
+    if (req.method === 'POST' && resource === '/sobjects/Account') {
+      let record: unknown;
+      try {
+        record = JSON.parse(body.toString('utf8'));
+      } catch {
+        return answer(400, [{ message: 'JSON parser error', errorCode: 'JSON_PARSER_ERROR' }]);
+      }
+      return answer(201, {
+        id: `001${randomUUID().replaceAll('-', '').slice(0, 15)}`,
+        success: true,
+        errors: [],
+        record,
+      });
+    }
+    return answer(404, [
+      { errorCode: 'NOT_FOUND', message: 'The requested resource does not exist' },
+    ]);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  baseUrl = `http://127.0.0.1:${port}`;
+
+  return {
+    loginUrl: baseUrl,
+    instanceUrl: baseUrl,
+    clientId,
+    clientSecret,
+    get stats() {
+      return structuredClone(stats);
+    },
+    get apiRequests() {
+      return [...log];
+    },
+    revokeAllTokens: () => valid.clear(),
+    isValidToken: (t) => valid.has(t),
+    failTokenEndpoint: (f, o) => {
+      fault = { fault: f, remaining: o?.times ?? Number.POSITIVE_INFINITY };
+    },
+    healTokenEndpoint: () => {
+      fault = undefined;
+    },
+    setTokenDelay: (ms) => {
+      tokenDelayMs = ms;
+    },
+    setApiDelay: (ms) => {
+      apiDelayMs = ms;
+    },
+    rejectApiTokens: (mode) => {
+      rejection = mode;
+    },
+    resetStats: () => {
+      stats = emptyStats();
+      log = [];
+    },
+    close: () => closeServer(server),
+    // Never show the secret in a test failure or a log line.
+    toJSON: () => ({ loginUrl: baseUrl, instanceUrl: baseUrl, clientId }),
+    [Symbol.for('nodejs.util.inspect.custom')]: () => `FakeOrg { instanceUrl: '${baseUrl}' }`,
+  } as FakeOrg;
+}
+
+function emptyStats(): FakeOrgStats {
+  return {
+    tokenRequests: 0,
+    tokenRequestsByGrant: {},
+    tokensIssued: 0,
+    apiRequests: 0,
+    apiRequestsByStatus: {},
+  };
+}
+
+function json(
+  res: ServerResponse,
+  status: number,
+  payload: unknown,
+  headers?: Record<string, string>,
+): void {
+  const body = JSON.stringify(payload);
+  res.writeHead(status, { 'content-type': 'application/json;charset=UTF-8', ...headers });
+  res.end(body);
+}
+
+function oauthError(res: ServerResponse, status: number, error: string, description: string): void {
+  json(res, status, { error, error_description: description });
+}
+
+/** Reads a request body; refuses more than 8 MiB so a runaway client cannot exhaust the test. */
+export async function readBody(req: IncomingMessage, limit = 8 * 1024 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).byteLength;
+    if (size > limit) throw new Error('request body too large');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function streamFiller(res: ServerResponse, bytes: number): void {
+  const chunk = Buffer.alloc(16 * 1024, 0x20);
+  res.write('{"access_token":"x","instance_url":"x","pad":"');
+  let left = bytes;
+  const pump = () => {
+    while (left > 0) {
+      const n = Math.min(left, chunk.byteLength);
+      left -= n;
+      if (!res.write(chunk.subarray(0, n))) return void res.once('drain', pump);
+    }
+    res.end('"}');
+  };
+  res.on('error', () => {});
+  pump();
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Closes `server`, cutting keep-alive and stalled connections so tests never wait on them. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

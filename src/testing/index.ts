@@ -1,0 +1,15 @@
+/**
+ * `cirrus-auth/testing`: a fake Salesforce org on loopback for your own tests, and an echo server
+ * to stand in for any other origin.
+ * @packageDocumentation
+ */
+export { type EchoRecord, type EchoServer, startEchoServer } from './echo-server.js';
+export {
+  type ApiRejection,
+  type ApiRequestRecord,
+  type FakeOrg,
+  type FakeOrgOptions,
+  type FakeOrgStats,
+  startFakeOrg,
+  type TokenFault,
+} from './fake-org.js';

@@ -1,0 +1,240 @@
+import {
+  InstanceUrlMismatchError,
+  OAuthError,
+  ResponseTooLargeError,
+  TransportError,
+  UnexpectedResponseError,
+} from './errors.js';
+import { concat, type ReadResult, readUpTo } from './internal/bytes.js';
+import { optionalFunction, positiveMs } from './internal/options.js';
+import { normaliseBaseUrl, sameBaseUrl } from './internal/url.js';
+
+/** Path of Salesforce's OAuth 2.0 token endpoint, relative to the login URL. */
+export const TOKEN_PATH = '/services/oauth2/token';
+
+/** Default for `timeoutMs`: the whole token exchange, connect to last byte. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** Token endpoint answers larger than this are refused without being buffered. */
+export const MAX_TOKEN_RESPONSE_BYTES = 64 * 1024;
+
+/** Options shared by every session that talks to the token endpoint. */
+export interface TokenEndpointOptions {
+  /**
+   * Where to send token requests: your My Domain URL (`https://NAME.my.salesforce.com`),
+   * `https://login.salesforce.com` or `https://test.salesforce.com`. Plain http only for loopback.
+   */
+  loginUrl?: string;
+  /**
+   * The org's instance URL. Every token response's `instance_url` must match it (ASCII
+   * case-insensitive, trailing slashes ignored), so a token for another org is never used.
+   */
+  instanceUrl: string;
+  /**
+   * Time limit for one token exchange, from connect to the last byte of the answer.
+   * @default DEFAULT_TIMEOUT_MS (30 s)
+   */
+  timeoutMs?: number;
+  /**
+   * The `fetch` used for token requests. It must honour `redirect: 'manual'` and `signal`.
+   * @default globalThis.fetch
+   */
+  fetch?: typeof fetch;
+}
+
+/** A token endpoint after its options were validated. Internal to the grants. */
+export interface TokenEndpoint {
+  readonly loginUrl: string;
+  readonly instanceUrl: string;
+  readonly timeoutMs: number;
+  readonly fetch: typeof fetch;
+}
+
+/** A successful token response, parsed and checked. */
+export interface TokenResponse {
+  accessToken: string;
+  /** The `instance_url`, already checked against the configured one. */
+  instanceUrl: string;
+  /** Lifetime from `expires_in` when the server sent one (Salesforce usually does not). */
+  expiresInMs?: number;
+  /** Present only for grants that issue one (refresh token, web server). */
+  refreshToken?: string;
+  /** The identity URL, `https://login.salesforce.com/id/<orgId>/<userId>`. */
+  id?: string;
+  scope?: string;
+}
+
+/**
+ * Validates the options shared by every token-endpoint session. Throws `ConfigError` (or its
+ * subclass `InsecureUrlError`) naming the offending option; never echoes a value.
+ */
+export function tokenEndpoint(
+  options: TokenEndpointOptions,
+  defaultLoginUrl?: string,
+): TokenEndpoint {
+  const instanceUrl = normaliseBaseUrl('instanceUrl', options.instanceUrl);
+  const loginUrl = normaliseBaseUrl('loginUrl', options.loginUrl ?? defaultLoginUrl);
+  const timeoutMs = positiveMs('timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS);
+  const customFetch = optionalFunction('fetch', options.fetch);
+  // Resolve the global lazily so a fetch installed after construction (or a test double) is used.
+  const fetchFn: typeof fetch = customFetch ?? ((input, init) => globalThis.fetch(input, init));
+  return { loginUrl, instanceUrl, timeoutMs, fetch: fetchFn };
+}
+
+/**
+ * POSTs one grant to `{loginUrl}/services/oauth2/token` and returns the checked answer. The one
+ * place that talks to the token endpoint: never follows redirects, bounds time and body size, and
+ * never puts a body into an error message.
+ * @see https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_endpoints.htm
+ */
+export async function requestToken(
+  endpoint: TokenEndpoint,
+  params: Readonly<Record<string, string>>,
+): Promise<TokenResponse> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new TransportError(`Token request timed out after ${endpoint.timeoutMs} ms`);
+      controller.abort(error);
+      reject(error);
+    }, endpoint.timeoutMs);
+  });
+  const exchange = exchangeToken(endpoint, params, controller.signal);
+  // A custom fetch that ignores `signal` could settle after the timeout; that late outcome is moot.
+  exchange.catch(() => {});
+  try {
+    return await Promise.race([exchange, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function exchangeToken(
+  endpoint: TokenEndpoint,
+  params: Readonly<Record<string, string>>,
+  signal: AbortSignal,
+): Promise<TokenResponse> {
+  let response: Response;
+  try {
+    response = await endpoint.fetch(endpoint.loginUrl + TOKEN_PATH, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: new URLSearchParams(params).toString(),
+      redirect: 'manual',
+      signal,
+    });
+  } catch (error) {
+    throw transportError('Token request failed', error, signal);
+  }
+
+  // A redirect could carry the credentials to another host on the next hop: never follow one.
+  // `redirected` catches a custom fetch that followed anyway; status 0 is a browser-style opaque one.
+  if (
+    response.redirected ||
+    response.status === 0 ||
+    (response.status >= 300 && response.status < 400)
+  ) {
+    await discard(response);
+    throw new UnexpectedResponseError(response.status, 'redirects are not followed');
+  }
+
+  const body = await readLimited(response, signal);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
+  } catch {
+    throw new UnexpectedResponseError(response.status, 'body is not JSON');
+  }
+
+  if (!response.ok) {
+    if (isRecord(json) && typeof json.error === 'string' && json.error !== '') {
+      const description =
+        typeof json.error_description === 'string' ? json.error_description : undefined;
+      throw new OAuthError(json.error, response.status, description);
+    }
+    throw new UnexpectedResponseError(response.status, 'not an OAuth error body');
+  }
+  return parseSuccess(json, response.status, endpoint.instanceUrl);
+}
+
+function parseSuccess(json: unknown, status: number, configuredInstanceUrl: string): TokenResponse {
+  if (!isRecord(json)) throw new UnexpectedResponseError(status, 'body is not a JSON object');
+  const { access_token, instance_url, expires_in, refresh_token, id, scope } = json;
+  if (typeof access_token !== 'string' || access_token === '') {
+    throw new UnexpectedResponseError(status, 'access_token missing or not a string');
+  }
+  if (typeof instance_url !== 'string' || instance_url === '') {
+    throw new UnexpectedResponseError(status, 'instance_url missing or not a string');
+  }
+  const optional = { refresh_token, id, scope };
+  for (const [name, value] of Object.entries(optional)) {
+    if (value !== undefined && typeof value !== 'string') {
+      throw new UnexpectedResponseError(status, `${name} is not a string`);
+    }
+  }
+  let expiresInMs: number | undefined;
+  if (expires_in !== undefined) {
+    const seconds = typeof expires_in === 'string' ? Number(expires_in) : expires_in;
+    if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0) {
+      throw new UnexpectedResponseError(status, 'expires_in is not a positive number');
+    }
+    expiresInMs = Math.floor(seconds * 1000);
+  }
+  if (!sameBaseUrl(instance_url, configuredInstanceUrl)) {
+    throw new InstanceUrlMismatchError(configuredInstanceUrl, safeUrlForMessage(instance_url));
+  }
+  const result: TokenResponse = { accessToken: access_token, instanceUrl: configuredInstanceUrl };
+  if (expiresInMs !== undefined) result.expiresInMs = expiresInMs;
+  if (typeof refresh_token === 'string') result.refreshToken = refresh_token;
+  if (typeof id === 'string') result.id = id;
+  if (typeof scope === 'string') result.scope = scope;
+  return result;
+}
+
+/** Reads the body, refusing more than {@link MAX_TOKEN_RESPONSE_BYTES} without buffering it. */
+async function readLimited(response: Response, signal: AbortSignal): Promise<Uint8Array> {
+  const limit = MAX_TOKEN_RESPONSE_BYTES;
+  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+  if (declared > limit) {
+    await discard(response);
+    throw new ResponseTooLargeError(limit);
+  }
+  if (response.body === null) return new Uint8Array();
+  const reader = response.body.getReader();
+  let read: ReadResult;
+  try {
+    read = await readUpTo(reader, limit);
+  } catch (error) {
+    throw transportError('Token response body could not be read', error, signal);
+  }
+  if (read.exceeded) {
+    reader.cancel().catch(() => {});
+    throw new ResponseTooLargeError(limit);
+  }
+  return concat(read.chunks, read.size);
+}
+
+/** Maps a failure below HTTP to `TransportError`, preferring the timeout error when that fired. */
+function transportError(message: string, error: unknown, signal: AbortSignal): TransportError {
+  if (signal.aborted && signal.reason instanceof TransportError) return signal.reason;
+  return new TransportError(message, { cause: error });
+}
+
+async function discard(response: Response): Promise<void> {
+  await response.body?.cancel().catch(() => {});
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The origin and path of a server-supplied URL, or a placeholder: never a query or userinfo. */
+function safeUrlForMessage(value: string): string {
+  try {
+    const url = new URL(value);
+    return url.origin + url.pathname.replace(/\/+$/, '');
+  } catch {
+    return '(not a URL)';
+  }
+}
