@@ -240,7 +240,9 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
 
   async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const body = await readBody(req);
-    if (apiDelayMs > 0) await delay(apiDelayMs);
+    // `?delayMs=` on any API path holds that one answer back, to stage interleavings in tests.
+    const extraDelayMs = Math.min(Number(url.searchParams.get('delayMs')) || 0, 10_000);
+    if (apiDelayMs + extraDelayMs > 0) await delay(apiDelayMs + extraDelayMs);
     const auth = req.headers.authorization;
     const presented = auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length) : undefined;
     const answer = (status: number, payload: unknown, headers?: Record<string, string>) => {

@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { authFetch } from '../../src/adapters/fetch.js';
+import {
+  ClientCredentialsAuth,
+  ConfigError,
+  InsecureUrlError,
+  StaticTokenAuth,
+} from '../../src/index.js';
+import { type FakeOrg, startFakeOrg } from '../../src/testing/index.js';
+import { expectNoSecrets } from '../_secrets.js';
+
+let org: FakeOrg;
+beforeAll(async () => {
+  org = await startFakeOrg();
+});
+afterAll(() => org.close());
+
+describe('StaticTokenAuth', () => {
+  it('hands out its token; invalidate is a no-op, so a rejected token surfaces its 401', async () => {
+    const minted = await new ClientCredentialsAuth({
+      ...org,
+      loginUrl: org.loginUrl,
+      clientSecret: org.clientSecret,
+    }).getToken();
+    const session = new StaticTokenAuth({
+      accessToken: minted,
+      instanceUrl: `${org.instanceUrl}/`,
+    });
+    expect(session.instanceUrl).toBe(org.instanceUrl);
+    expect(await session.getToken()).toBe(minted);
+    await session.invalidate(minted);
+    expect(await session.getToken()).toBe(minted);
+
+    const sfFetch = authFetch(session);
+    expect((await sfFetch('/services/data/v62.0/limits')).status).toBe(200);
+    org.revokeAllTokens();
+    org.resetStats();
+    expect((await sfFetch('/services/data/v62.0/limits')).status).toBe(401);
+    expect(org.stats.apiRequests).toBe(1);
+  });
+
+  it('validates its options and never shows the token', () => {
+    expect(
+      () => new StaticTokenAuth({ accessToken: '', instanceUrl: 'https://a.my.salesforce.com' }),
+    ).toThrow(expect.objectContaining({ option: 'accessToken' }));
+    expect(
+      () => new StaticTokenAuth({ accessToken: 'x', instanceUrl: 'http://a.my.salesforce.com' }),
+    ).toThrow(InsecureUrlError);
+    expect(() => new StaticTokenAuth(null as never)).toThrow(ConfigError);
+    const session = new StaticTokenAuth({
+      accessToken: '00Dsecret!token',
+      instanceUrl: 'https://a.my.salesforce.com',
+    });
+    expectNoSecrets(session, ['00Dsecret!token']);
+  });
+
+  it('rejects for an aborted signal', async () => {
+    const session = new StaticTokenAuth({
+      accessToken: 'tok',
+      instanceUrl: 'https://a.my.salesforce.com',
+    });
+    const signal = AbortSignal.abort(new Error('stop'));
+    await expect(session.getToken({ signal })).rejects.toThrow('stop');
+  });
+});

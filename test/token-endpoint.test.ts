@@ -1,0 +1,135 @@
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { OAuthError, UnexpectedResponseError } from '../src/errors.js';
+import { requestToken, TOKEN_PATH, tokenEndpoint } from '../src/token-endpoint.js';
+import { caught } from './_secrets.js';
+
+// Narrow unit tests of the response parser: nock answers global fetch, no server needed.
+const HOST = 'https://acme.my.salesforce.com';
+const endpoint = tokenEndpoint({ loginUrl: HOST, instanceUrl: HOST, timeoutMs: 2_000 });
+const params = { grant_type: 'client_credentials', client_id: 'id', client_secret: 'shh-secret' };
+
+beforeAll(() => nock.disableNetConnect());
+afterEach(() => nock.cleanAll());
+afterAll(() => nock.enableNetConnect());
+
+describe('requestToken', () => {
+  it('POSTs the grant form-encoded and parses a full success body', async () => {
+    const scope = nock(HOST)
+      .matchHeader('content-type', 'application/x-www-form-urlencoded')
+      .post(TOKEN_PATH, 'grant_type=client_credentials&client_id=id&client_secret=shh-secret')
+      .reply(200, {
+        access_token: '00Dxx!token',
+        instance_url: `${HOST}/`,
+        id: `${HOST}/id/00D/005`,
+        token_type: 'Bearer',
+        issued_at: '1700000000000',
+        signature: 'sig',
+        scope: 'api refresh_token',
+        refresh_token: '5Aep-refresh',
+        expires_in: '7200',
+      });
+    const answer = await requestToken(endpoint, params);
+    expect(answer).toEqual({
+      accessToken: '00Dxx!token',
+      instanceUrl: HOST,
+      id: `${HOST}/id/00D/005`,
+      scope: 'api refresh_token',
+      refreshToken: '5Aep-refresh',
+      expiresInMs: 7_200_000,
+    });
+    expect(scope.isDone()).toBe(true);
+  });
+
+  it('accepts a numeric expires_in and omits absent optional fields', async () => {
+    nock(HOST)
+      .post(TOKEN_PATH)
+      .reply(200, { access_token: 't', instance_url: HOST, expires_in: 60 });
+    expect(await requestToken(endpoint, params)).toEqual({
+      accessToken: 't',
+      instanceUrl: HOST,
+      expiresInMs: 60_000,
+    });
+  });
+
+  it.each([0, -5, 'NaN'])('rejects expires_in %s', async (expiresIn) => {
+    nock(HOST)
+      .post(TOKEN_PATH)
+      .reply(200, { access_token: 't', instance_url: HOST, expires_in: expiresIn });
+    expect(await caught(() => requestToken(endpoint, params))).toBeInstanceOf(
+      UnexpectedResponseError,
+    );
+  });
+
+  it('an OAuth error on a 503 is transient and keeps the status', async () => {
+    nock(HOST)
+      .post(TOKEN_PATH)
+      .reply(503, { error: 'server_error', error_description: 'try later' });
+    const error = await caught(() => requestToken(endpoint, params));
+    expect(error).toBeInstanceOf(OAuthError);
+    expect(error).toMatchObject({
+      status: 503,
+      transient: true,
+      error: 'server_error',
+      errorDescription: 'try later',
+    });
+  });
+
+  it('a JSON error body that is not OAuth-shaped is an UnexpectedResponseError', async () => {
+    nock(HOST)
+      .post(TOKEN_PATH)
+      .reply(400, [{ message: 'nope', errorCode: 'X' }]);
+    expect(await caught(() => requestToken(endpoint, params))).toMatchObject({
+      name: 'UnexpectedResponseError',
+      status: 400,
+    });
+    nock(HOST).post(TOKEN_PATH).reply(400, { error: '' });
+    expect(await caught(() => requestToken(endpoint, params))).toBeInstanceOf(
+      UnexpectedResponseError,
+    );
+  });
+
+  it('a body that is not UTF-8 is not JSON', async () => {
+    nock(HOST)
+      .post(TOKEN_PATH)
+      .reply(200, Buffer.from([0x7b, 0xff, 0xfe, 0x7d]));
+    expect(await caught(() => requestToken(endpoint, params))).toMatchObject({
+      name: 'UnexpectedResponseError',
+      message: expect.stringContaining('not JSON'),
+    });
+  });
+
+  it('a transport error from fetch keeps its cause', async () => {
+    nock(HOST).post(TOKEN_PATH).replyWithError('socket hang up');
+    const error = await caught(() => requestToken(endpoint, params));
+    expect(error).toMatchObject({ name: 'TransportError', transient: true });
+    expect((error as Error).cause).toBeInstanceOf(Error);
+  });
+
+  it('settles at the timeout even when a custom fetch ignores its signal', async () => {
+    const neverSettles = (() => new Promise<Response>(() => {})) as typeof fetch;
+    const stuck = tokenEndpoint({
+      loginUrl: HOST,
+      instanceUrl: HOST,
+      timeoutMs: 50,
+      fetch: neverSettles,
+    });
+    expect(await caught(() => requestToken(stuck, params))).toMatchObject({
+      name: 'TransportError',
+      message: expect.stringContaining('timed out'),
+    });
+  });
+
+  it('refuses a response that a custom fetch followed through a redirect', async () => {
+    const followed = (async () => {
+      const response = new Response('{"access_token":"t","instance_url":"x"}', { status: 200 });
+      Object.defineProperty(response, 'redirected', { value: true });
+      return response;
+    }) as typeof fetch;
+    const sneaky = tokenEndpoint({ loginUrl: HOST, instanceUrl: HOST, fetch: followed });
+    expect(await caught(() => requestToken(sneaky, params))).toMatchObject({
+      name: 'UnexpectedResponseError',
+      message: expect.stringContaining('redirect'),
+    });
+  });
+});
