@@ -89,6 +89,10 @@ export class CachingSession extends Redacted implements AuthSession {
    * concurrent callers share. A caller's `signal` ends only that caller's wait.
    */
   getToken(options?: GetTokenOptions): Promise<string> {
+    const hit = this.#hit;
+    // The hot path: no options, a fresh cached token, one settled promise handed out again.
+    if (options === undefined && hit !== undefined && this.#now() < hit.token.staleAt)
+      return hit.promise;
     let signal: AbortSignal | undefined;
     try {
       signal = checkSignal(options?.signal);
@@ -96,7 +100,6 @@ export class CachingSession extends Redacted implements AuthSession {
       return Promise.reject(error);
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const hit = this.#hit;
     if (hit !== undefined && this.#now() < hit.token.staleAt) return hit.promise;
     this.#pending ??= this.#lock
       .runExclusive(() => this.#refresh())
