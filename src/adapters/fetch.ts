@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js';
+import { raceAbort } from '../internal/abort.js';
 import { concat, readUpTo } from '../internal/bytes.js';
 import { optionalFunction, optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
@@ -60,14 +61,14 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
     const signal = prepared.signal;
 
     const sent = await session.getToken({ signal });
-    const response = await inner(prepared.build(sent, 1));
+    const response = await inner(prepared.build(sent));
     if (!(await policy.isAuthFailure(response))) return response;
 
-    await session.invalidate(sent);
-    if (!prepared.replayable) return response;
     let fresh: string;
     try {
-      fresh = await session.getToken({ signal });
+      await raceAbort(session.invalidate(sent), signal);
+      // A body that cannot be replayed ends here: the stale token is gone, the 401 goes back.
+      fresh = prepared.replayable ? await session.getToken({ signal }) : sent;
     } catch (error) {
       await response.body?.cancel().catch(() => {});
       throw error;
@@ -75,7 +76,7 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
     // The same token again means the 401 is not an expiry: surface it rather than burn a retry.
     if (fresh === sent) return response;
     await response.body?.cancel().catch(() => {});
-    return inner(prepared.build(fresh, 2));
+    return inner(prepared.build(fresh));
   };
 }
 
@@ -83,8 +84,8 @@ interface Prepared {
   readonly signal: AbortSignal | undefined;
   /** Whether a second attempt can carry the same body. */
   readonly replayable: boolean;
-  /** Builds attempt `n` (1 or 2) carrying `token`. */
-  build(token: string, attempt: 1 | 2): Request;
+  /** Builds one attempt carrying `token`; called at most twice. */
+  build(token: string): Request;
 }
 
 /**

@@ -349,6 +349,22 @@ describe('authFetch: abort and errors', () => {
     expect(org.stats.apiRequests).toBe(1);
   });
 
+  it('an abort while waiting for the re-mint after a 401 rejects promptly; the re-mint goes on', async () => {
+    const sfFetch = authFetch(session);
+    await session.getToken();
+    org.revokeAllTokens();
+    org.resetStats();
+    org.setTokenDelay(300);
+    const controller = new AbortController();
+    const aborted = sfFetch(LIMITS, { signal: controller.signal });
+    while (org.stats.tokenRequests === 0) await new Promise((r) => setTimeout(r, 5));
+    controller.abort();
+    expect(await caught(() => aborted)).toMatchObject({ name: 'AbortError' });
+    expect((await sfFetch(LIMITS)).status).toBe(200);
+    expect(org.stats.tokenRequests).toBe(1);
+    expect(org.stats.apiRequestsByStatus).toEqual({ 200: 1, 401: 1 });
+  });
+
   it('a token endpoint failure reaches the caller as the AuthError subclass with no secret', async () => {
     const wrong = 'definitely-wrong-secret';
     const sfFetch = authFetch(newSession(wrong));
