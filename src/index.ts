@@ -5,6 +5,13 @@
  */
 
 export {
+  type AdapterOptions,
+  isRestAuthFailure,
+  isSalesforceAuthFailure,
+  MAX_REPLAY_BODY_BYTES,
+  NON_CURABLE_401_MESSAGES,
+} from './adapters/shared.js';
+export {
   AuthError,
   type AuthErrorOptions,
   ConfigError,

@@ -1,16 +1,8 @@
-import { ConfigError } from '../errors.js';
 import { raceAbort } from '../internal/abort.js';
-import { concat, readUpTo } from '../internal/bytes.js';
+import { bufferUpTo } from '../internal/bytes.js';
 import { optionalFunction, optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
 import { type AdapterOptions, adapterPolicy } from './shared.js';
-
-/**
- * A one-shot stream body (a `ReadableStream`, an async iterable, or a `Request` carrying a body) is
- * buffered up to this many bytes so it can be replayed after a 401. A larger one is sent as a
- * stream and its 401 is returned untried.
- */
-export const MAX_REPLAY_BODY_BYTES = 1024 * 1024;
 
 /** Options of {@link authFetch}. */
 export interface AuthFetchOptions extends AdapterOptions {
@@ -19,11 +11,6 @@ export interface AuthFetchOptions extends AdapterOptions {
    * @default globalThis.fetch (looked up on each call)
    */
   fetch?: typeof fetch;
-  /**
-   * How much of a one-shot stream body is buffered for a replay; see {@link MAX_REPLAY_BODY_BYTES}.
-   * @default MAX_REPLAY_BODY_BYTES (1 MiB)
-   */
-  maxReplayBodyBytes?: number;
 }
 
 /**
@@ -44,10 +31,6 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
   const policy = adapterPolicy(session, o);
   const inner: typeof fetch =
     optionalFunction('fetch', o.fetch) ?? ((input, init) => globalThis.fetch(input, init));
-  const replayLimit = o.maxReplayBodyBytes ?? MAX_REPLAY_BODY_BYTES;
-  if (!Number.isSafeInteger(replayLimit) || replayLimit < 0) {
-    throw new ConfigError('maxReplayBodyBytes', 'must be a whole number of bytes, 0 or more');
-  }
 
   return async function sfFetch(
     input: string | URL | Request,
@@ -57,7 +40,7 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
     if (!policy.isOrgUrl(url)) return inner(input, init);
 
     const target = input instanceof Request ? input : url;
-    const prepared = await prepare(target, init, replayLimit);
+    const prepared = await prepare(target, init, policy.maxReplayBodyBytes);
     const signal = prepared.signal;
 
     const sent = await session.getToken({ signal });
@@ -145,30 +128,4 @@ function isStreamBody(body: BodyInit): boolean {
     body instanceof ReadableStream ||
     (typeof body === 'object' && body !== null && Symbol.asyncIterator in body)
   );
-}
-
-/**
- * Reads up to `limit` bytes. If the stream ends within the limit, `buffered` holds all of it and
- * `rest` is undefined; otherwise `rest` is a stream of everything read so far followed by the
- * remainder, to be sent once.
- */
-async function bufferUpTo(
-  body: ReadableStream<Uint8Array>,
-  limit: number,
-  signal: AbortSignal | undefined,
-): Promise<{ buffered: Uint8Array<ArrayBuffer>; rest?: ReadableStream<Uint8Array> }> {
-  const reader = body.getReader();
-  const { chunks, size, exceeded } = await readUpTo(reader, limit, signal);
-  if (!exceeded) return { buffered: concat(chunks, size) };
-  const rest = new ReadableStream<Uint8Array>({
-    pull: async (controller) => {
-      const chunk = chunks.shift();
-      if (chunk !== undefined) return controller.enqueue(chunk);
-      const { done, value } = await reader.read();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  });
-  return { buffered: new Uint8Array(), rest };
 }

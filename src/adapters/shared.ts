@@ -19,7 +19,18 @@ export interface AdapterOptions {
    * @default a 401 from an org origin, except Salesforce's two 401s a new token cannot cure
    */
   isAuthFailure?: (response: Response) => boolean | Promise<boolean>;
+  /**
+   * fetch and ky: how much of a one-shot stream body (a `ReadableStream`, an async iterable, a
+   * `Request` carrying a body) is buffered so it can be replayed after an auth failure. A larger
+   * body is streamed once and its 401 returned untried. axios has serialised bodies already and
+   * sends a Node stream body once, untried on 401.
+   * @default MAX_REPLAY_BODY_BYTES (1 MiB)
+   */
+  maxReplayBodyBytes?: number;
 }
+
+/** Default for `maxReplayBodyBytes`. */
+export const MAX_REPLAY_BODY_BYTES = 1024 * 1024;
 
 /**
  * 401 answers that a new token does not cure: retrying them only burns a login.
@@ -36,6 +47,7 @@ const DETECTION_PEEK_BYTES = 16 * 1024;
 /** What an adapter needs from its options, validated once when the adapter is created. */
 export interface AdapterPolicy {
   readonly instanceUrl: string;
+  readonly maxReplayBodyBytes: number;
   /** Whether the bearer may go to this absolute URL. */
   isOrgUrl(url: string): boolean;
   /** Resolves a relative path against the instance URL; absolute URLs are returned unchanged. */
@@ -46,7 +58,12 @@ export interface AdapterPolicy {
 
 /** Validates adapter options against `session`; throws `ConfigError` naming the bad option. */
 export function adapterPolicy(session: AuthSession, options: AdapterOptions): AdapterPolicy {
-  if (typeof session !== 'object' || session === null || typeof session.getToken !== 'function') {
+  if (
+    typeof session !== 'object' ||
+    session === null ||
+    typeof session.getToken !== 'function' ||
+    typeof session.invalidate !== 'function'
+  ) {
     throw new ConfigError('session', 'must implement AuthSession');
   }
   const instanceUrl = normaliseBaseUrl('instanceUrl', session.instanceUrl);
@@ -58,6 +75,10 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
     origins.add(new URL(normaliseBaseUrl('origins', origin)).origin);
   }
   const custom = optionalFunction('isAuthFailure', options.isAuthFailure);
+  const maxReplayBodyBytes = options.maxReplayBodyBytes ?? MAX_REPLAY_BODY_BYTES;
+  if (!Number.isSafeInteger(maxReplayBodyBytes) || maxReplayBodyBytes < 0) {
+    throw new ConfigError('maxReplayBodyBytes', 'must be a whole number of bytes, 0 or more');
+  }
 
   const isOrgUrl = (url: string): boolean => {
     try {
@@ -69,6 +90,7 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
 
   return {
     instanceUrl,
+    maxReplayBodyBytes,
     isOrgUrl,
     resolve: (input) => resolveAgainst(instanceUrl, input),
     async isAuthFailure(response) {
@@ -83,16 +105,39 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
           copy.body?.cancel().catch(() => {});
         }
       }
-      return isCurable401(response);
+      return isRestAuthFailure(response);
     },
   };
 }
 
-/** The default detection: a 401 whose body is not one of {@link NON_CURABLE_401_MESSAGES}. */
-async function isCurable401(response: Response): Promise<boolean> {
+/**
+ * The default `isAuthFailure`: a 401 (REST, Bulk 2.0, Connect, Apex REST) whose body is not one of
+ * Salesforce's {@link NON_CURABLE_401_MESSAGES}. Reads at most 16 KiB of a copy of the body.
+ */
+export async function isRestAuthFailure(response: Response): Promise<boolean> {
   if (response.status !== 401) return false;
   const text = await peekText(response, DETECTION_PEEK_BYTES);
   return !NON_CURABLE_401_MESSAGES.some((message) => text.includes(message));
+}
+
+/**
+ * An `isAuthFailure` for every Salesforce API, not only REST: {@link isRestAuthFailure}, plus a
+ * SOAP or Metadata API fault (HTTP 500 carrying `INVALID_SESSION_ID`) and a Bulk API 1.0 error
+ * (HTTP 400 carrying `<exceptionCode>InvalidSessionId</exceptionCode>`). Reads at most 16 KiB of a
+ * copy of the body; the caller's body is untouched.
+ * @see https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_concepts_core_data_objects.htm
+ * @example
+ * ```ts
+ * const sfFetch = authFetch(session, { isAuthFailure: isSalesforceAuthFailure });
+ * ```
+ */
+export async function isSalesforceAuthFailure(response: Response): Promise<boolean> {
+  if (response.status === 401) return isRestAuthFailure(response);
+  if (response.status !== 500 && response.status !== 400) return false;
+  const text = await peekText(response, DETECTION_PEEK_BYTES);
+  return response.status === 500
+    ? text.includes('INVALID_SESSION_ID')
+    : /<exceptionCode>\s*InvalidSessionId\s*<\/exceptionCode>/.test(text);
 }
 
 /** Reads up to `limit` bytes of a copy of the body, leaving the caller's body untouched. */

@@ -43,3 +43,29 @@ export function concat(chunks: readonly Uint8Array[], size: number): Uint8Array<
   }
   return out;
 }
+
+/**
+ * Reads up to `limit` bytes. If the stream ends within the limit, `buffered` holds all of it and
+ * `rest` is undefined; otherwise `rest` is a stream of everything read so far followed by the
+ * remainder, to be sent once.
+ */
+export async function bufferUpTo(
+  body: ReadableStream<Uint8Array>,
+  limit: number,
+  signal: AbortSignal | undefined,
+): Promise<{ buffered: Uint8Array<ArrayBuffer>; rest?: ReadableStream<Uint8Array> }> {
+  const reader = body.getReader();
+  const { chunks, size, exceeded } = await readUpTo(reader, limit, signal);
+  if (!exceeded) return { buffered: concat(chunks, size) };
+  const rest = new ReadableStream<Uint8Array>({
+    pull: async (controller) => {
+      const chunk = chunks.shift();
+      if (chunk !== undefined) return controller.enqueue(chunk);
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  return { buffered: new Uint8Array(), rest };
+}

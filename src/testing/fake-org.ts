@@ -92,6 +92,11 @@ export interface FakeOrg {
    * `not-valid-for-rest`: the 401 a new token does not cure), or accept valid ones again (undefined).
    */
   rejectApiTokens(mode: ApiRejection | undefined): void;
+  /**
+   * Answers the next `times` API requests that carry a valid token with `status` (for example 503),
+   * as an overloaded org would. Requests with a bad token still get their 401 first.
+   */
+  failApiRequests(status: number, options?: { times?: number }): void;
   /** Zeroes the counters and clears the request log. */
   resetStats(): void;
   /** Stops the server, cutting any open connection. */
@@ -99,6 +104,14 @@ export interface FakeOrg {
 }
 
 const API_LOG_LIMIT = 10_000;
+const SOAP_INVALID_SESSION =
+  '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="urn:fault.partner.soap.sforce.com"><soapenv:Body><soapenv:Fault><faultcode>sf:INVALID_SESSION_ID</faultcode><faultstring>INVALID_SESSION_ID: Invalid Session ID found in SessionHeader: Illegal Session</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>';
+const SOAP_OK =
+  '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><getUserInfoResponse/></soapenv:Body></soapenv:Envelope>';
+const BULK_INVALID_SESSION =
+  '<?xml version="1.0" encoding="UTF-8"?><error xmlns="http://www.force.com/2009/06/asyncapi/dataload"><exceptionCode>InvalidSessionId</exceptionCode><exceptionMessage>Invalid session id</exceptionMessage></error>';
+const BULK_JOB =
+  '<?xml version="1.0" encoding="UTF-8"?><jobInfo xmlns="http://www.force.com/2009/06/asyncapi/dataload"><id>750000000000001AAA</id><state>Open</state></jobInfo>';
 const ORG_ID = '00D000000000001EAA';
 const USER_ID = '005000000000001AAA';
 
@@ -127,6 +140,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   let tokenDelayMs = 0;
   let apiDelayMs = 0;
   let rejection: ApiRejection | undefined;
+  let apiFailure: { status: number; remaining: number } | undefined;
   let lastIssued: string | undefined;
   let baseUrl = '';
 
@@ -141,12 +155,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', baseUrl);
     if (url.pathname === '/services/oauth2/token') return token(req, res);
-    if (
-      url.pathname.startsWith('/services/data/') ||
-      url.pathname.startsWith('/services/apexrest/')
-    ) {
-      return api(req, res, url);
-    }
+    if (/^\/services\/(data|apexrest|Soap|async)\//.test(url.pathname)) return api(req, res, url);
     json(res, 404, [{ errorCode: 'NOT_FOUND', message: 'The requested resource does not exist' }]);
   }
 
@@ -244,8 +253,13 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     const extraDelayMs = Math.min(Number(url.searchParams.get('delayMs')) || 0, 10_000);
     if (apiDelayMs + extraDelayMs > 0) await delay(apiDelayMs + extraDelayMs);
     const auth = req.headers.authorization;
-    const presented = auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length) : undefined;
-    const answer = (status: number, payload: unknown, headers?: Record<string, string>) => {
+    const bulkSession = req.headers['x-sfdc-session'];
+    const presented = auth?.startsWith('Bearer ')
+      ? auth.slice('Bearer '.length)
+      : typeof bulkSession === 'string'
+        ? bulkSession.replace(/^Bearer /, '')
+        : undefined;
+    const record = (status: number) => {
       stats.apiRequests++;
       stats.apiRequestsByStatus[status] = (stats.apiRequestsByStatus[status] ?? 0) + 1;
       log.push({
@@ -255,15 +269,27 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
         status,
       });
       if (log.length > API_LOG_LIMIT) log = log.slice(-API_LOG_LIMIT);
+    };
+    const answer = (status: number, payload: unknown, headers?: Record<string, string>) => {
+      record(status);
       json(res, status, payload, headers);
     };
+    const xml = (status: number, payload: string) => {
+      record(status);
+      res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8' });
+      res.end(payload);
+    };
 
-    if (presented === undefined || !valid.has(presented) || rejection === 'invalid-session') {
-      return answer(401, [
-        { message: 'Session expired or invalid', errorCode: 'INVALID_SESSION_ID' },
-      ]);
+    // Each API says "bad token" its own way; see SALESFORCE.md.
+    const rejected = presented === undefined || !valid.has(presented) || rejection !== undefined;
+    const path = url.pathname;
+    if (path.startsWith('/services/Soap/')) {
+      return rejected ? xml(500, SOAP_INVALID_SESSION) : xml(200, SOAP_OK);
     }
-    if (rejection === 'not-valid-for-rest') {
+    if (path.startsWith('/services/async/')) {
+      return rejected ? xml(400, BULK_INVALID_SESSION) : xml(200, BULK_JOB);
+    }
+    if (rejected && rejection === 'not-valid-for-rest') {
       return answer(401, [
         {
           message: 'This session is not valid for use with the REST API',
@@ -271,8 +297,17 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
         },
       ]);
     }
+    if (rejected) {
+      return answer(401, [
+        { message: 'Session expired or invalid', errorCode: 'INVALID_SESSION_ID' },
+      ]);
+    }
+    if (apiFailure !== undefined) {
+      const { status } = apiFailure;
+      if (--apiFailure.remaining <= 0) apiFailure = undefined;
+      return answer(status, [{ message: 'Service unavailable', errorCode: 'SERVER_UNAVAILABLE' }]);
+    }
 
-    const path = url.pathname;
     if (path === '/services/apexrest/echo') {
       const headers = { ...req.headers };
       delete headers.authorization;
@@ -286,8 +321,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     }
     if (path === '/services/apexrest/redirect') {
       const location = url.searchParams.get('to') ?? '/';
-      stats.apiRequests++;
-      stats.apiRequestsByStatus[302] = (stats.apiRequestsByStatus[302] ?? 0) + 1;
+      record(302);
       res.writeHead(302, { location });
       res.end();
       return;
@@ -356,6 +390,9 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     },
     setApiDelay: (ms) => {
       apiDelayMs = ms;
+    },
+    failApiRequests: (status, o) => {
+      apiFailure = { status, remaining: o?.times ?? Number.POSITIVE_INFINITY };
     },
     rejectApiTokens: (mode) => {
       rejection = mode;

@@ -1,0 +1,174 @@
+import axios, {
+  type AxiosAdapter,
+  type AxiosInstance,
+  type AxiosResponse,
+  type InternalAxiosRequestConfig,
+} from 'axios';
+import { ConfigError } from '../errors.js';
+import { raceAbort } from '../internal/abort.js';
+import { optionsObject } from '../internal/options.js';
+import type { AuthSession } from '../session/auth-session.js';
+import { type AdapterOptions, type AdapterPolicy, adapterPolicy } from './shared.js';
+
+/** Options of {@link attachAuth}: the ones every adapter shares. */
+export type AxiosAuthOptions = AdapterOptions;
+
+/**
+ * Makes an axios instance authenticate to the org: requests to the instance origin (and `origins`)
+ * carry `Authorization: Bearer <token>`, and an auth failure is retried once with a new token.
+ * Requests to any other origin are left alone. Returns a function that detaches it again.
+ *
+ * The bearer is set and the retry made inside the instance's adapter, below every interceptor:
+ * your own request and response interceptors run once per call, and the bearer is decided on the
+ * final URL, after every interceptor had its say. A 401 that is not retried rejects with axios's
+ * own `AxiosError`, as it would without cirrus-auth.
+ *
+ * @example
+ * ```ts
+ * import axios from 'axios';
+ * import { attachAuth } from 'cirrus-auth/axios';
+ * const api = axios.create({ baseURL: session.instanceUrl });
+ * const detach = attachAuth(api, session);
+ * const { data } = await api.get('/services/data/v62.0/limits');
+ * ```
+ */
+export function attachAuth(
+  instance: AxiosInstance,
+  session: AuthSession,
+  options: AxiosAuthOptions = {},
+): () => void {
+  if (typeof instance?.interceptors?.request?.use !== 'function') {
+    throw new ConfigError('instance', 'must be an axios instance');
+  }
+  const policy = adapterPolicy(session, optionsObject(options));
+  const id = instance.interceptors.request.use(
+    (config) => {
+      config.adapter = authAdapter(config.adapter, session, policy);
+      return config;
+    },
+    undefined,
+    { synchronous: true },
+  );
+  return () => instance.interceptors.request.eject(id);
+}
+
+function authAdapter(
+  original: InternalAxiosRequestConfig['adapter'],
+  session: AuthSession,
+  policy: AdapterPolicy,
+): AxiosAdapter {
+  return async (config) => {
+    const send = axios.getAdapter(original, config);
+    if (!config.baseURL && !URL.canParse(config.url ?? '')) config.baseURL = policy.instanceUrl;
+    if (!policy.isOrgUrl(fullUrl(config))) return send(config);
+    guardRedirects(config, policy);
+
+    const signal = config.signal instanceof AbortSignal ? config.signal : undefined;
+    const sent = await cancellable(session.getToken({ signal }), config, signal);
+    config.headers.set('Authorization', `Bearer ${sent}`);
+    const first = await outcome(send(config));
+    const response =
+      first.response ?? (axios.isAxiosError(first.error) ? first.error.response : undefined);
+    if (response === undefined || !(await policy.isAuthFailure(toFetchResponse(response)))) {
+      return settle(first);
+    }
+
+    await cancellable(session.invalidate(sent), config, signal);
+    // A one-shot body (a stream) cannot be sent twice: the stale token is gone, the 401 goes back.
+    if (!isReplayable(config.data)) return settle(first);
+    const fresh = await cancellable(session.getToken({ signal }), config, signal);
+    // The same token again means the 401 is not an expiry: surface it rather than burn a retry.
+    if (fresh === sent) return settle(first);
+    config.headers.set('Authorization', `Bearer ${fresh}`);
+    return send(config);
+  };
+}
+
+type Outcome = { response: AxiosResponse; error?: never } | { response?: never; error: unknown };
+
+async function outcome(pending: Promise<AxiosResponse>): Promise<Outcome> {
+  try {
+    return { response: await pending };
+  } catch (error) {
+    return { error };
+  }
+}
+
+function settle(result: Outcome): AxiosResponse {
+  if (result.response !== undefined) return result.response;
+  throw result.error;
+}
+
+/** Waits for `promise`; an abort rejects with axios's usual `CanceledError`. */
+async function cancellable<T>(
+  promise: Promise<T>,
+  config: InternalAxiosRequestConfig,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  try {
+    return await raceAbort(promise, signal);
+  } catch (error) {
+    if (signal?.aborted && error === signal.reason)
+      throw new axios.CanceledError(undefined, config);
+    throw error;
+  }
+}
+
+/** axios's own rule for joining `baseURL` and `url`; the query does not matter for the origin. */
+function fullUrl(config: InternalAxiosRequestConfig): string {
+  const url = config.url ?? '';
+  if (URL.canParse(url) && config.allowAbsoluteUrls !== false) return url;
+  if (!config.baseURL) return url;
+  return `${config.baseURL.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`;
+}
+
+/**
+ * Drops the bearer from a redirect to an origin that is not the org's. axios 1.x already drops
+ * `Authorization` on cross-origin redirects; older 1.x releases kept it for subdomains.
+ */
+function guardRedirects(config: InternalAxiosRequestConfig, policy: AdapterPolicy): void {
+  const user = config.beforeRedirect;
+  config.beforeRedirect = (options, responseDetails, requestDetails) => {
+    const href = typeof options.href === 'string' ? options.href : '';
+    if (!policy.isOrgUrl(href) && typeof options.headers === 'object' && options.headers !== null) {
+      for (const name of Object.keys(options.headers)) {
+        if (name.toLowerCase() === 'authorization') delete options.headers[name];
+      }
+    }
+    user?.(options, responseDetails, requestDetails);
+  };
+}
+
+/** Whether the adapter can send `data` a second time (axios has already serialised it). */
+function isReplayable(data: unknown): boolean {
+  return (
+    data === undefined ||
+    data === null ||
+    typeof data === 'string' ||
+    data instanceof ArrayBuffer ||
+    ArrayBuffer.isView(data) ||
+    data instanceof URLSearchParams ||
+    data instanceof Blob ||
+    data instanceof FormData
+  );
+}
+
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+
+/** A fetch `Response` view of an axios response, for the shared `isAuthFailure` predicate. */
+function toFetchResponse(response: AxiosResponse): Response {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(response.headers ?? {})) {
+    if (value === undefined || value === null) continue;
+    headers.set(name, Array.isArray(value) ? value.join(', ') : String(value));
+  }
+  const { data } = response;
+  let body: BodyInit | null = null;
+  if (typeof data === 'string' || data instanceof ArrayBuffer || ArrayBuffer.isView(data)) {
+    body = data as BodyInit;
+  } else if (data !== undefined && data !== null && typeof data === 'object' && !('pipe' in data)) {
+    body = JSON.stringify(data);
+  }
+  const status = response.status >= 200 && response.status <= 599 ? response.status : 500;
+  return new Response(NULL_BODY_STATUSES.has(status) ? null : body, { status, headers });
+}

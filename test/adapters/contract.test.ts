@@ -1,0 +1,299 @@
+// The one contract every adapter keeps, run over fetch, axios (with and without baseURL) and ky
+// against the fake org through real HTTP on loopback, so their behaviour cannot drift apart.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  AuthError,
+  ClientCredentialsAuth,
+  isSalesforceAuthFailure,
+  OAuthError,
+} from '../../src/index.js';
+import {
+  type EchoServer,
+  type FakeOrg,
+  startEchoServer,
+  startFakeOrg,
+} from '../../src/testing/index.js';
+import { caught, expectNoSecrets } from '../_secrets.js';
+import { type BodyCase, drivers } from './_drivers.js';
+
+let org: FakeOrg;
+let other: EchoServer;
+
+beforeAll(async () => {
+  org = await startFakeOrg();
+  other = await startEchoServer();
+});
+afterAll(async () => {
+  await org.close();
+  await other.close();
+});
+afterEach(() => {
+  org.healTokenEndpoint();
+  org.setTokenDelay(0);
+  org.rejectApiTokens(undefined);
+  org.resetStats();
+});
+
+const LIMITS = '/services/data/v62.0/limits';
+const ECHO = '/services/apexrest/echo';
+const N = 200;
+
+function newSession(clientSecret = org.clientSecret) {
+  return new ClientCredentialsAuth({
+    clientId: org.clientId,
+    clientSecret,
+    loginUrl: org.loginUrl,
+    instanceUrl: org.instanceUrl,
+  });
+}
+
+for (const driver of drivers) {
+  describe(`adapter contract: ${driver.label}`, () => {
+    describe('1. the bearer goes only to the org', () => {
+      it('sends no Authorization to another origin, and the token to a listed one', async () => {
+        const session = newSession();
+        const token = await session.getToken();
+        const plain = driver.client(session);
+        const before = other.requests.length;
+        expect((await plain.send({ url: `${other.url}/public` })).status).toBe(200);
+        expect(other.requests.at(-1)?.headers.authorization).toBeUndefined();
+
+        const listing = driver.client(session, { origins: [other.url] });
+        expect((await listing.send({ url: `${other.url}/listed` })).status).toBe(200);
+        expect(other.requests.at(-1)?.headers.authorization).toBe(`Bearer ${token}`);
+        expect(other.requests.length).toBe(before + 2);
+      });
+
+      it('a cross-origin redirect from the org does not carry the token onward', async () => {
+        const client = driver.client(newSession());
+        const to = encodeURIComponent(`${other.url}/landed`);
+        const outcome = await client.send({ url: `/services/apexrest/redirect?to=${to}` });
+        expect(outcome.status).toBe(200);
+        expect(other.requests.at(-1)?.path).toBe('/landed');
+        expect(other.requests.at(-1)?.headers.authorization).toBeUndefined();
+        expect(org.apiRequests.at(-1)?.token).toBeDefined();
+      });
+    });
+
+    describe('2. concurrency, proven by counts', () => {
+      it(`${N} concurrent requests on a cold cache make exactly 1 token request`, async () => {
+        const client = driver.client(newSession());
+        org.setTokenDelay(30);
+        const outcomes = await Promise.all(
+          Array.from({ length: N }, () => client.send({ url: LIMITS })),
+        );
+        expect(outcomes.map((o) => o.status)).toEqual(Array(N).fill(200));
+        expect(org.stats.tokenRequests).toBe(1);
+      });
+
+      it(`${N} concurrent 401s with the same stale token cause exactly 1 re-mint, and all succeed`, async () => {
+        const session = newSession();
+        const client = driver.client(session);
+        await client.send({ url: LIMITS });
+        org.revokeAllTokens();
+        org.resetStats();
+        org.setTokenDelay(30);
+        const outcomes = await Promise.all(
+          Array.from({ length: N }, () => client.send({ url: LIMITS })),
+        );
+        expect(outcomes.map((o) => o.status)).toEqual(Array(N).fill(200));
+        expect(org.stats.tokenRequests).toBe(1);
+        expect(org.stats.apiRequestsByStatus).toEqual({ 200: N, 401: N });
+      });
+
+      it('requests in flight with the stale token when the re-mint finished succeed without a second re-mint', async () => {
+        const session = newSession();
+        const client = driver.client(session);
+        const stale = await session.getToken();
+        org.revokeAllTokens();
+        org.resetStats();
+        org.setTokenDelay(50);
+        const fast = Array.from({ length: 20 }, () => client.send({ url: LIMITS }));
+        const slow = Array.from({ length: 20 }, () => client.send({ url: `${ECHO}?delayMs=300` }));
+        const outcomes = await Promise.all([...fast, ...slow]);
+        expect(outcomes.map((o) => o.status)).toEqual(Array(40).fill(200));
+        expect(org.stats.tokenRequests).toBe(1);
+        expect(
+          org.apiRequests.filter((r) => r.token === stale && r.path.startsWith(ECHO)),
+        ).toHaveLength(20);
+      });
+    });
+
+    describe('3. retry at most once', () => {
+      it('a persistent 401 makes exactly 2 API requests and surfaces the 401 the usual way', async () => {
+        const client = driver.client(newSession());
+        org.rejectApiTokens('invalid-session');
+        const outcome = await client.send({ url: LIMITS });
+        driver.expectUsual401(outcome);
+        expect(outcome.text).toContain('INVALID_SESSION_ID');
+        expect(org.stats.apiRequests).toBe(2);
+        expect(org.stats.tokenRequests).toBe(2);
+      });
+
+      it('makes no retry when re-minting returns the token that failed', async () => {
+        const reusing = await startFakeOrg({ reuseAccessToken: true });
+        try {
+          const session = new ClientCredentialsAuth({
+            clientId: reusing.clientId,
+            clientSecret: reusing.clientSecret,
+            loginUrl: reusing.loginUrl,
+            instanceUrl: reusing.instanceUrl,
+          });
+          reusing.rejectApiTokens('invalid-session');
+          const outcome = await driver.client(session).send({ url: LIMITS });
+          driver.expectUsual401(outcome);
+          expect(reusing.stats.apiRequests).toBe(1);
+          expect(reusing.stats.tokenRequests).toBe(2);
+        } finally {
+          await reusing.close();
+        }
+      });
+    });
+
+    describe('4. the retried request is the same request', () => {
+      const file = new Uint8Array([0, 1, 2, 127, 128, 254, 255, 13, 10]);
+      const cases: [string, BodyCase, (body: Buffer, type: string) => Promise<void> | void][] = [
+        [
+          'JSON',
+          { kind: 'json', value: { Name: 'Acme', n: 1, nested: { ok: true } } },
+          (b) =>
+            expect(JSON.parse(b.toString())).toEqual({ Name: 'Acme', n: 1, nested: { ok: true } }),
+        ],
+        [
+          'a string',
+          { kind: 'text', value: 'plain text ✓' },
+          (b) => expect(b.toString()).toBe('plain text ✓'),
+        ],
+        [
+          'URLSearchParams',
+          { kind: 'urlencoded', value: { a: '1', b: 'x y&z' } },
+          (b) =>
+            expect(Object.fromEntries(new URLSearchParams(b.toString()))).toEqual({
+              a: '1',
+              b: 'x y&z',
+            }),
+        ],
+        [
+          'FormData',
+          { kind: 'form', fields: { name: 'Acme' }, file },
+          async (b, type) => {
+            const form = await new Response(new Uint8Array(b), {
+              headers: { 'content-type': type },
+            }).formData();
+            expect(form.get('name')).toBe('Acme');
+            expect(new Uint8Array(await (form.get('file') as Blob).arrayBuffer())).toEqual(file);
+          },
+        ],
+        ['binary', { kind: 'binary', bytes: file }, (b) => expect(new Uint8Array(b)).toEqual(file)],
+      ];
+
+      it.each(cases)(
+        '%s: method, URL, query, headers and body arrive intact on the retry',
+        async (_, body, check) => {
+          const session = newSession();
+          const client = driver.client(session);
+          const stale = await session.getToken();
+          org.revokeAllTokens();
+          const outcome = await client.send({
+            url: `${ECHO}?q=1&x=a%20b`,
+            method: 'PUT',
+            headers: { 'x-custom': 'kept' },
+            body,
+          });
+          expect(outcome.status).toBe(200);
+          const echo = JSON.parse(outcome.text) as {
+            method: string;
+            query: string;
+            headers: Record<string, string>;
+            bodyBase64: string;
+          };
+          expect(echo.method).toBe('PUT');
+          expect(echo.query).toBe('?q=1&x=a%20b');
+          expect(echo.headers['x-custom']).toBe('kept');
+          await check(Buffer.from(echo.bodyBase64, 'base64'), echo.headers['content-type'] ?? '');
+          const [first, second] = org.apiRequests.slice(-2);
+          expect(first).toMatchObject({ status: 401, token: stale, method: 'PUT' });
+          expect(second).toMatchObject({ status: 200, method: 'PUT' });
+          expect(second?.token).not.toBe(stale);
+          expect(org.isValidToken(second?.token ?? '')).toBe(true);
+        },
+      );
+    });
+
+    describe('7. auth failure detection', () => {
+      it("does not retry Salesforce's non-curable 401, and the caller still gets its body", async () => {
+        const client = driver.client(newSession());
+        org.rejectApiTokens('not-valid-for-rest');
+        const outcome = await client.send({ url: LIMITS });
+        driver.expectUsual401(outcome);
+        expect(outcome.text).toContain('This session is not valid for use with the REST API');
+        expect(org.stats.apiRequests).toBe(1);
+        expect(org.stats.tokenRequests).toBe(1);
+      });
+
+      it.each([
+        ['SOAP (500 INVALID_SESSION_ID)', '/services/Soap/u/62.0', 'getUserInfoResponse'],
+        ['Bulk 1.0 (400 InvalidSessionId)', '/services/async/62.0/job', 'jobInfo'],
+      ])(
+        'isSalesforceAuthFailure retries a %s once, and the body stays readable',
+        async (_, path, marker) => {
+          const session = newSession();
+          const client = driver.client(session, { isAuthFailure: isSalesforceAuthFailure });
+          await session.getToken();
+          org.revokeAllTokens();
+          const outcome = await client.send({
+            url: path,
+            method: 'POST',
+            body: { kind: 'text', value: '<x/>' },
+          });
+          expect(outcome.status).toBe(200);
+          expect(outcome.text).toContain(marker);
+          expect(org.stats.apiRequests).toBe(2);
+          expect(org.stats.tokenRequests).toBe(2);
+        },
+      );
+
+      it('without that predicate, a SOAP fault is not treated as an auth failure', async () => {
+        const client = driver.client(newSession());
+        org.rejectApiTokens('invalid-session');
+        const outcome = await client.send({
+          url: '/services/Soap/u/62.0',
+          method: 'POST',
+          body: { kind: 'text', value: '<x/>' },
+        });
+        expect(outcome.status).toBe(500);
+        expect(outcome.text).toContain('INVALID_SESSION_ID');
+        expect(org.stats.apiRequests).toBe(1);
+      });
+    });
+
+    describe('8. abort', () => {
+      it('an abort while waiting for a token rejects promptly with the usual abort error; the mint goes on', async () => {
+        const client = driver.client(newSession());
+        org.setTokenDelay(300);
+        const controller = new AbortController();
+        const aborted = client.send({ url: LIMITS, signal: controller.signal });
+        const patient = client.send({ url: LIMITS });
+        while (org.stats.tokenRequests === 0) await new Promise((r) => setTimeout(r, 5));
+        controller.abort();
+        driver.expectAbortError(await caught(() => aborted));
+        expect((await patient).status).toBe(200);
+        expect(org.stats.tokenRequests).toBe(1);
+        expect(org.stats.apiRequests).toBe(1);
+      });
+    });
+
+    describe('9. token endpoint failures', () => {
+      it('reach the caller as the AuthError subclass, with no secret in any message', async () => {
+        const wrong = 'definitely-wrong-secret';
+        const client = driver.client(newSession(wrong));
+        const error = driver.authErrorOf(await caught(() => client.send({ url: LIMITS })));
+        expect(error).toBeInstanceOf(OAuthError);
+        expect(error).toBeInstanceOf(AuthError);
+        expect(error).toMatchObject({ code: 'ERR_OAUTH', error: 'invalid_client' });
+        expectNoSecrets(error, [wrong, org.clientSecret]);
+        expect(org.stats.apiRequests).toBe(0);
+      });
+    });
+  });
+}
