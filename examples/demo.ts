@@ -1,16 +1,19 @@
-// `npm run demo`: starts the fake org, runs every example against it, then shows the engine at work.
+// `npm run demo`: starts the fake org, runs every example against it, then drives the same
+// scenarios through the fetch, axios and ky adapters and prints what the org saw.
 // Exits 0 only if every figure is what it should be.
 import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { ClientCredentialsAuth } from 'cirrus-auth';
+import axios from 'axios';
+import { type AuthSession, ClientCredentialsAuth } from 'cirrus-auth';
+import { attachAuth } from 'cirrus-auth/axios';
 import { authFetch } from 'cirrus-auth/fetch';
+import { authHooks } from 'cirrus-auth/ky';
 import { startEchoServer, startFakeOrg } from 'cirrus-auth/testing';
+import ky from 'ky';
 
 const org = await startFakeOrg();
 const elsewhere = await startEchoServer();
-const rows: { scenario: string; requests: number; mints: number; retries: number; ok: boolean }[] =
-  [];
 let failed = false;
 
 // 1. Every example, as its own process, against the fake org.
@@ -22,9 +25,8 @@ const env = {
   SF_LOGIN_URL: org.loginUrl,
   SF_INSTANCE_URL: org.instanceUrl,
 };
-for (const file of readdirSync(here)
-  .filter((f) => f.endsWith('.ts') && f !== 'demo.ts')
-  .sort()) {
+const examples = readdirSync(here).filter((f) => f.endsWith('.ts') && f !== 'demo.ts');
+for (const file of examples.sort()) {
   try {
     const run = await promisify(execFile)(process.execPath, [new URL(file, here).pathname], {
       env,
@@ -37,77 +39,101 @@ for (const file of readdirSync(here)
   }
 }
 
-// 2. The engine, measured by what the org saw.
-const session = new ClientCredentialsAuth({
-  clientId: org.clientId,
-  clientSecret: org.clientSecret,
-  loginUrl: org.loginUrl,
-  instanceUrl: org.instanceUrl,
-});
-const sfFetch = authFetch(session);
-const N = 200;
+// 2. The same scenarios through each adapter, measured by what the org saw.
+/** Sends one GET through an adapter and answers whether it succeeded. */
+type Get = (url: string) => Promise<boolean>;
+const adapters: Record<string, (session: AuthSession) => Get> = {
+  fetch: (session) => {
+    const sfFetch = authFetch(session);
+    return async (url) => {
+      const response = await sfFetch(url);
+      await response.arrayBuffer();
+      return response.ok;
+    };
+  },
+  axios: (session) => {
+    const api = axios.create({ baseURL: session.instanceUrl });
+    attachAuth(api, session);
+    return async (url) => (await api.get(url)).status === 200;
+  },
+  ky: (session) => {
+    const api = ky.create({ baseUrl: session.instanceUrl, hooks: authHooks(session) });
+    return async (url) => (await api.get(url.replace(/^\//, ''))).ok;
+  },
+};
 
-async function scenario(
-  name: string,
-  expected: { requests: number; mints: number; retries: number },
-  run: () => Promise<Response[]>,
-) {
-  org.resetStats();
-  const responses = await run();
-  await Promise.all(responses.map((r) => r.arrayBuffer()));
-  const allOk = responses.every((r) => r.ok);
-  const stats = org.stats;
-  const row = {
-    scenario: name,
-    requests: stats.apiRequests,
-    mints: stats.tokenRequests,
-    retries: stats.apiRequestsByStatus[401] ?? 0,
-    ok: false,
+const N = 200;
+const LIMITS = '/services/data/v62.0/limits';
+const rows: Record<string, string | number | boolean>[] = [];
+const burst = (get: Get, n: number) => Promise.all(Array.from({ length: n }, () => get(LIMITS)));
+
+for (const [name, adapter] of Object.entries(adapters)) {
+  const get = adapter(
+    new ClientCredentialsAuth({
+      clientId: org.clientId,
+      clientSecret: org.clientSecret,
+      loginUrl: org.loginUrl,
+      instanceUrl: org.instanceUrl,
+    }),
+  );
+  const scenario = async (
+    label: string,
+    expected: { requests: number; mints: number; retries: number },
+    run: () => Promise<boolean[]>,
+  ) => {
+    org.resetStats();
+    const results = await run();
+    const { apiRequests: requests, tokenRequests: mints, apiRequestsByStatus } = org.stats;
+    const retries = apiRequestsByStatus[401] ?? 0;
+    const ok =
+      results.every(Boolean) &&
+      requests === expected.requests &&
+      mints === expected.mints &&
+      retries === expected.retries;
+    failed ||= !ok;
+    rows.push({
+      adapter: name,
+      scenario: label,
+      requests,
+      'token requests': mints,
+      '401s retried': retries,
+      ok,
+    });
   };
-  row.ok =
-    allOk &&
-    row.requests === expected.requests &&
-    row.mints === expected.mints &&
-    row.retries === expected.retries;
-  failed ||= !row.ok;
-  rows.push(row);
+
+  org.setTokenDelay(50);
+  await scenario(`cold start, ${N} concurrent`, { requests: N, mints: 1, retries: 0 }, () =>
+    burst(get, N),
+  );
+  await scenario(`warm cache, ${N} concurrent`, { requests: N, mints: 0, retries: 0 }, () =>
+    burst(get, N),
+  );
+  const wave = N / 4;
+  await scenario(
+    `4 waves of ${wave}, revoked after wave 2`,
+    { requests: N + wave, mints: 1, retries: wave },
+    async () => {
+      const all: boolean[] = [];
+      for (let i = 1; i <= 4; i++) {
+        all.push(...(await burst(get, wave)));
+        if (i === 2) org.revokeAllTokens();
+      }
+      return all;
+    },
+  );
+  await scenario('another origin', { requests: 0, mints: 0, retries: 0 }, async () => [
+    await get(`${elsewhere.url}/weather`),
+  ]);
 }
 
-const burst = () =>
-  Promise.all(Array.from({ length: N }, () => sfFetch('/services/data/v62.0/limits')));
-org.setTokenDelay(50);
-await scenario(
-  `cold start, ${N} concurrent requests`,
-  { requests: N, mints: 1, retries: 0 },
-  burst,
-);
-await scenario(
-  `warm cache, ${N} concurrent requests`,
-  { requests: N, mints: 0, retries: 0 },
-  burst,
-);
-const WAVE = N / 4;
-await scenario(
-  `4 waves of ${WAVE}, tokens revoked after wave 2`,
-  { requests: N + WAVE, mints: 1, retries: WAVE },
-  async () => {
-    const all: Response[] = [];
-    for (let wave = 1; wave <= 4; wave++) {
-      const responses = Array.from({ length: WAVE }, () => sfFetch('/services/data/v62.0/limits'));
-      all.push(...(await Promise.all(responses)));
-      if (wave === 2) org.revokeAllTokens();
-    }
-    return all;
-  },
-);
-await scenario('request to another origin', { requests: 0, mints: 0, retries: 0 }, async () => [
-  await sfFetch(`${elsewhere.url}/weather`),
-]);
 const leaked = elsewhere.requests.some((r) => r.headers.authorization !== undefined);
-failed ||= leaked;
-
+failed ||= leaked || elsewhere.requests.length !== Object.keys(adapters).length;
 console.table(rows);
-console.log(leaked ? 'FAIL: a token reached another origin' : 'no token reached another origin');
+console.log(
+  leaked
+    ? 'FAIL: a token reached another origin'
+    : `another origin received ${elsewhere.requests.length} requests, none with a token`,
+);
 await org.close();
 await elsewhere.close();
 console.log(failed ? 'demo: FAILED' : 'demo: every figure as expected');

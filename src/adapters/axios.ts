@@ -8,6 +8,7 @@ import { ConfigError } from '../errors.js';
 import { raceAbort } from '../internal/abort.js';
 import { optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
+import { guardRedirects } from './redirect-guard.js';
 import { type AdapterOptions, type AdapterPolicy, adapterPolicy } from './shared.js';
 
 /** Options of {@link attachAuth}: the ones every adapter shares. */
@@ -120,23 +121,6 @@ function fullUrl(config: InternalAxiosRequestConfig): string {
   if (URL.canParse(url) && config.allowAbsoluteUrls !== false) return url;
   if (!config.baseURL) return url;
   return `${config.baseURL.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`;
-}
-
-/**
- * Drops the bearer from a redirect to an origin that is not the org's. axios 1.x already drops
- * `Authorization` on cross-origin redirects; older 1.x releases kept it for subdomains.
- */
-function guardRedirects(config: InternalAxiosRequestConfig, policy: AdapterPolicy): void {
-  const user = config.beforeRedirect;
-  config.beforeRedirect = (options, responseDetails, requestDetails) => {
-    const href = typeof options.href === 'string' ? options.href : '';
-    if (!policy.isOrgUrl(href) && typeof options.headers === 'object' && options.headers !== null) {
-      for (const name of Object.keys(options.headers)) {
-        if (name.toLowerCase() === 'authorization') delete options.headers[name];
-      }
-    }
-    user?.(options, responseDetails, requestDetails);
-  };
 }
 
 /** Whether the adapter can send `data` a second time (axios has already serialised it). */

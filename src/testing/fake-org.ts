@@ -94,7 +94,8 @@ export interface FakeOrg {
   rejectApiTokens(mode: ApiRejection | undefined): void;
   /**
    * Answers the next `times` API requests that carry a valid token with `status` (for example 503),
-   * as an overloaded org would. Requests with a bad token still get their 401 first.
+   * as an overloaded org would. Requests with a bad token still get their 401 first. `times: 0`
+   * turns it off.
    */
   failApiRequests(status: number, options?: { times?: number }): void;
   /** Zeroes the counters and clears the request log. */
@@ -392,7 +393,8 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       apiDelayMs = ms;
     },
     failApiRequests: (status, o) => {
-      apiFailure = { status, remaining: o?.times ?? Number.POSITIVE_INFINITY };
+      const times = o?.times ?? Number.POSITIVE_INFINITY;
+      apiFailure = times > 0 ? { status, remaining: times } : undefined;
     },
     rejectApiTokens: (mode) => {
       rejection = mode;
