@@ -1,3 +1,4 @@
+import { ConfigError } from '../errors.js';
 import { raceAbort } from '../internal/abort.js';
 import { bufferUpTo } from '../internal/bytes.js';
 import { optionalFunction, optionsObject } from '../internal/options.js';
@@ -12,6 +13,9 @@ export interface AuthFetchOptions extends AdapterOptions {
    */
   fetch?: typeof fetch;
 }
+
+/** Requests built by some `authFetch`: any other `authFetch` below it passes them on untouched. */
+const claimed = new WeakSet<Request>();
 
 /**
  * Wraps `fetch` so requests to the org carry `Authorization: Bearer <token>` and an auth failure is
@@ -36,6 +40,8 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
     input: string | URL | Request,
     init?: RequestInit,
   ): Promise<Response> {
+    // A Request an outer cirrus-auth layer built is that layer's to authenticate: pass it on.
+    if (input instanceof Request && claimed.has(input)) return inner(input, init);
     const url = policy.resolve(input instanceof Request ? input.url : String(input));
     if (!policy.isOrgUrl(url)) return inner(input, init);
 
@@ -86,6 +92,7 @@ async function prepare(
     init?.signal ?? (target instanceof Request ? target.signal : undefined) ?? undefined;
   const withToken = (request: Request, token: string): Request => {
     request.headers.set('authorization', `Bearer ${token}`);
+    claimed.add(request);
     return request;
   };
   const oneShot =
@@ -128,4 +135,63 @@ function isStreamBody(body: BodyInit): boolean {
     body instanceof ReadableStream ||
     (typeof body === 'object' && body !== null && Symbol.asyncIterator in body)
   );
+}
+
+/** Options of {@link installGlobalFetch}: those of {@link authFetch} but `fetch`, which is the global. */
+export type GlobalFetchOptions = AdapterOptions;
+
+interface Layer {
+  readonly previous: typeof fetch;
+  active: boolean;
+}
+
+/** Every installed global layer, by the function it put on `globalThis.fetch`. */
+const layers = new WeakMap<typeof fetch, Layer>();
+
+/**
+ * Replaces `globalThis.fetch` with `authFetch(session, { ...options, fetch: <the previous fetch> })`,
+ * so libraries that call the global `fetch` with no hook of their own get the org's bearer. Requests
+ * to any other origin go to the previous fetch with their own arguments, untouched. Returns a
+ * function that uninstalls this layer.
+ *
+ * Layers compose: install for two orgs and each handles only its own org's origins; a request for
+ * neither passes through both untouched. A request is authenticated by the outermost layer that
+ * owns its origin, once. Uninstalling in any order works: a layer that is not on top becomes a
+ * pass-through, and once no active layer is left on top `globalThis.fetch` is exactly the function
+ * that was there before the first install. A library that captured `fetch` before installation is
+ * not affected: give it `authFetch(session)` through its own `fetch` option instead.
+ *
+ * @example
+ * ```ts
+ * import { installGlobalFetch } from 'cirrus-auth/fetch';
+ * const uninstall = installGlobalFetch(session);
+ * await someSdk.listAccounts(); // calls fetch itself; now carries the bearer
+ * uninstall();
+ * ```
+ */
+export function installGlobalFetch(
+  session: AuthSession,
+  options: GlobalFetchOptions = {},
+): () => void {
+  const o = optionsObject(options);
+  if ('fetch' in o)
+    throw new ConfigError('fetch', 'is the current global fetch; use authFetch for another one');
+  const previous = globalThis.fetch;
+  const authenticated = authFetch(session, { ...o, fetch: previous });
+  const layer: Layer = { previous, active: true };
+  const installed: typeof fetch = (input, init) =>
+    layer.active ? authenticated(input, init) : previous(input, init);
+  layers.set(installed, layer);
+  globalThis.fetch = installed;
+  return () => {
+    layer.active = false;
+    // Unwind every inactive layer on top, down to the first active one or the original fetch.
+    for (
+      let top = layers.get(globalThis.fetch);
+      top !== undefined && !top.active;
+      top = layers.get(globalThis.fetch)
+    ) {
+      globalThis.fetch = top.previous;
+    }
+  };
 }

@@ -41,6 +41,13 @@ export const NON_CURABLE_401_MESSAGES: readonly string[] = [
   'Connected app is not attached to Agent',
 ];
 
+/**
+ * OAuth endpoints authenticate with client credentials, never with a bearer: requests to them pass
+ * through untouched. Without this, a session whose token request goes through a wrapped global
+ * fetch (the login URL is often the instance URL) would wait for its own token.
+ */
+const OAUTH_ENDPOINT = /\/services\/oauth2\/(token|revoke|introspect|authorize)\/?$/i;
+
 /** How many bytes of a response the default detection reads at most. */
 const DETECTION_PEEK_BYTES = 16 * 1024;
 
@@ -48,7 +55,7 @@ const DETECTION_PEEK_BYTES = 16 * 1024;
 export interface AdapterPolicy {
   readonly instanceUrl: string;
   readonly maxReplayBodyBytes: number;
-  /** Whether the bearer may go to this absolute URL. */
+  /** Whether the bearer may go to this absolute URL: an org origin, and not an OAuth endpoint. */
   isOrgUrl(url: string): boolean;
   /** Resolves a relative path against the instance URL; absolute URLs are returned unchanged. */
   resolve(input: string): string;
@@ -82,7 +89,8 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
 
   const isOrgUrl = (url: string): boolean => {
     try {
-      return origins.has(new URL(url).origin);
+      const parsed = new URL(url);
+      return origins.has(parsed.origin) && !OAUTH_ENDPOINT.test(parsed.pathname);
     } catch {
       return false;
     }

@@ -64,6 +64,14 @@ for (const driver of drivers) {
         expect(other.requests.length).toBe(before + 2);
       });
 
+      it('sends no bearer to an OAuth endpoint, even on an org origin', async () => {
+        const client = driver.client(newSession(), { origins: [other.url] });
+        await client.send({ url: `${other.url}/services/oauth2/token`, method: 'POST' });
+        expect(other.requests.at(-1)?.path).toBe('/services/oauth2/token');
+        expect(other.requests.at(-1)?.headers.authorization).toBeUndefined();
+        expect(org.stats.tokenRequests).toBe(0);
+      });
+
       it('a cross-origin redirect from the org does not carry the token onward', async () => {
         const client = driver.client(newSession());
         const to = encodeURIComponent(`${other.url}/landed`);
