@@ -1,33 +1,17 @@
 import { Readable } from 'node:stream';
 import axios, { AxiosError } from 'axios';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { attachAuth } from '../../src/adapters/axios.js';
-import { ClientCredentialsAuth, ConfigError } from '../../src/index.js';
-import { type FakeOrg, startFakeOrg } from '../../src/testing/index.js';
+import { ConfigError } from '../../src/index.js';
+import { useFakeOrg } from '../_org.js';
 import { caught } from '../_secrets.js';
 
-let org: FakeOrg;
-beforeAll(async () => {
-  org = await startFakeOrg();
-});
-afterAll(() => org.close());
-afterEach(() => {
-  org.rejectApiTokens(undefined);
-  org.resetStats();
-});
-
+const fx = useFakeOrg();
 const LIMITS = '/services/data/v62.0/limits';
-const newSession = () =>
-  new ClientCredentialsAuth({
-    clientId: org.clientId,
-    clientSecret: org.clientSecret,
-    loginUrl: org.loginUrl,
-    instanceUrl: org.instanceUrl,
-  });
 
 describe('attachAuth (axios specifics)', () => {
   it("runs the user's request and response interceptors once per call, even when the call is retried", async () => {
-    const session = newSession();
+    const session = fx.session();
     const api = axios.create({ baseURL: session.instanceUrl });
     let requests = 0;
     let responses = 0;
@@ -45,17 +29,17 @@ describe('attachAuth (axios specifics)', () => {
       return response;
     });
     await session.getToken();
-    org.revokeAllTokens();
-    org.resetStats();
+    fx.org.revokeAllTokens();
+    fx.org.resetStats();
     const response = await api.get(LIMITS);
     expect(response.status).toBe(200);
-    expect(org.stats.apiRequests).toBe(2);
+    expect(fx.org.stats.apiRequests).toBe(2);
     expect(requests).toBe(2);
     expect(responses).toBe(1);
   });
 
   it('replaces a user-set authorization header of any case: one Authorization, the bearer', async () => {
-    const session = newSession();
+    const session = fx.session();
     const api = axios.create({
       baseURL: session.instanceUrl,
       headers: { AUTHORIZATION: 'Basic default' },
@@ -67,62 +51,53 @@ describe('attachAuth (axios specifics)', () => {
     expect(response.status).toBe(200);
     const token = await session.getToken();
     // Two headers would reach Node's server joined by a comma and fail the token check.
-    expect(org.apiRequests.at(-1)).toMatchObject({ token, status: 200 });
+    expect(fx.org.apiRequests.at(-1)).toMatchObject({ token, status: 200 });
   });
 
   it('detaching restores the instance: no bearer, and a 401 is no longer retried', async () => {
-    const session = newSession();
+    const session = fx.session();
     const api = axios.create({ baseURL: session.instanceUrl });
     const detach = attachAuth(api, session);
     expect((await api.get(LIMITS)).status).toBe(200);
     detach();
-    org.resetStats();
+    fx.org.resetStats();
     const error = await caught(() => api.get(LIMITS));
     expect(error).toBeInstanceOf(AxiosError);
     expect((error as AxiosError).response?.status).toBe(401);
-    expect(org.stats.apiRequests).toBe(1);
-    expect(org.apiRequests.at(-1)?.token).toBeUndefined();
+    expect(fx.org.stats.apiRequests).toBe(1);
+    expect(fx.org.apiRequests.at(-1)?.token).toBeUndefined();
   });
 
   it('retries when validateStatus accepts the 401, and resolves with the retried answer', async () => {
-    const session = newSession();
+    const session = await fx.staleSession();
     const api = axios.create({ baseURL: session.instanceUrl, validateStatus: () => true });
     attachAuth(api, session);
-    await session.getToken();
-    org.revokeAllTokens();
-    org.resetStats();
     expect((await api.get(LIMITS)).status).toBe(200);
-    expect(org.stats.apiRequestsByStatus).toEqual({ 200: 1, 401: 1 });
+    expect(fx.org.stats.apiRequestsByStatus).toEqual({ 200: 1, 401: 1 });
   });
 
   it('sends a stream body once and returns its 401 untried; the next call works', async () => {
-    const session = newSession();
+    const session = await fx.staleSession();
     const api = axios.create({ baseURL: session.instanceUrl });
     attachAuth(api, session);
-    await session.getToken();
-    org.revokeAllTokens();
-    org.resetStats();
     const error = await caught(() =>
       api.post('/services/apexrest/echo', Readable.from(['one shot'])),
     );
     expect((error as AxiosError).response?.status).toBe(401);
-    expect(org.stats.apiRequests).toBe(1);
+    expect(fx.org.stats.apiRequests).toBe(1);
     const next = await api.post('/services/apexrest/echo', Readable.from(['one shot']));
     expect(Buffer.from(next.data.bodyBase64, 'base64').toString()).toBe('one shot');
   });
 
   it('honours a per-request adapter', async () => {
-    const session = newSession();
+    const session = await fx.staleSession();
     const api = axios.create({ baseURL: session.instanceUrl });
     attachAuth(api, session);
-    await session.getToken();
-    org.revokeAllTokens();
-    org.resetStats();
     expect((await api.get(LIMITS, { adapter: 'fetch' })).status).toBe(200);
-    expect(org.stats.apiRequestsByStatus).toEqual({ 200: 1, 401: 1 });
+    expect(fx.org.stats.apiRequestsByStatus).toEqual({ 200: 1, 401: 1 });
   });
 
   it('rejects what is not an axios instance', () => {
-    expect(() => attachAuth({} as never, newSession())).toThrow(ConfigError);
+    expect(() => attachAuth({} as never, fx.session())).toThrow(ConfigError);
   });
 });

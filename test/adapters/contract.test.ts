@@ -1,141 +1,112 @@
 // The one contract every adapter keeps, run over fetch, axios (with and without baseURL) and ky
 // against the fake org through real HTTP on loopback, so their behaviour cannot drift apart.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   AuthError,
   ClientCredentialsAuth,
   isSalesforceAuthFailure,
   OAuthError,
 } from '../../src/index.js';
-import {
-  type EchoServer,
-  type FakeOrg,
-  startEchoServer,
-  startFakeOrg,
-} from '../../src/testing/index.js';
+import { startFakeOrg } from '../../src/testing/index.js';
+import { useFakeOrg } from '../_org.js';
 import { caught, expectNoSecrets } from '../_secrets.js';
 import { type BodyCase, drivers } from './_drivers.js';
 
-let org: FakeOrg;
-let other: EchoServer;
-
-beforeAll(async () => {
-  org = await startFakeOrg();
-  other = await startEchoServer();
-});
-afterAll(async () => {
-  await org.close();
-  await other.close();
-});
-afterEach(() => {
-  org.healTokenEndpoint();
-  org.setTokenDelay(0);
-  org.rejectApiTokens(undefined);
-  org.resetStats();
-});
+const fx = useFakeOrg();
 
 const LIMITS = '/services/data/v62.0/limits';
 const ECHO = '/services/apexrest/echo';
 const N = 200;
 
-function newSession(clientSecret = org.clientSecret) {
-  return new ClientCredentialsAuth({
-    clientId: org.clientId,
-    clientSecret,
-    loginUrl: org.loginUrl,
-    instanceUrl: org.instanceUrl,
-  });
-}
-
 for (const driver of drivers) {
   describe(`adapter contract: ${driver.label}`, () => {
     describe('1. the bearer goes only to the org', () => {
       it('sends no Authorization to another origin, and the token to a listed one', async () => {
-        const session = newSession();
+        const session = fx.session();
         const token = await session.getToken();
         const plain = driver.client(session);
-        const before = other.requests.length;
-        expect((await plain.send({ url: `${other.url}/public` })).status).toBe(200);
-        expect(other.requests.at(-1)?.headers.authorization).toBeUndefined();
+        const before = fx.other.requests.length;
+        expect((await plain.send({ url: `${fx.other.url}/public` })).status).toBe(200);
+        expect(fx.other.requests.at(-1)?.headers.authorization).toBeUndefined();
 
-        const listing = driver.client(session, { origins: [other.url] });
-        expect((await listing.send({ url: `${other.url}/listed` })).status).toBe(200);
-        expect(other.requests.at(-1)?.headers.authorization).toBe(`Bearer ${token}`);
-        expect(other.requests.length).toBe(before + 2);
+        const listing = driver.client(session, { origins: [fx.other.url] });
+        expect((await listing.send({ url: `${fx.other.url}/listed` })).status).toBe(200);
+        expect(fx.other.requests.at(-1)?.headers.authorization).toBe(`Bearer ${token}`);
+        expect(fx.other.requests.length).toBe(before + 2);
       });
 
       it('sends no bearer to an OAuth endpoint, even on an org origin', async () => {
-        const client = driver.client(newSession(), { origins: [other.url] });
-        await client.send({ url: `${other.url}/services/oauth2/token`, method: 'POST' });
-        expect(other.requests.at(-1)?.path).toBe('/services/oauth2/token');
-        expect(other.requests.at(-1)?.headers.authorization).toBeUndefined();
-        expect(org.stats.tokenRequests).toBe(0);
+        const client = driver.client(fx.session(), { origins: [fx.other.url] });
+        await client.send({ url: `${fx.other.url}/services/oauth2/token`, method: 'POST' });
+        expect(fx.other.requests.at(-1)?.path).toBe('/services/oauth2/token');
+        expect(fx.other.requests.at(-1)?.headers.authorization).toBeUndefined();
+        expect(fx.org.stats.tokenRequests).toBe(0);
       });
 
       it('a cross-origin redirect from the org does not carry the token onward', async () => {
-        const client = driver.client(newSession());
-        const to = encodeURIComponent(`${other.url}/landed`);
+        const client = driver.client(fx.session());
+        const to = encodeURIComponent(`${fx.other.url}/landed`);
         const outcome = await client.send({ url: `/services/apexrest/redirect?to=${to}` });
         expect(outcome.status).toBe(200);
-        expect(other.requests.at(-1)?.path).toBe('/landed');
-        expect(other.requests.at(-1)?.headers.authorization).toBeUndefined();
-        expect(org.apiRequests.at(-1)?.token).toBeDefined();
+        expect(fx.other.requests.at(-1)?.path).toBe('/landed');
+        expect(fx.other.requests.at(-1)?.headers.authorization).toBeUndefined();
+        expect(fx.org.apiRequests.at(-1)?.token).toBeDefined();
       });
     });
 
     describe('2. concurrency, proven by counts', () => {
       it(`${N} concurrent requests on a cold cache make exactly 1 token request`, async () => {
-        const client = driver.client(newSession());
-        org.setTokenDelay(30);
+        const client = driver.client(fx.session());
+        fx.org.setTokenDelay(30);
         const outcomes = await Promise.all(
           Array.from({ length: N }, () => client.send({ url: LIMITS })),
         );
         expect(outcomes.map((o) => o.status)).toEqual(Array(N).fill(200));
-        expect(org.stats.tokenRequests).toBe(1);
+        expect(fx.org.stats.tokenRequests).toBe(1);
       });
 
       it(`${N} concurrent 401s with the same stale token cause exactly 1 re-mint, and all succeed`, async () => {
-        const session = newSession();
+        const session = fx.session();
         const client = driver.client(session);
         await client.send({ url: LIMITS });
-        org.revokeAllTokens();
-        org.resetStats();
-        org.setTokenDelay(30);
+        fx.org.revokeAllTokens();
+        fx.org.resetStats();
+        fx.org.setTokenDelay(30);
         const outcomes = await Promise.all(
           Array.from({ length: N }, () => client.send({ url: LIMITS })),
         );
         expect(outcomes.map((o) => o.status)).toEqual(Array(N).fill(200));
-        expect(org.stats.tokenRequests).toBe(1);
-        expect(org.stats.apiRequestsByStatus).toEqual({ 200: N, 401: N });
+        expect(fx.org.stats.tokenRequests).toBe(1);
+        expect(fx.org.stats.apiRequestsByStatus).toEqual({ 200: N, 401: N });
       });
 
       it('requests in flight with the stale token when the re-mint finished succeed without a second re-mint', async () => {
-        const session = newSession();
+        const session = fx.session();
         const client = driver.client(session);
         const stale = await session.getToken();
-        org.revokeAllTokens();
-        org.resetStats();
-        org.setTokenDelay(50);
+        fx.org.revokeAllTokens();
+        fx.org.resetStats();
+        fx.org.setTokenDelay(50);
         const fast = Array.from({ length: 20 }, () => client.send({ url: LIMITS }));
         const slow = Array.from({ length: 20 }, () => client.send({ url: `${ECHO}?delayMs=300` }));
         const outcomes = await Promise.all([...fast, ...slow]);
         expect(outcomes.map((o) => o.status)).toEqual(Array(40).fill(200));
-        expect(org.stats.tokenRequests).toBe(1);
+        expect(fx.org.stats.tokenRequests).toBe(1);
         expect(
-          org.apiRequests.filter((r) => r.token === stale && r.path.startsWith(ECHO)),
+          fx.org.apiRequests.filter((r) => r.token === stale && r.path.startsWith(ECHO)),
         ).toHaveLength(20);
       });
     });
 
     describe('3. retry at most once', () => {
       it('a persistent 401 makes exactly 2 API requests and surfaces the 401 the usual way', async () => {
-        const client = driver.client(newSession());
-        org.rejectApiTokens('invalid-session');
+        const client = driver.client(fx.session());
+        fx.org.rejectApiTokens('invalid-session');
         const outcome = await client.send({ url: LIMITS });
         driver.expectUsual401(outcome);
         expect(outcome.text).toContain('INVALID_SESSION_ID');
-        expect(org.stats.apiRequests).toBe(2);
-        expect(org.stats.tokenRequests).toBe(2);
+        expect(fx.org.stats.apiRequests).toBe(2);
+        expect(fx.org.stats.tokenRequests).toBe(2);
       });
 
       it('makes no retry when re-minting returns the token that failed', async () => {
@@ -198,10 +169,10 @@ for (const driver of drivers) {
       it.each(cases)(
         '%s: method, URL, query, headers and body arrive intact on the retry',
         async (_, body, check) => {
-          const session = newSession();
+          const session = fx.session();
           const client = driver.client(session);
           const stale = await session.getToken();
-          org.revokeAllTokens();
+          fx.org.revokeAllTokens();
           const outcome = await client.send({
             url: `${ECHO}?q=1&x=a%20b`,
             method: 'PUT',
@@ -219,24 +190,24 @@ for (const driver of drivers) {
           expect(echo.query).toBe('?q=1&x=a%20b');
           expect(echo.headers['x-custom']).toBe('kept');
           await check(Buffer.from(echo.bodyBase64, 'base64'), echo.headers['content-type'] ?? '');
-          const [first, second] = org.apiRequests.slice(-2);
+          const [first, second] = fx.org.apiRequests.slice(-2);
           expect(first).toMatchObject({ status: 401, token: stale, method: 'PUT' });
           expect(second).toMatchObject({ status: 200, method: 'PUT' });
           expect(second?.token).not.toBe(stale);
-          expect(org.isValidToken(second?.token ?? '')).toBe(true);
+          expect(fx.org.isValidToken(second?.token ?? '')).toBe(true);
         },
       );
     });
 
     describe('7. auth failure detection', () => {
       it("does not retry Salesforce's non-curable 401, and the caller still gets its body", async () => {
-        const client = driver.client(newSession());
-        org.rejectApiTokens('not-valid-for-rest');
+        const client = driver.client(fx.session());
+        fx.org.rejectApiTokens('not-valid-for-rest');
         const outcome = await client.send({ url: LIMITS });
         driver.expectUsual401(outcome);
         expect(outcome.text).toContain('This session is not valid for use with the REST API');
-        expect(org.stats.apiRequests).toBe(1);
-        expect(org.stats.tokenRequests).toBe(1);
+        expect(fx.org.stats.apiRequests).toBe(1);
+        expect(fx.org.stats.tokenRequests).toBe(1);
       });
 
       it.each([
@@ -245,10 +216,10 @@ for (const driver of drivers) {
       ])(
         'isSalesforceAuthFailure retries a %s once, and the body stays readable',
         async (_, path, marker) => {
-          const session = newSession();
+          const session = fx.session();
           const client = driver.client(session, { isAuthFailure: isSalesforceAuthFailure });
           await session.getToken();
-          org.revokeAllTokens();
+          fx.org.revokeAllTokens();
           const outcome = await client.send({
             url: path,
             method: 'POST',
@@ -256,14 +227,14 @@ for (const driver of drivers) {
           });
           expect(outcome.status).toBe(200);
           expect(outcome.text).toContain(marker);
-          expect(org.stats.apiRequests).toBe(2);
-          expect(org.stats.tokenRequests).toBe(2);
+          expect(fx.org.stats.apiRequests).toBe(2);
+          expect(fx.org.stats.tokenRequests).toBe(2);
         },
       );
 
       it('without that predicate, a SOAP fault is not treated as an auth failure', async () => {
-        const client = driver.client(newSession());
-        org.rejectApiTokens('invalid-session');
+        const client = driver.client(fx.session());
+        fx.org.rejectApiTokens('invalid-session');
         const outcome = await client.send({
           url: '/services/Soap/u/62.0',
           method: 'POST',
@@ -271,36 +242,36 @@ for (const driver of drivers) {
         });
         expect(outcome.status).toBe(500);
         expect(outcome.text).toContain('INVALID_SESSION_ID');
-        expect(org.stats.apiRequests).toBe(1);
+        expect(fx.org.stats.apiRequests).toBe(1);
       });
     });
 
     describe('8. abort', () => {
       it('an abort while waiting for a token rejects promptly with the usual abort error; the mint goes on', async () => {
-        const client = driver.client(newSession());
-        org.setTokenDelay(300);
+        const client = driver.client(fx.session());
+        fx.org.setTokenDelay(300);
         const controller = new AbortController();
         const aborted = client.send({ url: LIMITS, signal: controller.signal });
         const patient = client.send({ url: LIMITS });
-        while (org.stats.tokenRequests === 0) await new Promise((r) => setTimeout(r, 5));
+        while (fx.org.stats.tokenRequests === 0) await new Promise((r) => setTimeout(r, 5));
         controller.abort();
         driver.expectAbortError(await caught(() => aborted));
         expect((await patient).status).toBe(200);
-        expect(org.stats.tokenRequests).toBe(1);
-        expect(org.stats.apiRequests).toBe(1);
+        expect(fx.org.stats.tokenRequests).toBe(1);
+        expect(fx.org.stats.apiRequests).toBe(1);
       });
     });
 
     describe('9. token endpoint failures', () => {
       it('reach the caller as the AuthError subclass, with no secret in any message', async () => {
         const wrong = 'definitely-wrong-secret';
-        const client = driver.client(newSession(wrong));
+        const client = driver.client(fx.session({ clientSecret: wrong }));
         const error = driver.authErrorOf(await caught(() => client.send({ url: LIMITS })));
         expect(error).toBeInstanceOf(OAuthError);
         expect(error).toBeInstanceOf(AuthError);
         expect(error).toMatchObject({ code: 'ERR_OAUTH', error: 'invalid_client' });
-        expectNoSecrets(error, [wrong, org.clientSecret]);
-        expect(org.stats.apiRequests).toBe(0);
+        expectNoSecrets(error, [wrong, fx.org.clientSecret]);
+        expect(fx.org.stats.apiRequests).toBe(0);
       });
     });
   });

@@ -1,45 +1,14 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { authFetch } from '../../src/adapters/fetch.js';
-import { ClientCredentialsAuth, ConfigError, InsecureUrlError } from '../../src/index.js';
-import {
-  type EchoServer,
-  type FakeOrg,
-  startEchoServer,
-  startFakeOrg,
-} from '../../src/testing/index.js';
+import { type ClientCredentialsAuth, ConfigError, InsecureUrlError } from '../../src/index.js';
+import { useFakeOrg } from '../_org.js';
 import { caught } from '../_secrets.js';
 
-let org: FakeOrg;
-let other: EchoServer;
+const fx = useFakeOrg();
 let session: ClientCredentialsAuth;
-
-beforeAll(async () => {
-  org = await startFakeOrg();
-  other = await startEchoServer();
-});
-afterAll(async () => {
-  await org.close();
-  await other.close();
-});
 beforeEach(() => {
-  session = newSession();
+  session = fx.session();
 });
-afterEach(() => {
-  org.healTokenEndpoint();
-  org.setTokenDelay(0);
-  org.setApiDelay(0);
-  org.rejectApiTokens(undefined);
-  org.resetStats();
-});
-
-function newSession(clientSecret = org.clientSecret) {
-  return new ClientCredentialsAuth({
-    clientId: org.clientId,
-    clientSecret,
-    loginUrl: org.loginUrl,
-    instanceUrl: org.instanceUrl,
-  });
-}
 
 const LIMITS = '/services/data/v62.0/limits';
 const ECHO = '/services/apexrest/echo';
@@ -55,26 +24,26 @@ interface Echo {
 describe('authFetch: concurrency, proven by counts', () => {
   it('1,000 concurrent calls on a cold cache make exactly 1 token request', async () => {
     const sfFetch = authFetch(session);
-    org.setTokenDelay(30);
+    fx.org.setTokenDelay(30);
     const responses = await Promise.all(Array.from({ length: 1000 }, () => sfFetch(LIMITS)));
     expect(responses.every((r) => r.status === 200)).toBe(true);
     await Promise.all(responses.map((r) => r.arrayBuffer()));
-    expect(org.stats.tokenRequests).toBe(1);
-    expect(org.stats.apiRequests).toBe(1000);
+    expect(fx.org.stats.tokenRequests).toBe(1);
+    expect(fx.org.stats.apiRequests).toBe(1000);
   });
 
   it('after revokeAllTokens(), 1,000 concurrent calls all succeed with 1 re-mint and 2,000 API requests', async () => {
     const sfFetch = authFetch(session);
     await (await sfFetch(LIMITS)).arrayBuffer();
-    org.revokeAllTokens();
-    org.resetStats();
-    org.setTokenDelay(30);
+    fx.org.revokeAllTokens();
+    fx.org.resetStats();
+    fx.org.setTokenDelay(30);
     const responses = await Promise.all(Array.from({ length: 1000 }, () => sfFetch(LIMITS)));
     expect(responses.map((r) => r.status)).toEqual(Array(1000).fill(200));
     await Promise.all(responses.map((r) => r.arrayBuffer()));
-    expect(org.stats.tokenRequests).toBe(1);
-    expect(org.stats.apiRequests).toBe(2000);
-    expect(org.stats.apiRequestsByStatus).toEqual({ 200: 1000, 401: 1000 });
+    expect(fx.org.stats.tokenRequests).toBe(1);
+    expect(fx.org.stats.apiRequests).toBe(2000);
+    expect(fx.org.stats.apiRequestsByStatus).toEqual({ 200: 1000, 401: 1000 });
   });
 });
 
@@ -91,8 +60,8 @@ describe('authFetch: auth failure detection', () => {
     expect(seen).toContain('NOT_FOUND');
     expect(response.status).toBe(404);
     expect(await response.text()).toContain('NOT_FOUND');
-    expect(org.stats.apiRequests).toBe(2);
-    expect(org.stats.tokenRequests).toBe(2);
+    expect(fx.org.stats.apiRequests).toBe(2);
+    expect(fx.org.stats.tokenRequests).toBe(2);
   });
 });
 
@@ -105,12 +74,12 @@ describe('authFetch: the bearer goes only to the org', () => {
     }) as typeof fetch;
     const sfFetch = authFetch(session, { fetch: spy });
     const init = { headers: { 'x-user': '1' } };
-    const response = await sfFetch(`${other.url}/public`, init);
+    const response = await sfFetch(`${fx.other.url}/public`, init);
     expect(response.status).toBe(200);
-    expect(calls[0]?.[0]).toBe(`${other.url}/public`);
+    expect(calls[0]?.[0]).toBe(`${fx.other.url}/public`);
     expect(calls[0]?.[1]).toBe(init);
-    expect(other.requests.at(-1)?.headers.authorization).toBeUndefined();
-    expect(org.stats.tokenRequests).toBe(0);
+    expect(fx.other.requests.at(-1)?.headers.authorization).toBeUndefined();
+    expect(fx.org.stats.tokenRequests).toBe(0);
   });
 
   it('accepts a string, a URL and a Request, absolute or relative', async () => {
@@ -118,13 +87,13 @@ describe('authFetch: the bearer goes only to the org', () => {
     const token = await session.getToken();
     const inputs = [
       LIMITS,
-      `${org.instanceUrl}${LIMITS}`,
-      new URL(LIMITS, org.instanceUrl),
-      new Request(`${org.instanceUrl}${LIMITS}`),
+      `${fx.org.instanceUrl}${LIMITS}`,
+      new URL(LIMITS, fx.org.instanceUrl),
+      new Request(`${fx.org.instanceUrl}${LIMITS}`),
     ];
     for (const input of inputs) {
       expect((await sfFetch(input)).status).toBe(200);
-      expect(org.apiRequests.at(-1)?.token).toBe(token);
+      expect(fx.org.apiRequests.at(-1)?.token).toBe(token);
     }
   });
 
@@ -166,7 +135,7 @@ describe('authFetch: the retried request is the same request', () => {
     async (_, body, check) => {
       const sfFetch = authFetch(session);
       const stale = await session.getToken();
-      org.revokeAllTokens();
+      fx.org.revokeAllTokens();
       const response = await sfFetch(`${ECHO}?q=1&x=a%20b`, {
         method: 'PUT',
         headers: { 'x-custom': 'kept', accept: 'application/json' },
@@ -179,7 +148,7 @@ describe('authFetch: the retried request is the same request', () => {
       expect(echo.query).toBe('?q=1&x=a%20b');
       expect(echo.headers['x-custom']).toBe('kept');
       await check(echo);
-      const [first, second] = org.apiRequests.slice(-2);
+      const [first, second] = fx.org.apiRequests.slice(-2);
       expect(first).toMatchObject({ status: 401, token: stale });
       expect(second?.status).toBe(200);
       expect(second?.token).not.toBe(stale);
@@ -189,8 +158,8 @@ describe('authFetch: the retried request is the same request', () => {
   it('replays the body of a Request input', async () => {
     const sfFetch = authFetch(session);
     await session.getToken();
-    org.revokeAllTokens();
-    const request = new Request(`${org.instanceUrl}${ECHO}`, {
+    fx.org.revokeAllTokens();
+    const request = new Request(`${fx.org.instanceUrl}${ECHO}`, {
       method: 'POST',
       body: 'from a Request',
       headers: { 'x-r': '1' },
@@ -203,15 +172,15 @@ describe('authFetch: the retried request is the same request', () => {
   it('a stream over the replay limit is sent once and its 401 returned untried', async () => {
     const sfFetch = authFetch(session, { maxReplayBodyBytes: 8 });
     await session.getToken();
-    org.revokeAllTokens();
-    org.resetStats();
+    fx.org.revokeAllTokens();
+    fx.org.resetStats();
     const response = await sfFetch(ECHO, {
       method: 'POST',
       body: stream(),
       duplex: 'half',
     } as RequestInit);
     expect(response.status).toBe(401);
-    expect(org.stats.apiRequests).toBe(1);
+    expect(fx.org.stats.apiRequests).toBe(1);
     // The stale token was invalidated, so the next call works.
     const next = (await (
       await sfFetch(ECHO, { method: 'POST', body: stream(), duplex: 'half' } as RequestInit)
@@ -224,17 +193,17 @@ describe('authFetch: abort and errors', () => {
   it('an abort while waiting for the re-mint after a 401 rejects promptly; the re-mint goes on', async () => {
     const sfFetch = authFetch(session);
     await session.getToken();
-    org.revokeAllTokens();
-    org.resetStats();
-    org.setTokenDelay(300);
+    fx.org.revokeAllTokens();
+    fx.org.resetStats();
+    fx.org.setTokenDelay(300);
     const controller = new AbortController();
     const aborted = sfFetch(LIMITS, { signal: controller.signal });
-    while (org.stats.tokenRequests === 0) await new Promise((r) => setTimeout(r, 5));
+    while (fx.org.stats.tokenRequests === 0) await new Promise((r) => setTimeout(r, 5));
     controller.abort();
     expect(await caught(() => aborted)).toMatchObject({ name: 'AbortError' });
     expect((await sfFetch(LIMITS)).status).toBe(200);
-    expect(org.stats.tokenRequests).toBe(1);
-    expect(org.stats.apiRequestsByStatus).toEqual({ 200: 1, 401: 1 });
+    expect(fx.org.stats.tokenRequests).toBe(1);
+    expect(fx.org.stats.apiRequestsByStatus).toEqual({ 200: 1, 401: 1 });
   });
 });
 

@@ -2,13 +2,14 @@ import ky from 'ky';
 import createClient from 'openapi-fetch';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { installGlobalFetch } from '../../src/adapters/fetch.js';
-import { ClientCredentialsAuth, ConfigError } from '../../src/index.js';
+import { ConfigError } from '../../src/index.js';
 import {
   type EchoServer,
   type FakeOrg,
   startEchoServer,
   startFakeOrg,
 } from '../../src/testing/index.js';
+import { sessionFor } from '../_org.js';
 
 let orgA: FakeOrg;
 let orgB: FakeOrg;
@@ -30,14 +31,6 @@ afterEach(() => {
 });
 
 const LIMITS = '/services/data/v62.0/limits';
-const sessionFor = (org: FakeOrg) =>
-  new ClientCredentialsAuth({
-    clientId: org.clientId,
-    clientSecret: org.clientSecret,
-    loginUrl: org.loginUrl,
-    instanceUrl: org.instanceUrl,
-  });
-
 /** A minimal OpenAPI description of the one path the generated-client test calls. */
 interface Paths {
   '/services/data/v62.0/limits': {

@@ -1,54 +1,27 @@
 import ky, { HTTPError } from 'ky';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { authHooks } from '../../src/adapters/ky.js';
-import { ClientCredentialsAuth } from '../../src/index.js';
-import { type FakeOrg, startFakeOrg } from '../../src/testing/index.js';
+import { useFakeOrg } from '../_org.js';
 import { caught } from '../_secrets.js';
 
-let org: FakeOrg;
-beforeAll(async () => {
-  org = await startFakeOrg();
-});
-afterAll(() => org.close());
-afterEach(() => {
-  org.rejectApiTokens(undefined);
-  org.failApiRequests(200, { times: 0 });
-  org.resetStats();
-});
-
+const fx = useFakeOrg();
 const LIMITS = 'services/data/v62.0/limits';
-const newSession = () =>
-  new ClientCredentialsAuth({
-    clientId: org.clientId,
-    clientSecret: org.clientSecret,
-    loginUrl: org.loginUrl,
-    instanceUrl: org.instanceUrl,
-  });
-
-/** A session whose cached token the org has just revoked: the next request gets one 401. */
-async function staleSession() {
-  const session = newSession();
-  await session.getToken();
-  org.revokeAllTokens();
-  org.resetStats();
-  return session;
-}
 
 describe('authHooks (ky specifics)', () => {
   it('the auth retry goes through no ky retry: beforeRetry never runs for it', async () => {
-    const session = await staleSession();
+    const session = await fx.staleSession();
     let beforeRetry = 0;
     const api = ky.create({ baseUrl: session.instanceUrl, hooks: authHooks(session) }).extend({
       hooks: { beforeRetry: [() => void beforeRetry++] },
     });
     expect((await api.get(LIMITS)).status).toBe(200);
-    expect(org.stats.apiRequestsByStatus).toEqual({ 200: 1, 401: 1 });
+    expect(fx.org.stats.apiRequestsByStatus).toEqual({ 200: 1, 401: 1 });
     expect(beforeRetry).toBe(0);
   });
 
   it("does not spend the user's retry budget: a 5xx after the auth retry still gets ky's retry", async () => {
-    const session = await staleSession();
-    org.failApiRequests(503, { times: 1 });
+    const session = await fx.staleSession();
+    fx.org.failApiRequests(503, { times: 1 });
     let beforeRetry = 0;
     const api = ky
       .create({
@@ -58,16 +31,16 @@ describe('authHooks (ky specifics)', () => {
       })
       .extend({ hooks: { beforeRetry: [() => void beforeRetry++] } });
     expect((await api.get(LIMITS)).status).toBe(200);
-    expect(org.stats.apiRequestsByStatus).toEqual({ 401: 1, 503: 1, 200: 1 });
+    expect(fx.org.stats.apiRequestsByStatus).toEqual({ 401: 1, 503: 1, 200: 1 });
     expect(beforeRetry).toBe(1);
     // ky's own retry carried the fresh token, not the stale one it copied before the first send.
-    const [stale, fresh, retried] = org.apiRequests;
+    const [stale, fresh, retried] = fx.org.apiRequests;
     expect(retried?.token).toBe(fresh?.token);
     expect(retried?.token).not.toBe(stale?.token);
   });
 
   it("the user's own beforeRequest and afterResponse hooks run once per call", async () => {
-    const session = await staleSession();
+    const session = await fx.staleSession();
     const seen: string[] = [];
     const api = ky.create({ baseUrl: session.instanceUrl, hooks: authHooks(session) }).extend({
       hooks: {
@@ -80,7 +53,7 @@ describe('authHooks (ky specifics)', () => {
   });
 
   it('works through ky.extend on a client that has hooks of its own', async () => {
-    const session = await staleSession();
+    const session = await fx.staleSession();
     let mine = 0;
     const base = ky.create({
       baseUrl: session.instanceUrl,
@@ -93,9 +66,9 @@ describe('authHooks (ky specifics)', () => {
 
   it('a persistent 401 throws HTTPError after exactly 2 requests, with retry on or off', async () => {
     for (const retry of [undefined, 0, 5]) {
-      const session = newSession();
-      org.rejectApiTokens('invalid-session');
-      org.resetStats();
+      const session = fx.session();
+      fx.org.rejectApiTokens('invalid-session');
+      fx.org.resetStats();
       const api = ky.create({
         baseUrl: session.instanceUrl,
         hooks: authHooks(session),
@@ -103,7 +76,7 @@ describe('authHooks (ky specifics)', () => {
       });
       const error = await caught(() => api.get(LIMITS));
       expect(error).toBeInstanceOf(HTTPError);
-      expect(org.stats.apiRequests).toBe(2);
+      expect(fx.org.stats.apiRequests).toBe(2);
     }
   });
 });

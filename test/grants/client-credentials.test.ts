@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   AuthError,
   ClientCredentialsAuth,
@@ -11,61 +11,33 @@ import {
   TransportError,
   UnexpectedResponseError,
 } from '../../src/index.js';
-import {
-  type EchoServer,
-  type FakeOrg,
-  startEchoServer,
-  startFakeOrg,
-} from '../../src/testing/index.js';
+import { startEchoServer } from '../../src/testing/index.js';
+import { useFakeOrg } from '../_org.js';
 import { caught, expectNoSecrets } from '../_secrets.js';
 
-let org: FakeOrg;
-let other: EchoServer;
-
-beforeAll(async () => {
-  org = await startFakeOrg();
-  other = await startEchoServer();
-});
-afterAll(async () => {
-  await org.close();
-  await other.close();
-});
-afterEach(() => {
-  org.healTokenEndpoint();
-  org.setTokenDelay(0);
-  org.resetStats();
-});
-
-const session = (extra: Partial<ConstructorParameters<typeof ClientCredentialsAuth>[0]> = {}) =>
-  new ClientCredentialsAuth({
-    clientId: org.clientId,
-    clientSecret: org.clientSecret,
-    loginUrl: org.loginUrl,
-    instanceUrl: org.instanceUrl,
-    ...extra,
-  });
+const fx = useFakeOrg();
 
 describe('ClientCredentialsAuth against the fake org', () => {
   it('mints a token the org accepts, once, with the client_credentials grant', async () => {
-    const s = session();
+    const s = fx.session();
     const token = await s.getToken();
-    expect(org.isValidToken(token)).toBe(true);
+    expect(fx.org.isValidToken(token)).toBe(true);
     expect(await s.getToken()).toBe(token);
-    expect(org.stats.tokenRequestsByGrant).toEqual({ client_credentials: 1 });
+    expect(fx.org.stats.tokenRequestsByGrant).toEqual({ client_credentials: 1 });
   });
 
   it('100 concurrent callers on a cold cache cause one token request', async () => {
-    const s = session();
-    org.setTokenDelay(20);
+    const s = fx.session();
+    fx.org.setTokenDelay(20);
     const tokens = await Promise.all(Array.from({ length: 100 }, () => s.getToken()));
     expect(new Set(tokens).size).toBe(1);
-    expect(org.stats.tokenRequests).toBe(1);
+    expect(fx.org.stats.tokenRequests).toBe(1);
   });
 
   it('100 concurrent invalidations of the same stale token cause one re-mint', async () => {
-    const s = session();
+    const s = fx.session();
     const stale = await s.getToken();
-    org.setTokenDelay(20);
+    fx.org.setTokenDelay(20);
     const fresh = await Promise.all(
       Array.from({ length: 100 }, async () => {
         await s.invalidate(stale);
@@ -74,20 +46,20 @@ describe('ClientCredentialsAuth against the fake org', () => {
     );
     expect(new Set(fresh).size).toBe(1);
     expect(fresh[0]).not.toBe(stale);
-    expect(org.stats.tokenRequests).toBe(2);
+    expect(fx.org.stats.tokenRequests).toBe(2);
   });
 
   it('accepts the instance URL with a trailing slash and different case', async () => {
-    const s = session({
-      instanceUrl: `${org.instanceUrl.toUpperCase().replace('HTTP://', 'http://')}//`,
+    const s = fx.session({
+      instanceUrl: `${fx.org.instanceUrl.toUpperCase().replace('HTTP://', 'http://')}//`,
     });
-    expect(s.instanceUrl).toBe(org.instanceUrl);
+    expect(s.instanceUrl).toBe(fx.org.instanceUrl);
     await expect(s.getToken()).resolves.toBeTypeOf('string');
   });
 
   it('a wrong secret is an OAuthError invalid_client that leaks neither secret nor description', async () => {
     const wrongSecret = 'wrong-secret-0123456789';
-    const s = session({ clientSecret: wrongSecret });
+    const s = fx.session({ clientSecret: wrongSecret });
     const error = await caught(() => s.getToken());
     expect(error).toBeInstanceOf(OAuthError);
     expect(error).toMatchObject({
@@ -97,24 +69,24 @@ describe('ClientCredentialsAuth against the fake org', () => {
       transient: false,
     });
     expect((error as OAuthError).errorDescription).toBe('invalid client credentials');
-    expectNoSecrets(error, [wrongSecret, org.clientSecret, 'invalid client credentials']);
+    expectNoSecrets(error, [wrongSecret, fx.org.clientSecret, 'invalid client credentials']);
   });
 
   it('a wrong client id is an OAuthError invalid_client_id', async () => {
-    const error = await caught(() => session({ clientId: 'not-the-app' }).getToken());
+    const error = await caught(() => fx.session({ clientId: 'not-the-app' }).getToken());
     expect(error).toMatchObject({ name: 'OAuthError', error: 'invalid_client_id' });
   });
 
   it('never shows the secret or the token through util.inspect or JSON.stringify', async () => {
-    const s = session();
+    const s = fx.session();
     const token = await s.getToken();
-    expectNoSecrets(s, [org.clientSecret, token]);
+    expectNoSecrets(s, [fx.org.clientSecret, token]);
     expect(JSON.parse(JSON.stringify(s))).toEqual({
       type: 'ClientCredentialsAuth',
-      instanceUrl: org.instanceUrl,
+      instanceUrl: fx.org.instanceUrl,
     });
     expect(inspect(s)).toContain('ClientCredentialsAuth');
-    expectNoSecrets(org, [org.clientSecret]);
+    expectNoSecrets(fx.org, [fx.org.clientSecret]);
   });
 });
 
@@ -193,11 +165,11 @@ describe('ClientCredentialsAuth options', () => {
 
 describe('token endpoint failures give typed errors within the timeout', () => {
   const TIMEOUT_MS = 400;
-  const secrets = () => [org.clientSecret];
+  const secrets = () => [fx.org.clientSecret];
 
   async function failure(): Promise<unknown> {
     const started = performance.now();
-    const error = await caught(() => session({ timeoutMs: TIMEOUT_MS }).getToken());
+    const error = await caught(() => fx.session({ timeoutMs: TIMEOUT_MS }).getToken());
     expect(performance.now() - started).toBeLessThan(TIMEOUT_MS + 2_000);
     expectNoSecrets(error, secrets());
     return error;
@@ -205,28 +177,28 @@ describe('token endpoint failures give typed errors within the timeout', () => {
 
   it('a redirect is an UnexpectedResponseError and the target receives nothing', async () => {
     for (const status of [301, 302, 303, 307, 308] as const) {
-      org.failTokenEndpoint({ kind: 'redirect', status, location: `${other.url}/steal` });
+      fx.org.failTokenEndpoint({ kind: 'redirect', status, location: `${fx.other.url}/steal` });
       const error = await failure();
       expect(error).toBeInstanceOf(UnexpectedResponseError);
       expect(error).toMatchObject({ status, transient: false });
     }
-    expect(other.requests).toHaveLength(0);
+    expect(fx.other.requests).toHaveLength(0);
   });
 
   it('a stall before headers is a transient TransportError at the timeout', async () => {
-    org.failTokenEndpoint({ kind: 'stall' });
+    fx.org.failTokenEndpoint({ kind: 'stall' });
     const error = await failure();
     expect(error).toBeInstanceOf(TransportError);
     expect(error).toMatchObject({ code: 'ERR_TRANSPORT', transient: true });
   });
 
   it('a stall mid-body is a transient TransportError at the timeout', async () => {
-    org.failTokenEndpoint({ kind: 'stall-body' });
+    fx.org.failTokenEndpoint({ kind: 'stall-body' });
     expect(await failure()).toMatchObject({ name: 'TransportError', transient: true });
   });
 
   it('a connection reset is a transient TransportError', async () => {
-    org.failTokenEndpoint({ kind: 'reset' });
+    fx.org.failTokenEndpoint({ kind: 'reset' });
     expect(await failure()).toMatchObject({ name: 'TransportError', transient: true });
   });
 
@@ -234,7 +206,9 @@ describe('token endpoint failures give typed errors within the timeout', () => {
     const closed = await startEchoServer();
     await closed.close();
     const error = await caught(() =>
-      session({ loginUrl: closed.url, instanceUrl: closed.url, timeoutMs: TIMEOUT_MS }).getToken(),
+      fx
+        .session({ loginUrl: closed.url, instanceUrl: closed.url, timeoutMs: TIMEOUT_MS })
+        .getToken(),
     );
     expect(error).toMatchObject({ name: 'TransportError', transient: true });
     expect((error as Error).cause).toBeDefined();
@@ -244,18 +218,18 @@ describe('token endpoint failures give typed errors within the timeout', () => {
     [false, 'streamed'],
     [true, 'with content-length'],
   ])('an oversized body (%s, %s) is a ResponseTooLargeError', async (declareLength) => {
-    org.failTokenEndpoint({ kind: 'oversized', bytes: 10 * 1024 * 1024, declareLength });
+    fx.org.failTokenEndpoint({ kind: 'oversized', bytes: 10 * 1024 * 1024, declareLength });
     const error = await failure();
     expect(error).toBeInstanceOf(ResponseTooLargeError);
     expect(error).toMatchObject({ code: 'ERR_RESPONSE_TOO_LARGE', limitBytes: 64 * 1024 });
   });
 
   it('an HTML 502 echoing the secret is an UnexpectedResponseError that shows no body', async () => {
-    org.failTokenEndpoint({
+    fx.org.failTokenEndpoint({
       kind: 'status',
       status: 502,
       headers: { 'content-type': 'text/html' },
-      body: `<html><body>Bad gateway for client_secret=${org.clientSecret}</body></html>`,
+      body: `<html><body>Bad gateway for client_secret=${fx.org.clientSecret}</body></html>`,
     });
     const error = await failure();
     expect(error).toBeInstanceOf(UnexpectedResponseError);
@@ -265,7 +239,7 @@ describe('token endpoint failures give typed errors within the timeout', () => {
   it.each([500, 503, 429])(
     'status %i without an OAuth body is a transient UnexpectedResponseError',
     async (status) => {
-      org.failTokenEndpoint({
+      fx.org.failTokenEndpoint({
         kind: 'status',
         status,
         body: 'busy',
@@ -280,12 +254,12 @@ describe('token endpoint failures give typed errors within the timeout', () => {
   );
 
   it('an OAuth error whose description carries the secret keeps it out of every view', async () => {
-    org.failTokenEndpoint({
+    fx.org.failTokenEndpoint({
       kind: 'status',
       status: 400,
       body: JSON.stringify({
         error: 'invalid_grant',
-        error_description: `bad secret ${org.clientSecret}`,
+        error_description: `bad secret ${fx.org.clientSecret}`,
       }),
     });
     const error = await failure();
@@ -304,7 +278,7 @@ describe('token endpoint failures give typed errors within the timeout', () => {
     ['expires_in not a number', '{"access_token":"a","instance_url":"x","expires_in":"soon"}'],
     ['an array', '[]'],
   ])('a 200 with %s is an UnexpectedResponseError', async (_, body) => {
-    org.failTokenEndpoint({ kind: 'status', status: 200, body });
+    fx.org.failTokenEndpoint({ kind: 'status', status: 200, body });
     expect(await failure()).toMatchObject({
       name: 'UnexpectedResponseError',
       status: 200,
@@ -313,18 +287,21 @@ describe('token endpoint failures give typed errors within the timeout', () => {
   });
 
   it("another org's instance_url is an InstanceUrlMismatchError", async () => {
-    org.failTokenEndpoint({ kind: 'instance-url', instanceUrl: 'https://evil.my.salesforce.com/' });
+    fx.org.failTokenEndpoint({
+      kind: 'instance-url',
+      instanceUrl: 'https://evil.my.salesforce.com/',
+    });
     const error = await failure();
     expect(error).toBeInstanceOf(InstanceUrlMismatchError);
     expect(error).toMatchObject({
-      configured: org.instanceUrl,
+      configured: fx.org.instanceUrl,
       returned: 'https://evil.my.salesforce.com',
     });
   });
 
   it('recovers on the next call once the fault is cleared', async () => {
-    const s = session({ timeoutMs: TIMEOUT_MS });
-    org.failTokenEndpoint({ kind: 'status', status: 503, body: '' }, { times: 1 });
+    const s = fx.session({ timeoutMs: TIMEOUT_MS });
+    fx.org.failTokenEndpoint({ kind: 'status', status: 503, body: '' }, { times: 1 });
     expect(await caught(() => s.getToken())).toBeInstanceOf(AuthError);
     await expect(s.getToken()).resolves.toBeTypeOf('string');
   });

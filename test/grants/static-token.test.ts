@@ -1,42 +1,29 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { authFetch } from '../../src/adapters/fetch.js';
-import {
-  ClientCredentialsAuth,
-  ConfigError,
-  InsecureUrlError,
-  StaticTokenAuth,
-} from '../../src/index.js';
-import { type FakeOrg, startFakeOrg } from '../../src/testing/index.js';
+import { ConfigError, InsecureUrlError, StaticTokenAuth } from '../../src/index.js';
+import { useFakeOrg } from '../_org.js';
 import { expectNoSecrets } from '../_secrets.js';
 
-let org: FakeOrg;
-beforeAll(async () => {
-  org = await startFakeOrg();
-});
-afterAll(() => org.close());
+const fx = useFakeOrg();
 
 describe('StaticTokenAuth', () => {
   it('hands out its token; invalidate is a no-op, so a rejected token surfaces its 401', async () => {
-    const minted = await new ClientCredentialsAuth({
-      ...org,
-      loginUrl: org.loginUrl,
-      clientSecret: org.clientSecret,
-    }).getToken();
+    const minted = await fx.session().getToken();
     const session = new StaticTokenAuth({
       accessToken: minted,
-      instanceUrl: `${org.instanceUrl}/`,
+      instanceUrl: `${fx.org.instanceUrl}/`,
     });
-    expect(session.instanceUrl).toBe(org.instanceUrl);
+    expect(session.instanceUrl).toBe(fx.org.instanceUrl);
     expect(await session.getToken()).toBe(minted);
     await session.invalidate(minted);
     expect(await session.getToken()).toBe(minted);
 
     const sfFetch = authFetch(session);
     expect((await sfFetch('/services/data/v62.0/limits')).status).toBe(200);
-    org.revokeAllTokens();
-    org.resetStats();
+    fx.org.revokeAllTokens();
+    fx.org.resetStats();
     expect((await sfFetch('/services/data/v62.0/limits')).status).toBe(401);
-    expect(org.stats.apiRequests).toBe(1);
+    expect(fx.org.stats.apiRequests).toBe(1);
   });
 
   it('validates its options and never shows the token', () => {
