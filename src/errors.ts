@@ -26,6 +26,12 @@ export const ErrorCode = {
   UNEXPECTED_RESPONSE: 'ERR_UNEXPECTED_RESPONSE',
   RESPONSE_TOO_LARGE: 'ERR_RESPONSE_TOO_LARGE',
   TRANSPORT: 'ERR_TRANSPORT',
+  SIGNING: 'ERR_SIGNING',
+  STATE_MISMATCH: 'ERR_STATE_MISMATCH',
+  FLOW_MISMATCH: 'ERR_FLOW_MISMATCH',
+  SESSION_REVOKED: 'ERR_SESSION_REVOKED',
+  SUBJECT_TOKEN: 'ERR_SUBJECT_TOKEN',
+  ROTATION_HANDLER: 'ERR_ROTATION_HANDLER',
 } as const;
 
 /** One of the {@link ErrorCode} values. */
@@ -172,5 +178,65 @@ export class ResponseTooLargeError extends AuthError {
 export class TransportError extends AuthError {
   constructor(message: string, options?: AuthErrorOptions) {
     super(message, ErrorCode.TRANSPORT, true, options);
+  }
+}
+
+/** Signing the JWT bearer assertion failed (for example a `CryptoKey` not usable for signing). */
+export class SigningError extends AuthError {
+  constructor(options?: AuthErrorOptions) {
+    super('Could not sign the JWT bearer assertion', ErrorCode.SIGNING, false, options);
+  }
+}
+
+/**
+ * The `state` on the authorization callback is not the one `start()` issued: a forged or replayed
+ * callback. Raised before any request.
+ */
+export class StateMismatchError extends AuthError {
+  constructor() {
+    super('The callback state does not match the pending login', ErrorCode.STATE_MISMATCH);
+  }
+}
+
+/**
+ * The pending login was issued by a flow with another client id, redirect URI or login URL.
+ * Raised before any request.
+ */
+export class FlowMismatchError extends AuthError {
+  constructor() {
+    super(
+      'The pending login was started by a differently configured flow',
+      ErrorCode.FLOW_MISMATCH,
+    );
+  }
+}
+
+/** The session's refresh token was revoked with `revoke()`; build a new session to go on. */
+export class SessionRevokedError extends AuthError {
+  constructor() {
+    super('This session was revoked and can no longer mint tokens', ErrorCode.SESSION_REVOKED);
+  }
+}
+
+/** The subject token function of a token-exchange session failed or returned no token. */
+export class SubjectTokenError extends AuthError {
+  constructor(problem: string, options?: AuthErrorOptions) {
+    super(`Could not get the subject token: ${problem}`, ErrorCode.SUBJECT_TOKEN, false, options);
+  }
+}
+
+/**
+ * `onRefreshTokenRotated` threw or rejected. The new refresh token is kept in memory and the session
+ * goes on working; this error is emitted as a process warning (`process.on('warning', ...)`) with
+ * the handler's error as `cause`, so the app can alert on tokens that were not persisted.
+ */
+export class RefreshTokenHandlerError extends AuthError {
+  constructor(options?: AuthErrorOptions) {
+    super(
+      'onRefreshTokenRotated failed; the new refresh token is kept in memory only',
+      ErrorCode.ROTATION_HANDLER,
+      false,
+      options,
+    );
   }
 }

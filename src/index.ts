@@ -16,10 +16,16 @@ export {
   type AuthErrorOptions,
   ConfigError,
   ErrorCode,
+  FlowMismatchError,
   InsecureUrlError,
   InstanceUrlMismatchError,
   OAuthError,
+  RefreshTokenHandlerError,
   ResponseTooLargeError,
+  SessionRevokedError,
+  SigningError,
+  StateMismatchError,
+  SubjectTokenError,
   TransportError,
   UnexpectedResponseError,
 } from './errors.js';
@@ -27,7 +33,37 @@ export {
   ClientCredentialsAuth,
   type ClientCredentialsOptions,
 } from './grants/client-credentials.js';
+export {
+  type EnvGrant,
+  type EnvSession,
+  type FromEnvOptions,
+  fromEnv,
+  selectGrant,
+} from './grants/from-env.js';
+export {
+  JWT_ASSERTION_LIFETIME_S,
+  JWT_BEARER_GRANT,
+  JwtBearerAuth,
+  type JwtBearerOptions,
+} from './grants/jwt-bearer.js';
+export { RefreshTokenAuth, type RefreshTokenOptions } from './grants/refresh-token.js';
+export { fromSfdxAuthUrl, type SfdxAuthUrlOptions } from './grants/sfdx-auth-url.js';
 export { StaticTokenAuth, type StaticTokenOptions } from './grants/static-token.js';
+export {
+  SubjectTokenType,
+  TOKEN_EXCHANGE_GRANT,
+  TokenExchangeAuth,
+  type TokenExchangeOptions,
+} from './grants/token-exchange.js';
+export {
+  AUTHORIZE_PATH,
+  type CallbackParams,
+  type CompleteOptions,
+  DEFAULT_SCOPES,
+  type PendingLogin,
+  WebServerFlow,
+  type WebServerFlowOptions,
+} from './grants/web-server.js';
 export type { AuthSession, GetTokenOptions } from './session/auth-session.js';
 export {
   type CachingSessionOptions,
@@ -35,8 +71,10 @@ export {
   EXPIRY_MARGIN_MS,
 } from './session/caching-session.js';
 export {
+  DEFAULT_LOGIN_URL,
   DEFAULT_TIMEOUT_MS,
   MAX_TOKEN_RESPONSE_BYTES,
+  REVOKE_PATH,
   TOKEN_PATH,
   type TokenEndpointOptions,
 } from './token-endpoint.js';

@@ -12,6 +12,9 @@ import { normaliseBaseUrl, sameBaseUrl } from './internal/url.js';
 /** Path of Salesforce's OAuth 2.0 token endpoint, relative to the login URL. */
 export const TOKEN_PATH = '/services/oauth2/token';
 
+/** Salesforce's production login host: the default `loginUrl` where a grant allows one. */
+export const DEFAULT_LOGIN_URL = 'https://login.salesforce.com';
+
 /** Default for `timeoutMs`: the whole token exchange, connect to last byte. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
@@ -45,7 +48,8 @@ export interface TokenEndpointOptions {
 /** A token endpoint after its options were validated. Internal to the grants. */
 export interface TokenEndpoint {
   readonly loginUrl: string;
-  readonly instanceUrl: string;
+  /** The configured instance URL; undefined when the answer decides it (web server flow). */
+  readonly instanceUrl: string | undefined;
   readonly timeoutMs: number;
   readonly fetch: typeof fetch;
 }
@@ -71,14 +75,37 @@ export interface TokenResponse {
 export function tokenEndpoint(
   options: TokenEndpointOptions,
   defaultLoginUrl?: string,
+): TokenEndpoint & { readonly instanceUrl: string } {
+  return {
+    ...loginEndpoint(options, defaultLoginUrl),
+    instanceUrl: normaliseBaseUrl('instanceUrl', options.instanceUrl),
+  };
+}
+
+/**
+ * Like {@link tokenEndpoint} for a flow that learns the instance URL from the token answer (the web
+ * server flow): any `instance_url` that is an https URL (or http to loopback) is accepted.
+ */
+export function loginEndpoint(
+  options: Omit<TokenEndpointOptions, 'instanceUrl'>,
+  defaultLoginUrl?: string,
 ): TokenEndpoint {
-  const instanceUrl = normaliseBaseUrl('instanceUrl', options.instanceUrl);
   const loginUrl = normaliseBaseUrl('loginUrl', options.loginUrl ?? defaultLoginUrl);
   const timeoutMs = positiveMs('timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS);
   const customFetch = optionalFunction('fetch', options.fetch);
   // Resolve the global lazily so a fetch installed after construction (or a test double) is used.
   const fetchFn: typeof fetch = customFetch ?? ((input, init) => globalThis.fetch(input, init));
-  return { loginUrl, instanceUrl, timeoutMs, fetch: fetchFn };
+  return { loginUrl, instanceUrl: undefined, timeoutMs, fetch: fetchFn };
+}
+
+/** What a grant may ask of {@link requestToken} besides the form fields. */
+export interface TokenRequestHooks {
+  /**
+   * Called with a `refresh_token` found in a 2xx answer, before anything else about the answer is
+   * checked: under rotation the presented token is already dead, so the new one must be kept even if
+   * the rest of the answer turns out unusable.
+   */
+  adoptRefreshToken?: (refreshToken: string) => Promise<void>;
 }
 
 /**
@@ -90,7 +117,37 @@ export function tokenEndpoint(
 export async function requestToken(
   endpoint: TokenEndpoint,
   params: Readonly<Record<string, string>>,
+  hooks: TokenRequestHooks = {},
 ): Promise<TokenResponse> {
+  const { status, json } = await postForm(endpoint, TOKEN_PATH, params);
+  if (isRecord(json) && typeof json.refresh_token === 'string' && json.refresh_token !== '') {
+    await hooks.adoptRefreshToken?.(json.refresh_token);
+  }
+  return parseSuccess(json, status, endpoint.instanceUrl);
+}
+
+/**
+ * Revokes `token` (a refresh token, which also kills its access tokens, or an access token) at
+ * `{loginUrl}/services/oauth2/revoke`.
+ * @see https://help.salesforce.com/s/articleView?id=sf.remoteaccess_revoke_token.htm
+ */
+export async function revokeToken(endpoint: TokenEndpoint, token: string): Promise<void> {
+  await postForm(endpoint, REVOKE_PATH, { token }, { emptyOk: true });
+}
+
+/** Path of Salesforce's OAuth 2.0 revocation endpoint, relative to the login URL. */
+export const REVOKE_PATH = '/services/oauth2/revoke';
+
+/**
+ * POSTs a form to an OAuth endpoint within `timeoutMs` and answers the 2xx JSON body; any other
+ * outcome throws the matching {@link AuthError} subclass.
+ */
+async function postForm(
+  endpoint: TokenEndpoint,
+  path: string,
+  params: Readonly<Record<string, string>>,
+  options: { emptyOk?: boolean } = {},
+): Promise<{ status: number; json: unknown }> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -100,7 +157,7 @@ export async function requestToken(
       reject(error);
     }, endpoint.timeoutMs);
   });
-  const exchange = exchangeToken(endpoint, params, controller.signal);
+  const exchange = exchange_(endpoint, path, params, controller.signal, options.emptyOk === true);
   // A custom fetch that ignores `signal` could settle after the timeout; that late outcome is moot.
   exchange.catch(() => {});
   try {
@@ -110,14 +167,16 @@ export async function requestToken(
   }
 }
 
-async function exchangeToken(
+async function exchange_(
   endpoint: TokenEndpoint,
+  path: string,
   params: Readonly<Record<string, string>>,
   signal: AbortSignal,
-): Promise<TokenResponse> {
+  emptyOk: boolean,
+): Promise<{ status: number; json: unknown }> {
   let response: Response;
   try {
-    response = await endpoint.fetch(endpoint.loginUrl + TOKEN_PATH, {
+    response = await endpoint.fetch(endpoint.loginUrl + path, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
       body: new URLSearchParams(params).toString(),
@@ -140,6 +199,8 @@ async function exchangeToken(
   }
 
   const body = await readLimited(response, signal);
+  if (emptyOk && response.ok && body.byteLength === 0)
+    return { status: response.status, json: undefined };
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
@@ -155,10 +216,14 @@ async function exchangeToken(
     }
     throw new UnexpectedResponseError(response.status, 'not an OAuth error body');
   }
-  return parseSuccess(json, response.status, endpoint.instanceUrl);
+  return { status: response.status, json };
 }
 
-function parseSuccess(json: unknown, status: number, configuredInstanceUrl: string): TokenResponse {
+function parseSuccess(
+  json: unknown,
+  status: number,
+  configuredInstanceUrl: string | undefined,
+): TokenResponse {
   if (!isRecord(json)) throw new UnexpectedResponseError(status, 'body is not a JSON object');
   const { access_token, instance_url, expires_in, refresh_token, id, scope } = json;
   if (typeof access_token !== 'string' || access_token === '') {
@@ -181,10 +246,20 @@ function parseSuccess(json: unknown, status: number, configuredInstanceUrl: stri
     }
     expiresInMs = Math.floor(seconds * 1000);
   }
-  if (!sameBaseUrl(instance_url, configuredInstanceUrl)) {
+  let instanceUrl: string;
+  if (configuredInstanceUrl === undefined) {
+    // No instance configured (web server flow): the answer names it, and it must be a safe URL.
+    try {
+      instanceUrl = normaliseBaseUrl('instance_url', instance_url);
+    } catch {
+      throw new UnexpectedResponseError(status, 'instance_url is not an https URL');
+    }
+  } else if (sameBaseUrl(instance_url, configuredInstanceUrl)) {
+    instanceUrl = configuredInstanceUrl;
+  } else {
     throw new InstanceUrlMismatchError(configuredInstanceUrl, safeUrlForMessage(instance_url));
   }
-  const result: TokenResponse = { accessToken: access_token, instanceUrl: configuredInstanceUrl };
+  const result: TokenResponse = { accessToken: access_token, instanceUrl };
   if (expiresInMs !== undefined) result.expiresInMs = expiresInMs;
   if (typeof refresh_token === 'string') result.refreshToken = refresh_token;
   if (typeof id === 'string') result.id = id;

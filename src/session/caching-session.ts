@@ -70,18 +70,28 @@ export class CachingSession extends Redacted implements AuthSession {
   /** The mint every concurrent caller joins. */
   #pending: Promise<string> | undefined;
 
+  /**
+   * @param mint one token request of the grant; never called concurrently for one session.
+   * @param engine.seed an access token already in hand (from a code exchange, say), used until it
+   *   expires or is rejected.
+   */
   constructor(
     instanceUrl: string,
     mint: MintFn,
     options: CachingSessionOptions = {},
-    store: TokenStore = new MemoryTokenStore(),
+    engine: { store?: TokenStore; seed?: MintedToken } = {},
   ) {
     super();
     this.instanceUrl = instanceUrl;
     this.#mint = mint;
-    this.#store = store;
+    this.#store = engine.store ?? new MemoryTokenStore();
     this.#ttlMs = positiveMs('tokenTtlMs', options.tokenTtlMs, DEFAULT_TOKEN_TTL_MS);
     this.#now = optionalFunction('now', options.now) ?? Date.now;
+    if (engine.seed !== undefined) {
+      const token = this.#cacheable(engine.seed, this.#now());
+      this.#remember(token);
+      void this.#store.set(token);
+    }
   }
 
   /**
@@ -128,17 +138,36 @@ export class CachingSession extends Redacted implements AuthSession {
       return stored.accessToken;
     }
     const startedAt = this.#now();
-    const minted = await this.#mint();
+    const token = this.#cacheable(await this.#mint(), startedAt);
+    await this.#store.set(token);
+    this.#remember(token);
+    return token.accessToken;
+  }
+
+  /** Expiry of a token obtained at `obtainedAt`: the local TTL, capped by `expires_in`. */
+  #cacheable(minted: MintedToken, obtainedAt: number): CachedToken {
     const ttlMs = Math.min(this.#ttlMs, minted.expiresInMs ?? Number.POSITIVE_INFINITY);
-    const expiresAt = startedAt + ttlMs;
-    const token: CachedToken = {
+    const expiresAt = obtainedAt + ttlMs;
+    return {
       accessToken: minted.accessToken,
       expiresAt,
       staleAt: expiresAt - expiryMarginMs(ttlMs),
     };
-    await this.#store.set(token);
-    this.#remember(token);
-    return token.accessToken;
+  }
+
+  /**
+   * Runs `fn` under the mint lock, after any mint in flight: for grant-level operations that must
+   * not overlap a mint (revoking the refresh token, for one). `fn` must not call `getToken`.
+   */
+  protected exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#lock.runExclusive(fn);
+  }
+
+  /** Forgets the cached token, whatever it is. Call it inside {@link exclusive}. */
+  protected async forgetToken(): Promise<void> {
+    this.#hit = undefined;
+    const stored = await this.#store.get();
+    if (stored !== undefined) await this.#store.deleteIf(stored.accessToken);
   }
 
   #remember(token: CachedToken): void {

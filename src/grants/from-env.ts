@@ -1,0 +1,196 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../errors.js';
+import type { CachingSessionOptions } from '../session/caching-session.js';
+import type { TokenEndpointOptions } from '../token-endpoint.js';
+import { ClientCredentialsAuth } from './client-credentials.js';
+import { JwtBearerAuth } from './jwt-bearer.js';
+import { RefreshTokenAuth, type RefreshTokenOptions } from './refresh-token.js';
+import { fromSfdxAuthUrl } from './sfdx-auth-url.js';
+import { StaticTokenAuth } from './static-token.js';
+
+/** Options of {@link fromEnv} that do not come from the environment. */
+export interface FromEnvOptions
+  extends Pick<TokenEndpointOptions, 'timeoutMs' | 'fetch'>,
+    CachingSessionOptions,
+    Pick<RefreshTokenOptions, 'onRefreshTokenRotated'> {}
+
+/** Every session `fromEnv` can build. */
+export type EnvSession = ClientCredentialsAuth | JwtBearerAuth | RefreshTokenAuth | StaticTokenAuth;
+
+/** The grant `fromEnv` picked, and why: for `cirrus-auth check` and error messages. */
+export type EnvGrant =
+  | 'sfdx-auth-url'
+  | 'refresh-token'
+  | 'jwt-bearer'
+  | 'client-credentials'
+  | 'static-token';
+
+const MARKERS: Record<string, EnvGrant> = {
+  SFDX_AUTH_URL: 'sfdx-auth-url',
+  SF_REFRESH_TOKEN: 'refresh-token',
+  SF_PRIVATE_KEY: 'jwt-bearer',
+  SF_PRIVATE_KEY_FILE: 'jwt-bearer',
+};
+
+/**
+ * Builds the session the environment describes. One variable picks the grant:
+ *
+ * | set | grant | also required | optional |
+ * |---|---|---|---|
+ * | `SFDX_AUTH_URL` | refresh token, from the URL | | `SF_LOGIN_URL`, `SF_ACCESS_TOKEN` |
+ * | `SF_REFRESH_TOKEN` | refresh token | `SF_CLIENT_ID`, `SF_INSTANCE_URL` | `SF_CLIENT_SECRET`, `SF_LOGIN_URL`, `SF_ACCESS_TOKEN` |
+ * | `SF_PRIVATE_KEY` or `SF_PRIVATE_KEY_FILE` | JWT bearer | `SF_CLIENT_ID`, `SF_USERNAME`, `SF_INSTANCE_URL` | `SF_LOGIN_URL` |
+ * | `SF_CLIENT_SECRET` (none of the above) | client credentials | `SF_CLIENT_ID`, `SF_LOGIN_URL` | `SF_INSTANCE_URL` (default: `SF_LOGIN_URL`) |
+ * | `SF_ACCESS_TOKEN` (alone) | static token | `SF_INSTANCE_URL` | |
+ *
+ * An ambiguous or incomplete set is a `ConfigError` whose `option` names a variable; no value is
+ * ever printed. `SF_PRIVATE_KEY` may hold a PEM with literal `\n` escapes, as CI secrets often do.
+ *
+ * @example
+ * ```ts
+ * const session = fromEnv(); // reads process.env
+ * ```
+ */
+export function fromEnv(
+  env: Record<string, string | undefined> = process.env,
+  options: FromEnvOptions = {},
+): EnvSession {
+  const { grant, get } = selectGrant(env);
+  const need = (...names: string[]) => {
+    const missing = names.filter((name) => get(name) === undefined);
+    const [first] = missing;
+    if (first !== undefined) {
+      throw new ConfigError(
+        first,
+        `is required for the ${grant} grant (missing: ${missing.join(', ')})`,
+      );
+    }
+    return names.map((name) => get(name) as string);
+  };
+  const optional = (name: string, value: string | undefined) =>
+    value === undefined ? {} : { [name]: value };
+
+  switch (grant) {
+    case 'sfdx-auth-url': {
+      const [url] = need('SFDX_AUTH_URL');
+      return fromSfdxAuthUrl(url as string, {
+        ...options,
+        ...optional('loginUrl', get('SF_LOGIN_URL')),
+        ...optional('accessToken', get('SF_ACCESS_TOKEN')),
+      });
+    }
+    case 'refresh-token': {
+      const [refreshToken, clientId, instanceUrl] = need(
+        'SF_REFRESH_TOKEN',
+        'SF_CLIENT_ID',
+        'SF_INSTANCE_URL',
+      );
+      return new RefreshTokenAuth({
+        ...options,
+        refreshToken: refreshToken as string,
+        clientId: clientId as string,
+        instanceUrl: instanceUrl as string,
+        ...optional('clientSecret', get('SF_CLIENT_SECRET')),
+        ...optional('loginUrl', get('SF_LOGIN_URL')),
+        ...optional('accessToken', get('SF_ACCESS_TOKEN')),
+      });
+    }
+    case 'jwt-bearer': {
+      const [clientId, username, instanceUrl] = need(
+        'SF_CLIENT_ID',
+        'SF_USERNAME',
+        'SF_INSTANCE_URL',
+      );
+      return new JwtBearerAuth({
+        ...options,
+        clientId: clientId as string,
+        username: username as string,
+        instanceUrl: instanceUrl as string,
+        privateKey: privateKeyFrom(get),
+        ...optional('loginUrl', get('SF_LOGIN_URL')),
+      });
+    }
+    case 'client-credentials': {
+      const [clientId, clientSecret, loginUrl] = need(
+        'SF_CLIENT_ID',
+        'SF_CLIENT_SECRET',
+        'SF_LOGIN_URL',
+      );
+      return new ClientCredentialsAuth({
+        ...options,
+        clientId: clientId as string,
+        clientSecret: clientSecret as string,
+        loginUrl: loginUrl as string,
+        instanceUrl: get('SF_INSTANCE_URL') ?? (loginUrl as string),
+      });
+    }
+    case 'static-token': {
+      const [accessToken, instanceUrl] = need('SF_ACCESS_TOKEN', 'SF_INSTANCE_URL');
+      return new StaticTokenAuth({
+        accessToken: accessToken as string,
+        instanceUrl: instanceUrl as string,
+      });
+    }
+  }
+}
+
+/**
+ * Which grant `env` selects, without building anything or reading a value beyond presence.
+ * Throws the same `ConfigError` as {@link fromEnv} for an ambiguous or empty set.
+ */
+export function selectGrant(env: Record<string, string | undefined> = process.env): {
+  grant: EnvGrant;
+  get: (name: string) => string | undefined;
+} {
+  if (typeof env !== 'object' || env === null) throw new ConfigError('env', 'must be an object');
+  const get = (name: string) => {
+    const value = env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const set = Object.keys(MARKERS).filter((name) => get(name) !== undefined);
+  const grants = new Set(set.map((name) => MARKERS[name]));
+  const [first, second] = set;
+  if (grants.size > 1 || (set.includes('SF_PRIVATE_KEY') && set.includes('SF_PRIVATE_KEY_FILE'))) {
+    throw new ConfigError(
+      second ?? 'env',
+      `conflicts with ${first}: set the variables of one grant only`,
+    );
+  }
+  let grant = [...grants][0];
+  if (grant === undefined) {
+    if (get('SF_CLIENT_SECRET') !== undefined) grant = 'client-credentials';
+    else if (get('SF_ACCESS_TOKEN') !== undefined) grant = 'static-token';
+    else {
+      throw new ConfigError(
+        'env',
+        'names no Salesforce credentials: set SFDX_AUTH_URL, SF_REFRESH_TOKEN, SF_PRIVATE_KEY, SF_CLIENT_SECRET or SF_ACCESS_TOKEN',
+      );
+    }
+  }
+  if (grant === 'client-credentials' && get('SF_ACCESS_TOKEN') !== undefined) {
+    throw new ConfigError(
+      'SF_ACCESS_TOKEN',
+      'conflicts with SF_CLIENT_SECRET: set the variables of one grant only',
+    );
+  }
+  if (
+    (grant === 'jwt-bearer' || grant === 'sfdx-auth-url') &&
+    get('SF_CLIENT_SECRET') !== undefined
+  ) {
+    throw new ConfigError(
+      'SF_CLIENT_SECRET',
+      `is not used by the ${grant} grant: unset it or pick one grant`,
+    );
+  }
+  return { grant, get };
+}
+
+function privateKeyFrom(get: (name: string) => string | undefined): string {
+  const inline = get('SF_PRIVATE_KEY');
+  if (inline !== undefined) return inline;
+  try {
+    return readFileSync(get('SF_PRIVATE_KEY_FILE') as string, 'utf8');
+  } catch {
+    throw new ConfigError('SF_PRIVATE_KEY_FILE', 'could not be read');
+  }
+}

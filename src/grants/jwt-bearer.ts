@@ -1,0 +1,104 @@
+import { createPrivateKey, KeyObject, sign } from 'node:crypto';
+import { ConfigError, SigningError } from '../errors.js';
+import { optionalFunction, optionsObject, requiredString } from '../internal/options.js';
+import { normaliseBaseUrl } from '../internal/url.js';
+import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
+import {
+  DEFAULT_LOGIN_URL,
+  requestToken,
+  type TokenEndpointOptions,
+  tokenEndpoint,
+} from '../token-endpoint.js';
+
+/** How far ahead of now a JWT bearer assertion's `exp` is set. Salesforce wants a few minutes at most. */
+export const JWT_ASSERTION_LIFETIME_S = 150;
+
+/** The `grant_type` of RFC 7523's JWT bearer grant. */
+export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+
+/** Options of {@link JwtBearerAuth}. */
+export interface JwtBearerOptions extends TokenEndpointOptions, CachingSessionOptions {
+  /** The connected app's client id ("consumer key"): the assertion's `iss`. */
+  clientId: string;
+  /** The Salesforce username to act as: the assertion's `sub`. */
+  username: string;
+  /**
+   * The RSA private key (2048 bits or more) whose certificate is uploaded to the connected app: a
+   * PEM string (PKCS#8 or PKCS#1), a `KeyObject` or a `CryptoKey`. Checked at construction.
+   */
+  privateKey: string | KeyObject | CryptoKey;
+  /** @default DEFAULT_LOGIN_URL (`https://login.salesforce.com`); `https://test.salesforce.com` for sandboxes. */
+  loginUrl?: string;
+  /**
+   * The assertion's `aud`: the login host (`https://login.salesforce.com`,
+   * `https://test.salesforce.com`) or your My Domain / Experience Cloud site URL.
+   * @default loginUrl
+   */
+  audience?: string;
+}
+
+/**
+ * A session for the OAuth 2.0 JWT bearer grant (RFC 7523): signs an RS256 assertion with your
+ * private key for each token request. No client secret, no refresh token. Safe to call
+ * concurrently; at most one token request runs per session.
+ *
+ * @see https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm
+ * @example
+ * ```ts
+ * const session = new JwtBearerAuth({
+ *   clientId: process.env.SF_CLIENT_ID ?? '',
+ *   username: 'integration@acme.com',
+ *   privateKey: await readFile('server.key', 'utf8'),
+ *   instanceUrl: 'https://acme.my.salesforce.com',
+ * });
+ * ```
+ */
+export class JwtBearerAuth extends CachingSession {
+  constructor(options: JwtBearerOptions) {
+    const o = optionsObject(options);
+    const clientId = requiredString('clientId', o.clientId);
+    const username = requiredString('username', o.username);
+    const key = privateKeyOf(o.privateKey);
+    const endpoint = tokenEndpoint(o, DEFAULT_LOGIN_URL);
+    const audience =
+      o.audience === undefined ? endpoint.loginUrl : normaliseBaseUrl('audience', o.audience);
+    const now = optionalFunction('now', o.now) ?? Date.now;
+    const mint = async () => {
+      const exp = Math.floor(now() / 1000) + JWT_ASSERTION_LIFETIME_S;
+      const assertion = signAssertion(key, { iss: clientId, sub: username, aud: audience, exp });
+      return requestToken(endpoint, { grant_type: JWT_BEARER_GRANT, assertion });
+    };
+    super(endpoint.instanceUrl, mint, o);
+  }
+}
+
+/** Turns the `privateKey` option into an RSA private `KeyObject`, or throws `ConfigError`. */
+function privateKeyOf(value: unknown): KeyObject {
+  let key: KeyObject;
+  try {
+    if (typeof value === 'string') key = createPrivateKey(value.replace(/\\n/g, '\n'));
+    else if (value instanceof KeyObject) key = value;
+    else if (value instanceof CryptoKey) key = KeyObject.from(value);
+    else throw new TypeError('not a key');
+  } catch {
+    throw new ConfigError('privateKey', 'must be a PEM private key, a KeyObject or a CryptoKey');
+  }
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (key.type !== 'private' || key.asymmetricKeyType !== 'rsa' || bits < 2048) {
+    throw new ConfigError('privateKey', 'must be an RSA private key of at least 2048 bits');
+  }
+  return key;
+}
+
+function signAssertion(
+  key: KeyObject,
+  claims: { iss: string; sub: string; aud: string; exp: number },
+): string {
+  const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const signingInput = `${encode({ alg: 'RS256' })}.${encode(claims)}`;
+  try {
+    return `${signingInput}.${sign('sha256', Buffer.from(signingInput), key).toString('base64url')}`;
+  } catch (error) {
+    throw new SigningError({ cause: error });
+  }
+}

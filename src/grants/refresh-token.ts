@@ -1,0 +1,104 @@
+import { RefreshTokenHandlerError, SessionRevokedError } from '../errors.js';
+import { optionalFunction, optionsObject, requiredString } from '../internal/options.js';
+import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
+import {
+  DEFAULT_LOGIN_URL,
+  requestToken,
+  revokeToken,
+  type TokenEndpoint,
+  type TokenEndpointOptions,
+  tokenEndpoint,
+} from '../token-endpoint.js';
+
+/** Options of {@link RefreshTokenAuth}. */
+export interface RefreshTokenOptions extends TokenEndpointOptions, CachingSessionOptions {
+  /** The connected app's client id ("consumer key"). */
+  clientId: string;
+  /** The client secret, for confidential apps only; omitted from the request when absent. */
+  clientSecret?: string;
+  /** The refresh token. Kept private; never logged. */
+  refreshToken: string;
+  /** @default DEFAULT_LOGIN_URL (`https://login.salesforce.com`); your My Domain URL works too. */
+  loginUrl?: string;
+  /**
+   * Called with every new refresh token Salesforce issues under Refresh Token Rotation, awaited
+   * before the new access token is handed out: persist it here, or the next process start presents
+   * a dead token. It must not call `getToken()` on this session. If it throws, the new token is kept
+   * in memory, the session goes on, and a {@link RefreshTokenHandlerError} is emitted as a process
+   * warning.
+   */
+  onRefreshTokenRotated?: (refreshToken: string) => void | Promise<void>;
+  /** An access token already in hand (for example from a code exchange), used until rejected. */
+  accessToken?: string;
+}
+
+/**
+ * A session for the refresh token grant, safe under Refresh Token Rotation: refreshes are
+ * serialised (two requests never carry the same refresh token), each rotated token is adopted
+ * before anything else about the answer can fail, and a caller that aborts does not strand a
+ * rotation. Safe to call concurrently; at most one refresh runs per session.
+ *
+ * @see https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_refresh_token_flow.htm
+ * @example
+ * ```ts
+ * const session = new RefreshTokenAuth({
+ *   clientId: process.env.SF_CLIENT_ID ?? '',
+ *   refreshToken: await store.load(),
+ *   instanceUrl: 'https://acme.my.salesforce.com',
+ *   onRefreshTokenRotated: (token) => store.save(token),
+ * });
+ * ```
+ */
+export class RefreshTokenAuth extends CachingSession {
+  readonly #endpoint: TokenEndpoint;
+  readonly #state: { refreshToken: string; revoked: boolean };
+
+  constructor(options: RefreshTokenOptions) {
+    const o = optionsObject(options);
+    const clientId = requiredString('clientId', o.clientId);
+    const clientSecret =
+      o.clientSecret === undefined ? undefined : requiredString('clientSecret', o.clientSecret);
+    const state = { refreshToken: requiredString('refreshToken', o.refreshToken), revoked: false };
+    const onRotated = optionalFunction('onRefreshTokenRotated', o.onRefreshTokenRotated);
+    const seed =
+      o.accessToken === undefined ? undefined : requiredString('accessToken', o.accessToken);
+    const endpoint = tokenEndpoint(o, DEFAULT_LOGIN_URL);
+
+    const adoptRefreshToken = async (rotated: string): Promise<void> => {
+      if (rotated === state.refreshToken) return;
+      state.refreshToken = rotated;
+      try {
+        await onRotated?.(rotated);
+      } catch (error) {
+        process.emitWarning(new RefreshTokenHandlerError({ cause: error }));
+      }
+    };
+    const mint = () => {
+      if (state.revoked) return Promise.reject(new SessionRevokedError());
+      const params: Record<string, string> = {
+        grant_type: 'refresh_token',
+        refresh_token: state.refreshToken,
+        client_id: clientId,
+      };
+      if (clientSecret !== undefined) params.client_secret = clientSecret;
+      return requestToken(endpoint, params, { adoptRefreshToken });
+    };
+    super(endpoint.instanceUrl, mint, o, seed === undefined ? {} : { seed: { accessToken: seed } });
+    this.#endpoint = endpoint;
+    this.#state = state;
+  }
+
+  /**
+   * Revokes the refresh token at Salesforce (which also kills its access tokens), after any refresh
+   * in flight. From then on `getToken()` rejects with {@link SessionRevokedError}. Calling it again
+   * does nothing.
+   */
+  revoke(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.#state.revoked) return;
+      await revokeToken(this.#endpoint, this.#state.refreshToken);
+      this.#state.revoked = true;
+      await this.forgetToken();
+    });
+  }
+}
