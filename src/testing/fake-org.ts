@@ -1,6 +1,7 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { FakeGrants, publicKeyOf } from './fake-grants.js';
 
 /** Options of {@link startFakeOrg}. */
 export interface FakeOrgOptions {
@@ -16,6 +17,24 @@ export interface FakeOrgOptions {
   reuseAccessToken?: boolean;
   /** Added to every token answer as `expires_in` (seconds). Salesforce usually sends none. */
   expiresInSeconds?: number;
+  /** Usernames that have approved the app: the JWT bearer grant accepts these as `sub`. @default ['admin@example.com'] */
+  users?: string[];
+  /**
+   * The key the JWT bearer grant verifies assertions with (the certificate on the connected app):
+   * a PEM or `KeyObject`, public or private. @default a new RSA key pair; its private half is
+   * `FakeOrg.jwtPrivateKey`.
+   */
+  jwtKey?: string | KeyObject;
+  /** The `aud` the JWT bearer grant requires. @default the org's `loginUrl` */
+  audience?: string;
+  /**
+   * Refresh Token Rotation: every refresh answers a new refresh token, and presenting a rotated-away
+   * one revokes the whole family (refresh token and its access tokens), as Salesforce does.
+   * @default true
+   */
+  refreshTokenRotation?: boolean;
+  /** Whether the refresh and authorization-code grants require `client_secret` (a confidential app). @default true */
+  requireClientSecret?: boolean;
 }
 
 /**
@@ -49,6 +68,10 @@ export interface FakeOrgStats {
   apiRequests: number;
   /** API requests by the status they were answered with. */
   apiRequestsByStatus: Record<string, number>;
+  /** Refresh-token families revoked because a rotated-away refresh token was presented. */
+  familyRevocations: number;
+  /** Tokens revoked through `/services/oauth2/revoke`. */
+  revocations: number;
 }
 
 /** One API request as the org saw it. */
@@ -75,8 +98,27 @@ export interface FakeOrg {
   readonly stats: FakeOrgStats;
   /** Every API request so far (the most recent 10,000). */
   readonly apiRequests: readonly ApiRequestRecord[];
+  /** The username the JWT bearer grant accepts first (`users[0]`). */
+  readonly username: string;
+  /** The PEM (PKCS#8) private key whose public half the JWT bearer grant trusts, unless `jwtKey` was given. */
+  readonly jwtPrivateKey: string | undefined;
+  /** The last token request's form fields (secrets included: it is a test double). */
+  readonly lastTokenRequest: Readonly<Record<string, string>> | undefined;
   /** Server-side revocation of every access token issued so far: the next API call with one gets 401. */
   revokeAllTokens(): void;
+  /** A new refresh token, as if a user had approved the app (a new token family). */
+  issueRefreshToken(): string;
+  /** Whether `token` is the live refresh token of a family that is not revoked. */
+  isValidRefreshToken(token: string): boolean;
+  /** Lets the token-exchange grant accept `token` as a subject token of `type` (a token-type URN). */
+  addSubjectToken(token: string, type: string): void;
+  /** Makes the next authorization answer the callback with `error` (for example `access_denied`). */
+  denyNextAuthorization(error?: string): void;
+  /**
+   * Plays the browser for the web server flow: requests `authorizeUrl` as a logged-in user who
+   * approves, and answers the callback URL the org redirects to (with `code` and `state`, or `error`).
+   */
+  approve(authorizeUrl: string): Promise<URL>;
   /** Whether `token` is an access token the org currently accepts. */
   isValidToken(token: string): boolean;
   /** Makes the token endpoint misbehave, for the next `times` requests or until healed. */
@@ -143,7 +185,34 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   let rejection: ApiRejection | undefined;
   let apiFailure: { status: number; remaining: number } | undefined;
   let lastIssued: string | undefined;
+  let lastTokenRequest: Record<string, string> | undefined;
   let baseUrl = '';
+  const users = options.users ?? ['admin@example.com'];
+  let jwtPrivateKey: string | undefined;
+  let jwtKey = options.jwtKey;
+  if (jwtKey === undefined) {
+    const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    jwtPrivateKey = pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    jwtKey = pair.publicKey;
+  }
+  const grants = new FakeGrants(
+    {
+      clientId,
+      clientSecret,
+      loginUrl: () => baseUrl,
+      issue: (extra) => issue(extra),
+      revokeAccessTokens: (tokens) => {
+        for (const t of tokens) valid.delete(t);
+      },
+    },
+    {
+      users,
+      audience: options.audience,
+      jwtPublicKey: publicKeyOf(jwtKey),
+      refreshTokenRotation: options.refreshTokenRotation ?? true,
+      requireClientSecret: options.requireClientSecret ?? true,
+    },
+  );
 
   const server = createServer((req, res) => {
     handle(req, res).catch(() => {
@@ -156,6 +225,19 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', baseUrl);
     if (url.pathname === '/services/oauth2/token') return token(req, res);
+    if (url.pathname === '/services/oauth2/revoke') {
+      const params = new URLSearchParams((await readBody(req)).toString('utf8'));
+      const answer = grants.revoke(params, (t) => valid.has(t));
+      return answer.status === 200
+        ? void res.writeHead(200).end()
+        : json(res, answer.status, answer.body);
+    }
+    if (url.pathname === '/services/oauth2/authorize') {
+      const answer = grants.authorize(url.searchParams);
+      if (answer.location !== undefined)
+        return void res.writeHead(302, { location: answer.location }).end();
+      return json(res, answer.status, answer.body);
+    }
     if (/^\/services\/(data|apexrest|Soap|async)\//.test(url.pathname)) return api(req, res, url);
     json(res, 404, [{ errorCode: 'NOT_FOUND', message: 'The requested resource does not exist' }]);
   }
@@ -175,20 +257,17 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     if (!String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')) {
       return oauthError(res, 400, 'invalid_request', 'unsupported content type');
     }
-    if (grant !== 'client_credentials') {
-      return oauthError(res, 400, 'unsupported_grant_type', 'grant type not supported');
-    }
-    if (params.get('client_id') !== clientId) {
-      return oauthError(res, 400, 'invalid_client_id', 'client identifier invalid');
-    }
-    if (params.get('client_secret') !== clientSecret) {
-      return oauthError(res, 400, 'invalid_client', 'invalid client credentials');
-    }
-    const instanceUrl = active?.kind === 'instance-url' ? active.instanceUrl : `${baseUrl}/`;
-    json(res, 200, issue(instanceUrl));
+    lastTokenRequest = Object.fromEntries(params);
+    const answer = grants.token(params);
+    if (answer.status === 200 && active?.kind === 'instance-url')
+      answer.body.instance_url = active.instanceUrl;
+    json(res, answer.status, answer.body);
   }
 
-  function issue(instanceUrl: string): Record<string, string | number> {
+  function issue(extra: Record<string, unknown> = {}): {
+    accessToken: string;
+    body: Record<string, unknown>;
+  } {
     let accessToken =
       options.reuseAccessToken && lastIssued && valid.has(lastIssued) ? lastIssued : undefined;
     if (accessToken === undefined) {
@@ -197,19 +276,18 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       lastIssued = accessToken;
     }
     stats.tokensIssued++;
-    const issuedAt = String(Date.now());
-    const id = `${baseUrl}/id/${ORG_ID}/${USER_ID}`;
-    const answer: Record<string, string | number> = {
+    const body: Record<string, unknown> = {
       access_token: accessToken,
-      instance_url: instanceUrl,
-      id,
+      instance_url: `${baseUrl}/`,
+      id: `${baseUrl}/id/${ORG_ID}/${USER_ID}`,
       token_type: 'Bearer',
-      issued_at: issuedAt,
+      issued_at: String(Date.now()),
       signature: randomBytes(32).toString('base64'),
       scope: 'api',
+      ...extra,
     };
-    if (options.expiresInSeconds !== undefined) answer.expires_in = options.expiresInSeconds;
-    return answer;
+    if (options.expiresInSeconds !== undefined) body.expires_in = options.expiresInSeconds;
+    return { accessToken, body };
   }
 
   function takeFault(): TokenFault | undefined {
@@ -372,13 +450,31 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     instanceUrl: baseUrl,
     clientId,
     clientSecret,
+    username: users[0] ?? '',
+    jwtPrivateKey,
+    get lastTokenRequest() {
+      return lastTokenRequest;
+    },
     get stats() {
-      return structuredClone(stats);
+      return { ...structuredClone(stats), ...grants.stats };
     },
     get apiRequests() {
       return [...log];
     },
     revokeAllTokens: () => valid.clear(),
+    issueRefreshToken: () => grants.issueRefreshToken(),
+    isValidRefreshToken: (t) => grants.isValidRefreshToken(t),
+    addSubjectToken: (t, type) => grants.addSubjectToken(t, type),
+    denyNextAuthorization: (e = 'access_denied') => grants.denyNextAuthorization(e),
+    approve: async (authorizeUrl) => {
+      const response = await fetch(authorizeUrl, { redirect: 'manual' });
+      await response.body?.cancel();
+      const location = response.headers.get('location');
+      if (response.status !== 302 || location === null) {
+        throw new Error(`the authorize endpoint answered ${response.status}, not a redirect`);
+      }
+      return new URL(location);
+    },
     isValidToken: (t) => valid.has(t),
     failTokenEndpoint: (f, o) => {
       fault = { fault: f, remaining: o?.times ?? Number.POSITIVE_INFINITY };
@@ -401,6 +497,8 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     },
     resetStats: () => {
       stats = emptyStats();
+      grants.stats.familyRevocations = 0;
+      grants.stats.revocations = 0;
       log = [];
     },
     close: () => closeServer(server),
@@ -410,7 +508,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   } as FakeOrg;
 }
 
-function emptyStats(): FakeOrgStats {
+function emptyStats(): Omit<FakeOrgStats, 'familyRevocations' | 'revocations'> {
   return {
     tokenRequests: 0,
     tokenRequestsByGrant: {},

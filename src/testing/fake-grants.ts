@@ -1,0 +1,323 @@
+import { createHash, createPublicKey, type KeyObject, randomBytes, verify } from 'node:crypto';
+
+/** An OAuth answer the fake org sends: a status and a JSON body. */
+export interface GrantAnswer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** What the grant logic needs from the org around it. */
+export interface GrantHost {
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /** `http://127.0.0.1:PORT`, known once the server listens. */
+  loginUrl(): string;
+  /** Issues an access token (valid at once) with Salesforce's success shape; extra fields merged. */
+  issue(extra?: Record<string, unknown>): { accessToken: string; body: Record<string, unknown> };
+  /** Makes access tokens invalid. */
+  revokeAccessTokens(tokens: Iterable<string>): void;
+}
+
+/** How the fake org's grants behave; see `FakeOrgOptions`. */
+export interface GrantOptions {
+  users: readonly string[];
+  audience: string | undefined;
+  jwtPublicKey: KeyObject;
+  refreshTokenRotation: boolean;
+  requireClientSecret: boolean;
+}
+
+/** A refresh-token family: the live token, the ones rotated away, and the access tokens issued. */
+interface Family {
+  current: string;
+  readonly retired: Set<string>;
+  readonly accessTokens: Set<string>;
+  revoked: boolean;
+}
+
+interface AuthorizationCode {
+  readonly challenge: string;
+  readonly redirectUri: string;
+  readonly scopes: readonly string[];
+  used: boolean;
+}
+
+const error = (status: number, code: string, description: string): GrantAnswer => ({
+  status,
+  body: { error: code, error_description: description },
+});
+const invalidGrant = (description: string) => error(400, 'invalid_grant', description);
+
+/** Counters the grant logic keeps; merged into the org's stats. */
+export interface GrantStats {
+  /** Refresh-token families revoked because a rotated-away token was presented. */
+  familyRevocations: number;
+  /** Tokens revoked through `/services/oauth2/revoke`. */
+  revocations: number;
+}
+
+/**
+ * The grants of the fake org, validated the way Salesforce validates them: client credentials,
+ * JWT bearer (signature, iss, sub, aud, exp), refresh token with rotation and family revocation on
+ * reuse, authorization code with PKCE S256, token exchange, and revocation.
+ */
+export class FakeGrants {
+  readonly stats: GrantStats = { familyRevocations: 0, revocations: 0 };
+  readonly #host: GrantHost;
+  readonly #options: GrantOptions;
+  readonly #families = new Map<string, Family>();
+  readonly #codes = new Map<string, AuthorizationCode>();
+  readonly #subjectTokens = new Map<string, string>();
+  #denial: string | undefined;
+
+  constructor(host: GrantHost, options: GrantOptions) {
+    this.#host = host;
+    this.#options = options;
+  }
+
+  /** Answers one token request. */
+  token(params: URLSearchParams): GrantAnswer {
+    switch (params.get('grant_type')) {
+      case 'client_credentials':
+        return this.#clientCredentials(params);
+      case 'urn:ietf:params:oauth:grant-type:jwt-bearer':
+        return this.#jwtBearer(params);
+      case 'refresh_token':
+        return this.#refresh(params);
+      case 'authorization_code':
+        return this.#authorizationCode(params);
+      case 'urn:ietf:params:oauth:grant-type:token-exchange':
+        return this.#tokenExchange(params);
+      default:
+        return error(400, 'unsupported_grant_type', 'grant type not supported');
+    }
+  }
+
+  /** A new refresh-token family, as if a user had approved the app. */
+  issueRefreshToken(): string {
+    const token = refreshTokenValue();
+    this.#families.set(token, {
+      current: token,
+      retired: new Set(),
+      accessTokens: new Set(),
+      revoked: false,
+    });
+    return token;
+  }
+
+  /** Whether `token` is a refresh token the org currently accepts. */
+  isValidRefreshToken(token: string): boolean {
+    const family = this.#families.get(token);
+    return family !== undefined && !family.revoked && family.current === token;
+  }
+
+  /** Lets token exchange accept `token` as a subject token of `type`. */
+  addSubjectToken(token: string, type: string): void {
+    this.#subjectTokens.set(token, type);
+  }
+
+  /** Makes the next authorization answer the callback with `error` instead of a code. */
+  denyNextAuthorization(errorCode: string): void {
+    this.#denial = errorCode;
+  }
+
+  /**
+   * The authorize endpoint: validates the request like Salesforce and answers where the browser
+   * goes next (the callback with a code, or with an error), as if the user had logged in and approved.
+   */
+  authorize(query: URLSearchParams): {
+    status: number;
+    location?: string;
+    body?: Record<string, unknown>;
+  } {
+    const redirectUri = query.get('redirect_uri');
+    if (query.get('client_id') !== this.#host.clientId) {
+      return {
+        status: 400,
+        body: { error: 'invalid_client_id', error_description: 'client identifier invalid' },
+      };
+    }
+    if (redirectUri === null || !URL.canParse(redirectUri)) {
+      return {
+        status: 400,
+        body: {
+          error: 'redirect_uri_mismatch',
+          error_description: 'redirect_uri must match configuration',
+        },
+      };
+    }
+    const callback = new URL(redirectUri);
+    const state = query.get('state');
+    if (state !== null) callback.searchParams.set('state', state);
+    const fail = (code: string, description: string) => {
+      callback.searchParams.set('error', code);
+      callback.searchParams.set('error_description', description);
+      return { status: 302, location: callback.href };
+    };
+    if (query.get('response_type') !== 'code')
+      return fail('unsupported_response_type', 'response type not supported');
+    const challenge = query.get('code_challenge');
+    if (
+      query.get('code_challenge_method') !== 'S256' ||
+      challenge === null ||
+      !/^[\w-]{43}$/.test(challenge)
+    ) {
+      return fail('invalid_request', 'invalid code challenge');
+    }
+    if (this.#denial !== undefined) {
+      const denial = this.#denial;
+      this.#denial = undefined;
+      return fail(denial, 'end-user denied authorization');
+    }
+    const code = `aPrx${randomBytes(24).toString('base64url')}`;
+    const scopes = (query.get('scope') ?? 'api').split(' ').filter(Boolean);
+    this.#codes.set(code, { challenge, redirectUri, scopes, used: false });
+    callback.searchParams.set('code', code);
+    return { status: 302, location: callback.href };
+  }
+
+  /** `/services/oauth2/revoke`: a refresh token takes its family with it; an access token goes alone. */
+  revoke(params: URLSearchParams, accessTokenIsValid: (token: string) => boolean): GrantAnswer {
+    const token = params.get('token') ?? '';
+    const family = this.#families.get(token);
+    if (family !== undefined && !family.revoked) {
+      this.#revokeFamily(family);
+      this.stats.revocations++;
+      return { status: 200, body: {} };
+    }
+    if (accessTokenIsValid(token)) {
+      this.#host.revokeAccessTokens([token]);
+      this.stats.revocations++;
+      return { status: 200, body: {} };
+    }
+    return error(400, 'invalid_token', 'invalid token');
+  }
+
+  #checkClient(params: URLSearchParams, secretRequired: boolean): GrantAnswer | undefined {
+    if (params.get('client_id') !== this.#host.clientId) {
+      return error(400, 'invalid_client_id', 'client identifier invalid');
+    }
+    const secret = params.get('client_secret');
+    if (secret === null ? secretRequired : secret !== this.#host.clientSecret) {
+      return error(400, 'invalid_client', 'invalid client credentials');
+    }
+    return undefined;
+  }
+
+  #clientCredentials(params: URLSearchParams): GrantAnswer {
+    return this.#checkClient(params, true) ?? { status: 200, body: this.#host.issue().body };
+  }
+
+  #jwtBearer(params: URLSearchParams): GrantAnswer {
+    const parts = (params.get('assertion') ?? '').split('.');
+    const [header, payload, signature] = parts;
+    if (parts.length !== 3 || !header || !payload || !signature)
+      return invalidGrant('invalid assertion');
+    let claims: { iss?: unknown; sub?: unknown; aud?: unknown; exp?: unknown };
+    try {
+      if (JSON.parse(Buffer.from(header, 'base64url').toString()).alg !== 'RS256') {
+        return invalidGrant('invalid assertion');
+      }
+      claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
+    } catch {
+      return invalidGrant('invalid assertion');
+    }
+    const signed = verify(
+      'sha256',
+      Buffer.from(`${header}.${payload}`),
+      this.#options.jwtPublicKey,
+      Buffer.from(signature, 'base64url'),
+    );
+    if (!signed) return invalidGrant('invalid assertion');
+    if (claims.iss !== this.#host.clientId)
+      return error(400, 'invalid_client_id', 'client identifier invalid');
+    const audience = this.#options.audience ?? this.#host.loginUrl();
+    if (claims.aud !== audience) return invalidGrant('Audience validation failed');
+    const now = Date.now() / 1000;
+    if (typeof claims.exp !== 'number' || claims.exp <= now || claims.exp > now + 300) {
+      return invalidGrant('expired authorization code');
+    }
+    if (typeof claims.sub !== 'string' || !this.#options.users.includes(claims.sub)) {
+      return invalidGrant("user hasn't approved this consumer");
+    }
+    return { status: 200, body: this.#host.issue().body };
+  }
+
+  #refresh(params: URLSearchParams): GrantAnswer {
+    const rejected = this.#checkClient(params, this.#options.requireClientSecret);
+    if (rejected) return rejected;
+    const presented = params.get('refresh_token') ?? '';
+    const family = this.#families.get(presented);
+    if (family === undefined || family.revoked) return invalidGrant('expired access/refresh token');
+    if (family.current !== presented) {
+      // A rotated-away token came back: someone holds a copy. Salesforce revokes the whole family.
+      this.#revokeFamily(family);
+      this.stats.familyRevocations++;
+      return invalidGrant('expired access/refresh token');
+    }
+    const extra: Record<string, unknown> = {};
+    if (this.#options.refreshTokenRotation) {
+      const next = refreshTokenValue();
+      family.retired.add(family.current);
+      family.current = next;
+      this.#families.set(next, family);
+      extra.refresh_token = next;
+    }
+    const { accessToken, body } = this.#host.issue(extra);
+    family.accessTokens.add(accessToken);
+    return { status: 200, body };
+  }
+
+  #authorizationCode(params: URLSearchParams): GrantAnswer {
+    const rejected = this.#checkClient(params, this.#options.requireClientSecret);
+    if (rejected) return rejected;
+    const grant = this.#codes.get(params.get('code') ?? '');
+    if (grant === undefined || grant.used) return invalidGrant('expired authorization code');
+    grant.used = true;
+    if (params.get('redirect_uri') !== grant.redirectUri)
+      return invalidGrant('redirect_uri mismatch');
+    const verifier = params.get('code_verifier') ?? '';
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    if (!/^[A-Za-z0-9._~-]{43,128}$/.test(verifier) || challenge !== grant.challenge) {
+      return invalidGrant('invalid code verifier');
+    }
+    const extra: Record<string, unknown> = { scope: grant.scopes.join(' ') };
+    let family: Family | undefined;
+    if (grant.scopes.includes('refresh_token') || grant.scopes.includes('offline_access')) {
+      const refreshToken = this.issueRefreshToken();
+      family = this.#families.get(refreshToken);
+      extra.refresh_token = refreshToken;
+    }
+    const { accessToken, body } = this.#host.issue(extra);
+    family?.accessTokens.add(accessToken);
+    return { status: 200, body };
+  }
+
+  #tokenExchange(params: URLSearchParams): GrantAnswer {
+    const rejected = this.#checkClient(params, false);
+    if (rejected) return rejected;
+    const type = this.#subjectTokens.get(params.get('subject_token') ?? '');
+    if (type === undefined || type !== params.get('subject_token_type')) {
+      return invalidGrant('invalid subject token');
+    }
+    return {
+      status: 200,
+      body: this.#host.issue({ issued_token_type: 'urn:ietf:params:oauth:token-type:access_token' })
+        .body,
+    };
+  }
+
+  #revokeFamily(family: Family): void {
+    family.revoked = true;
+    this.#host.revokeAccessTokens(family.accessTokens);
+  }
+}
+
+function refreshTokenValue(): string {
+  return `5Aep${randomBytes(40).toString('base64url')}`;
+}
+
+/** The public half of a PEM or `KeyObject` private or public key. */
+export function publicKeyOf(key: string | KeyObject): KeyObject {
+  return typeof key !== 'string' && key.type === 'public' ? key : createPublicKey(key);
+}
