@@ -1,0 +1,177 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  ClientCredentialsAuth,
+  ConfigError,
+  fromEnv,
+  fromSfdxAuthUrl,
+  JwtBearerAuth,
+  RefreshTokenAuth,
+  StaticTokenAuth,
+  selectGrant,
+} from '../../src/index.js';
+import { useFakeOrg } from '../_org.js';
+import { caught, expectNoSecrets } from '../_secrets.js';
+
+const fx = useFakeOrg();
+const host = () => new URL(fx.org.instanceUrl).host;
+
+describe('fromSfdxAuthUrl', () => {
+  it('builds a rotation-safe RefreshTokenAuth for the instance in the URL', async () => {
+    const refreshToken = fx.org.issueRefreshToken();
+    const rotated: string[] = [];
+    const session = fromSfdxAuthUrl(
+      `force://${fx.org.clientId}:${fx.org.clientSecret}:${refreshToken}@${host()}`,
+      {
+        onRefreshTokenRotated: (t) => void rotated.push(t),
+      },
+    );
+    expect(session).toBeInstanceOf(RefreshTokenAuth);
+    expect(session.instanceUrl).toBe(fx.org.instanceUrl);
+    expect(fx.org.isValidToken(await session.getToken())).toBe(true);
+    expect(fx.org.lastTokenRequest).toMatchObject({
+      refresh_token: refreshToken,
+      client_secret: fx.org.clientSecret,
+    });
+    expect(rotated).toHaveLength(1);
+    expectNoSecrets(session, [refreshToken, fx.org.clientSecret]);
+  });
+
+  it('accepts an empty secret (a public app such as the CLI) and sends none', async () => {
+    const refreshToken = fx.org.issueRefreshToken();
+    const session = fromSfdxAuthUrl(`force://${fx.org.clientId}::${refreshToken}@${host()}`);
+    await caught(() => session.getToken());
+    expect(fx.org.lastTokenRequest).not.toHaveProperty('client_secret');
+    expect(fx.org.lastTokenRequest?.refresh_token).toBe(refreshToken);
+  });
+
+  it('uses https for a real host', () => {
+    expect(
+      fromSfdxAuthUrl('force://PlatformCLI::5Aep861abc@acme.my.salesforce.com/').instanceUrl,
+    ).toBe('https://acme.my.salesforce.com');
+  });
+
+  it.each([
+    'https://acme.my.salesforce.com',
+    'force://id:secret@acme.my.salesforce.com',
+    'force://id:secret:5Aep-secret-refresh:extra@acme.my.salesforce.com',
+    'force://:secret:5Aep-secret-refresh@acme.my.salesforce.com',
+    'force://id:secret:@acme.my.salesforce.com',
+    'force://id:secret:5Aep-secret-refresh@',
+    'force://id:secret:5Aep-secret-refresh@evil.com/path?x=1',
+    '',
+  ])('a malformed URL is a ConfigError that does not echo it: %s', (url) => {
+    const error = (() => {
+      try {
+        fromSfdxAuthUrl(url);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toMatchObject({ option: 'sfdxAuthUrl' });
+    expectNoSecrets(error, ['5Aep-secret-refresh', 'secret:']);
+  });
+});
+
+describe('fromEnv', () => {
+  const base = () => ({
+    SF_CLIENT_ID: fx.org.clientId,
+    SF_INSTANCE_URL: fx.org.instanceUrl,
+    SF_LOGIN_URL: fx.org.loginUrl,
+  });
+
+  it('picks client credentials from SF_CLIENT_SECRET and mints', async () => {
+    const session = fromEnv({
+      SF_CLIENT_ID: fx.org.clientId,
+      SF_CLIENT_SECRET: fx.org.clientSecret,
+      SF_LOGIN_URL: fx.org.loginUrl,
+    });
+    expect(session).toBeInstanceOf(ClientCredentialsAuth);
+    expect(session.instanceUrl).toBe(fx.org.instanceUrl);
+    expect(fx.org.isValidToken(await session.getToken())).toBe(true);
+  });
+
+  it('picks the refresh token grant from SF_REFRESH_TOKEN (secret optional, access token seeds)', async () => {
+    const session = fromEnv({
+      ...base(),
+      SF_CLIENT_SECRET: fx.org.clientSecret,
+      SF_REFRESH_TOKEN: fx.org.issueRefreshToken(),
+    });
+    expect(session).toBeInstanceOf(RefreshTokenAuth);
+    expect(fx.org.isValidToken(await session.getToken())).toBe(true);
+    const seeded = fromEnv({ ...base(), SF_REFRESH_TOKEN: 'rt', SF_ACCESS_TOKEN: 'at-in-hand' });
+    expect(await seeded.getToken()).toBe('at-in-hand');
+  });
+
+  it('picks JWT bearer from SF_PRIVATE_KEY or SF_PRIVATE_KEY_FILE', async () => {
+    const pem = fx.org.jwtPrivateKey as string;
+    const inline = fromEnv({
+      ...base(),
+      SF_USERNAME: fx.org.username,
+      SF_PRIVATE_KEY: pem.replace(/\n/g, '\\n'),
+    });
+    expect(inline).toBeInstanceOf(JwtBearerAuth);
+    expect(fx.org.isValidToken(await inline.getToken())).toBe(true);
+    const file = join(mkdtempSync(join(tmpdir(), 'cirrus-')), 'server.key');
+    writeFileSync(file, pem);
+    const fromFile = fromEnv({
+      ...base(),
+      SF_USERNAME: fx.org.username,
+      SF_PRIVATE_KEY_FILE: file,
+    });
+    expect(fx.org.isValidToken(await fromFile.getToken())).toBe(true);
+    expect(() =>
+      fromEnv({ ...base(), SF_USERNAME: 'u', SF_PRIVATE_KEY_FILE: `${file}.missing` }),
+    ).toThrow(expect.objectContaining({ option: 'SF_PRIVATE_KEY_FILE' }));
+  });
+
+  it('picks SFDX_AUTH_URL, and a lone SF_ACCESS_TOKEN as a static token', async () => {
+    const refreshToken = fx.org.issueRefreshToken();
+    const sfdx = fromEnv({
+      SFDX_AUTH_URL: `force://${fx.org.clientId}:${fx.org.clientSecret}:${refreshToken}@${host()}`,
+    });
+    expect(sfdx).toBeInstanceOf(RefreshTokenAuth);
+    expect(fx.org.isValidToken(await sfdx.getToken())).toBe(true);
+    const fixed = fromEnv({
+      SF_ACCESS_TOKEN: 'tok',
+      SF_INSTANCE_URL: 'https://acme.my.salesforce.com',
+    });
+    expect(fixed).toBeInstanceOf(StaticTokenAuth);
+    expect(selectGrant({ SF_ACCESS_TOKEN: 'x' }).grant).toBe('static-token');
+  });
+
+  it.each([
+    [{ SF_PRIVATE_KEY: 'k', SF_REFRESH_TOKEN: 'r' }, 'SF_PRIVATE_KEY'],
+    [{ SF_PRIVATE_KEY: 'k', SF_PRIVATE_KEY_FILE: 'f' }, 'SF_PRIVATE_KEY_FILE'],
+    [{ SFDX_AUTH_URL: 'force://a::b@c', SF_REFRESH_TOKEN: 'r' }, 'SF_REFRESH_TOKEN'],
+    [{ SF_CLIENT_SECRET: 's', SF_ACCESS_TOKEN: 'a' }, 'SF_ACCESS_TOKEN'],
+    [{ SF_PRIVATE_KEY: 'k', SF_CLIENT_SECRET: 's' }, 'SF_CLIENT_SECRET'],
+    [{}, 'env'],
+    [{ SF_CLIENT_ID: 'only-an-id' }, 'env'],
+  ])('an ambiguous or empty set is a ConfigError naming a variable (%j)', (env, option) => {
+    expect(() => fromEnv(env)).toThrow(expect.objectContaining({ name: 'ConfigError', option }));
+  });
+
+  it('an incomplete set names what is missing and never prints a value', () => {
+    const env = {
+      SF_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----secret-key-material',
+      SF_CLIENT_ID: 'client-id-value',
+    };
+    const error = (() => {
+      try {
+        fromEnv(env);
+      } catch (e) {
+        return e;
+      }
+    })() as ConfigError;
+    expect(error).toMatchObject({ name: 'ConfigError', option: 'SF_USERNAME' });
+    expect(error.message).toContain('SF_INSTANCE_URL');
+    expectNoSecrets(error, ['secret-key-material', 'client-id-value']);
+    expect(() => fromEnv({ SF_CLIENT_ID: 'x', SF_CLIENT_SECRET: 'y' })).toThrow(
+      expect.objectContaining({ option: 'SF_LOGIN_URL' }),
+    );
+  });
+});
