@@ -1,16 +1,11 @@
 // Plug a Salesforce session into an axios instance you already have.
 // Run: SF_CLIENT_ID=… SF_CLIENT_SECRET=… SF_LOGIN_URL=https://acme.my.salesforce.com node examples/axios.ts
 import axios from 'axios';
-import { ClientCredentialsAuth } from 'cirrus-auth';
+import { fromEnv } from 'cirrus-auth';
 import { attachAuth } from 'cirrus-auth/axios';
 
-const loginUrl = process.env.SF_LOGIN_URL ?? '';
-const session = new ClientCredentialsAuth({
-  clientId: process.env.SF_CLIENT_ID ?? '',
-  clientSecret: process.env.SF_CLIENT_SECRET ?? '',
-  loginUrl,
-  instanceUrl: process.env.SF_INSTANCE_URL ?? loginUrl,
-});
+// fromEnv() picks the grant from SF_* variables; here SF_CLIENT_ID, SF_CLIENT_SECRET, SF_LOGIN_URL.
+const session = fromEnv();
 
 const api = axios.create({ baseURL: session.instanceUrl });
 const detach = attachAuth(api, session); // call detach() to undo

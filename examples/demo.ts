@@ -2,7 +2,9 @@
 // scenarios through the fetch, axios and ky adapters and prints what the org saw.
 // Exits 0 only if every figure is what it should be.
 import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import axios from 'axios';
 import { type AuthSession, ClientCredentialsAuth } from 'cirrus-auth';
@@ -12,21 +14,36 @@ import { authHooks } from 'cirrus-auth/ky';
 import { startEchoServer, startFakeOrg } from 'cirrus-auth/testing';
 import ky from 'ky';
 
-const org = await startFakeOrg();
+const org = await startFakeOrg({ users: ['integration@example.com'] });
 const elsewhere = await startEchoServer();
 let failed = false;
 
-// 1. Every example, as its own process, against the fake org.
+// 1. Every example, as its own process, against the fake org, with the variables it reads.
 const here = new URL('.', import.meta.url);
-const env = {
-  ...process.env,
+const scratch = mkdtempSync(join(tmpdir(), 'cirrus-demo-'));
+const keyFile = join(scratch, 'server.key');
+writeFileSync(keyFile, org.jwtPrivateKey ?? '', { mode: 0o600 });
+const refreshTokenFile = join(scratch, 'refresh-token');
+const orgVars = {
   SF_CLIENT_ID: org.clientId,
-  SF_CLIENT_SECRET: org.clientSecret,
   SF_LOGIN_URL: org.loginUrl,
   SF_INSTANCE_URL: org.instanceUrl,
 };
+const envFor: Record<string, Record<string, string>> = {
+  'jwt-bearer.ts': { ...orgVars, SF_USERNAME: org.username, SF_PRIVATE_KEY_FILE: keyFile },
+  'refresh-token.ts': {
+    ...orgVars,
+    SF_CLIENT_SECRET: org.clientSecret,
+    SF_REFRESH_TOKEN: org.issueRefreshToken(),
+    REFRESH_TOKEN_FILE: refreshTokenFile,
+  },
+};
 const examples = readdirSync(here).filter((f) => f.endsWith('.ts') && f !== 'demo.ts');
 for (const file of examples.sort()) {
+  const env = {
+    ...process.env,
+    ...(envFor[file] ?? { ...orgVars, SF_CLIENT_SECRET: org.clientSecret }),
+  };
   try {
     const run = await promisify(execFile)(process.execPath, [new URL(file, here).pathname], {
       env,
@@ -38,6 +55,12 @@ for (const file of examples.sort()) {
     console.error(`example ${file} failed:`, (error as { stderr?: string }).stderr ?? error);
   }
 }
+// The refresh-token example must have persisted the live, rotated refresh token.
+if (!org.isValidRefreshToken(readFileSync(refreshTokenFile, 'utf8'))) {
+  failed = true;
+  console.error('refresh-token example: the saved refresh token is not the live one');
+}
+rmSync(scratch, { recursive: true, force: true });
 
 // 2. The same scenarios through each adapter, measured by what the org saw.
 /** Sends one GET through an adapter and answers whether it succeeded. */

@@ -1,15 +1,10 @@
 // Wrap fetch with a client-credentials session: the bearer goes to the org only, a 401 is retried once.
 // Run: SF_CLIENT_ID=… SF_CLIENT_SECRET=… SF_LOGIN_URL=https://acme.my.salesforce.com node examples/fetch.ts
-import { ClientCredentialsAuth } from 'cirrus-auth';
+import { fromEnv } from 'cirrus-auth';
 import { authFetch } from 'cirrus-auth/fetch';
 
-const loginUrl = process.env.SF_LOGIN_URL ?? '';
-const session = new ClientCredentialsAuth({
-  clientId: process.env.SF_CLIENT_ID ?? '',
-  clientSecret: process.env.SF_CLIENT_SECRET ?? '',
-  loginUrl,
-  instanceUrl: process.env.SF_INSTANCE_URL ?? loginUrl,
-});
+// fromEnv() picks the grant from SF_* variables; here SF_CLIENT_ID, SF_CLIENT_SECRET, SF_LOGIN_URL.
+const session = fromEnv();
 const sfFetch = authFetch(session);
 
 // Relative paths resolve against the instance URL; ten concurrent calls share one token request.

@@ -1,16 +1,11 @@
 // Give Salesforce auth to an SDK that calls the global fetch itself (here a generated OpenAPI client).
 // Run: SF_CLIENT_ID=… SF_CLIENT_SECRET=… SF_LOGIN_URL=https://acme.my.salesforce.com node examples/global-fetch.ts
-import { ClientCredentialsAuth } from 'cirrus-auth';
+import { fromEnv } from 'cirrus-auth';
 import { installGlobalFetch } from 'cirrus-auth/fetch';
 import createClient from 'openapi-fetch';
 
-const loginUrl = process.env.SF_LOGIN_URL ?? '';
-const session = new ClientCredentialsAuth({
-  clientId: process.env.SF_CLIENT_ID ?? '',
-  clientSecret: process.env.SF_CLIENT_SECRET ?? '',
-  loginUrl,
-  instanceUrl: process.env.SF_INSTANCE_URL ?? loginUrl,
-});
+// fromEnv() picks the grant from SF_* variables; here SF_CLIENT_ID, SF_CLIENT_SECRET, SF_LOGIN_URL.
+const session = fromEnv();
 
 // Install before the SDK is created: openapi-fetch captures globalThis.fetch in createClient().
 const uninstall = installGlobalFetch(session);

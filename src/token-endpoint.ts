@@ -27,7 +27,7 @@ export interface TokenEndpointOptions {
    * Where to send token requests: your My Domain URL (`https://NAME.my.salesforce.com`),
    * `https://login.salesforce.com` or `https://test.salesforce.com`. Plain http only for loopback.
    */
-  loginUrl?: string;
+  loginUrl?: string | undefined;
   /**
    * The org's instance URL. Every token response's `instance_url` must match it (ASCII
    * case-insensitive, trailing slashes ignored), so a token for another org is never used.
@@ -37,12 +37,12 @@ export interface TokenEndpointOptions {
    * Time limit for one token exchange, from connect to the last byte of the answer.
    * @default DEFAULT_TIMEOUT_MS (30 s)
    */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /**
    * The `fetch` used for token requests. It must honour `redirect: 'manual'` and `signal`.
    * @default globalThis.fetch
    */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
 }
 
 /** A token endpoint after its options were validated. Internal to the grants. */

@@ -11,7 +11,7 @@ export interface AuthFetchOptions extends AdapterOptions {
    * The `fetch` that sends the requests.
    * @default globalThis.fetch (looked up on each call)
    */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
 }
 
 /** Requests built by some `authFetch`: any other `authFetch` below it passes them on untouched. */
@@ -174,7 +174,7 @@ export function installGlobalFetch(
   options: GlobalFetchOptions = {},
 ): () => void {
   const o = optionsObject(options);
-  if ('fetch' in o)
+  if ((o as { fetch?: unknown }).fetch !== undefined)
     throw new ConfigError('fetch', 'is the current global fetch; use authFetch for another one');
   const previous = globalThis.fetch;
   const authenticated = authFetch(session, { ...o, fetch: previous });

@@ -11,14 +11,14 @@ export interface AdapterOptions {
    * second My Domain host or `https://acme.my.site.com`. Plain http only for loopback.
    * @default []
    */
-  origins?: string[];
+  origins?: string[] | undefined;
   /**
    * Decides whether a response from an org origin means "the token was rejected": the adapter then
    * invalidates the token it sent and retries once with a new one. It gets its own copy of the
    * response, so reading the body does not consume the caller's.
    * @default a 401 from an org origin, except Salesforce's two 401s a new token cannot cure
    */
-  isAuthFailure?: (response: Response) => boolean | Promise<boolean>;
+  isAuthFailure?: ((response: Response) => boolean | Promise<boolean>) | undefined;
   /**
    * fetch and ky: how much of a one-shot stream body (a `ReadableStream`, an async iterable, a
    * `Request` carrying a body) is buffered so it can be replayed after an auth failure. A larger
@@ -26,7 +26,7 @@ export interface AdapterOptions {
    * sends a Node stream body once, untried on 401.
    * @default MAX_REPLAY_BODY_BYTES (1 MiB)
    */
-  maxReplayBodyBytes?: number;
+  maxReplayBodyBytes?: number | undefined;
 }
 
 /** Default for `maxReplayBodyBytes`. */

@@ -28,13 +28,13 @@ export interface JwtBearerOptions extends TokenEndpointOptions, CachingSessionOp
    */
   privateKey: string | KeyObject | CryptoKey;
   /** @default DEFAULT_LOGIN_URL (`https://login.salesforce.com`); `https://test.salesforce.com` for sandboxes. */
-  loginUrl?: string;
+  loginUrl?: string | undefined;
   /**
    * The assertion's `aud`: the login host (`https://login.salesforce.com`,
    * `https://test.salesforce.com`) or your My Domain / Experience Cloud site URL.
    * @default loginUrl
    */
-  audience?: string;
+  audience?: string | undefined;
 }
 
 /**

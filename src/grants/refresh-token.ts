@@ -15,11 +15,11 @@ export interface RefreshTokenOptions extends TokenEndpointOptions, CachingSessio
   /** The connected app's client id ("consumer key"). */
   clientId: string;
   /** The client secret, for confidential apps only; omitted from the request when absent. */
-  clientSecret?: string;
+  clientSecret?: string | undefined;
   /** The refresh token. Kept private; never logged. */
   refreshToken: string;
   /** @default DEFAULT_LOGIN_URL (`https://login.salesforce.com`); your My Domain URL works too. */
-  loginUrl?: string;
+  loginUrl?: string | undefined;
   /**
    * Called with every new refresh token Salesforce issues under Refresh Token Rotation, awaited
    * before the new access token is handed out: persist it here, or the next process start presents
@@ -27,9 +27,9 @@ export interface RefreshTokenOptions extends TokenEndpointOptions, CachingSessio
    * in memory, the session goes on, and a {@link RefreshTokenHandlerError} is emitted as a process
    * warning.
    */
-  onRefreshTokenRotated?: (refreshToken: string) => void | Promise<void>;
+  onRefreshTokenRotated?: ((refreshToken: string) => void | Promise<void>) | undefined;
   /** An access token already in hand (for example from a code exchange), used until rejected. */
-  accessToken?: string;
+  accessToken?: string | undefined;
 }
 
 /**

@@ -23,7 +23,7 @@ export interface TokenExchangeOptions extends TokenEndpointOptions, CachingSessi
   /** The connected app's client id ("consumer key"). */
   clientId: string;
   /** The client secret, for confidential apps; omitted from the request when absent. */
-  clientSecret?: string;
+  clientSecret?: string | undefined;
   /**
    * The token to exchange (from your identity provider), or a function that returns a current one;
    * the function is called for each token request, so it can hand out a fresh token every time.
@@ -32,12 +32,12 @@ export interface TokenExchangeOptions extends TokenEndpointOptions, CachingSessi
   /** What `subjectToken` is: one of the {@link SubjectTokenType} URNs. */
   subjectTokenType: SubjectTokenType;
   /** Space-separated scopes to request. */
-  scope?: string;
+  scope?: string | undefined;
   /**
    * Token exchange runs on the org's My Domain, where the Apex token-exchange handler lives.
    * @default instanceUrl
    */
-  loginUrl?: string;
+  loginUrl?: string | undefined;
 }
 
 /**

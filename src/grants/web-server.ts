@@ -31,13 +31,13 @@ export interface WebServerFlowOptions extends Omit<TokenEndpointOptions, 'instan
   /** The connected app's client id ("consumer key"). */
   clientId: string;
   /** The client secret, for confidential apps; omitted from the code exchange when absent. */
-  clientSecret?: string;
+  clientSecret?: string | undefined;
   /** The callback URL registered on the connected app, exactly. https, http to loopback, or an app scheme. */
   redirectUri: string;
   /** @default DEFAULT_LOGIN_URL (`https://login.salesforce.com`); `https://test.salesforce.com` or a My Domain. */
-  loginUrl?: string;
+  loginUrl?: string | undefined;
   /** @default DEFAULT_SCOPES (`api refresh_token`): `refresh_token` (or `offline_access`) is needed for a refresh token. */
-  scopes?: string[];
+  scopes?: string[] | undefined;
 }
 
 /**

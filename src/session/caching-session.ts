@@ -23,12 +23,12 @@ export interface CachingSessionOptions {
    * timeout; a 401 is the real expiry signal and always wins over this guess.
    * @default DEFAULT_TOKEN_TTL_MS (30 minutes)
    */
-  tokenTtlMs?: number;
+  tokenTtlMs?: number | undefined;
   /**
    * The clock, in epoch milliseconds. Inject one in tests instead of sleeping.
    * @default Date.now
    */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 /** What a grant hands the engine: one freshly minted token. */
