@@ -32,6 +32,7 @@ export const ErrorCode = {
   SESSION_REVOKED: 'ERR_SESSION_REVOKED',
   SUBJECT_TOKEN: 'ERR_SUBJECT_TOKEN',
   ROTATION_HANDLER: 'ERR_ROTATION_HANDLER',
+  REFRESH_LOOP: 'ERR_REFRESH_LOOP',
 } as const;
 
 /** One of the {@link ErrorCode} values. */

@@ -186,6 +186,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   let apiFailure: { status: number; remaining: number } | undefined;
   let lastIssued: string | undefined;
   let lastTokenRequest: Record<string, string> | undefined;
+  const accounts = new Map<string, Record<string, unknown>>();
   let baseUrl = '';
   const users = options.users ?? ['admin@example.com'];
   let jwtPrivateKey: string | undefined;
@@ -278,7 +279,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     stats.tokensIssued++;
     const body: Record<string, unknown> = {
       access_token: accessToken,
-      instance_url: `${baseUrl}/`,
+      instance_url: baseUrl,
       id: `${baseUrl}/id/${ORG_ID}/${USER_ID}`,
       token_type: 'Bearer',
       issued_at: String(Date.now()),
@@ -426,11 +427,31 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       } catch {
         return answer(400, [{ message: 'JSON parser error', errorCode: 'JSON_PARSER_ERROR' }]);
       }
-      return answer(201, {
-        id: `001${randomUUID().replaceAll('-', '').slice(0, 15)}`,
-        success: true,
-        errors: [],
-        record,
+      const id = `001${randomUUID().replaceAll('-', '').slice(0, 15)}`;
+      accounts.set(id, { ...(record as object), Id: id });
+      return answer(201, { id, success: true, errors: [], record });
+    }
+    const retrieve = /^\/sobjects\/Account\/(\w+)$/.exec(resource);
+    if (req.method === 'GET' && retrieve !== null) {
+      const found = accounts.get(retrieve[1] as string);
+      if (found !== undefined) {
+        return answer(200, { attributes: { type: 'Account', url: `${path}` }, ...found });
+      }
+    }
+    if (req.method === 'POST' && resource === '/jobs/ingest') {
+      let job: { object?: string; operation?: string } = {};
+      try {
+        job = JSON.parse(body.toString('utf8'));
+      } catch {
+        return answer(400, [{ message: 'JSON parser error', errorCode: 'JSON_PARSER_ERROR' }]);
+      }
+      return answer(200, {
+        id: `750${randomUUID().replaceAll('-', '').slice(0, 15)}`,
+        object: job.object,
+        operation: job.operation,
+        state: 'Open',
+        contentType: 'CSV',
+        apiVersion: Number(/v(\d+\.\d+)/.exec(path)?.[1]),
       });
     }
     return answer(404, [

@@ -27,7 +27,7 @@ describe('the fake org speaks Salesforce', () => {
     expect(status).toBe(200);
     expect(json).toMatchObject({
       access_token: expect.stringMatching(/^00D\w+!/),
-      instance_url: `${org.instanceUrl}/`,
+      instance_url: org.instanceUrl,
       id: expect.stringMatching(/\/id\/00D\w+\/005\w+$/),
       token_type: 'Bearer',
       issued_at: expect.stringMatching(/^\d{13}$/),
