@@ -147,6 +147,7 @@ export interface FakeOrg {
 }
 
 const API_LOG_LIMIT = 10_000;
+const USERINFO = '/services/oauth2/userinfo';
 const SOAP_INVALID_SESSION =
   '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="urn:fault.partner.soap.sforce.com"><soapenv:Body><soapenv:Fault><faultcode>sf:INVALID_SESSION_ID</faultcode><faultstring>INVALID_SESSION_ID: Invalid Session ID found in SessionHeader: Illegal Session</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>';
 const SOAP_OK =
@@ -239,7 +240,12 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
         return void res.writeHead(302, { location: answer.location }).end();
       return json(res, answer.status, answer.body);
     }
-    if (/^\/services\/(data|apexrest|Soap|async)\//.test(url.pathname)) return api(req, res, url);
+    if (
+      /^\/services\/(data|apexrest|Soap|async)\//.test(url.pathname) ||
+      url.pathname === USERINFO
+    ) {
+      return api(req, res, url);
+    }
     json(res, 404, [{ errorCode: 'NOT_FOUND', message: 'The requested resource does not exist' }]);
   }
 
@@ -388,6 +394,15 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       return answer(status, [{ message: 'Service unavailable', errorCode: 'SERVER_UNAVAILABLE' }]);
     }
 
+    if (path === USERINFO) {
+      return answer(200, {
+        sub: `${baseUrl}/id/${ORG_ID}/${USER_ID}`,
+        user_id: USER_ID,
+        organization_id: ORG_ID,
+        preferred_username: users[0],
+        name: 'Admin User',
+      });
+    }
     if (path === '/services/apexrest/echo') {
       const headers = { ...req.headers };
       delete headers.authorization;

@@ -1,0 +1,154 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { useFakeOrg } from './_org.js';
+
+const fx = useFakeOrg();
+const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
+
+/** Runs the real binary as its own process with only the given variables. */
+function run(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 30_000 },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+const clientCredentials = () => ({
+  SF_CLIENT_ID: fx.org.clientId,
+  SF_CLIENT_SECRET: fx.org.clientSecret,
+  SF_LOGIN_URL: fx.org.loginUrl,
+});
+
+describe('the cirrus-auth command', () => {
+  it('token prints a token the org accepts, plain, as a header line, or as JSON with the identity', async () => {
+    const plain = await run(['token'], clientCredentials());
+    expect(plain.code).toBe(0);
+    expect(fx.org.isValidToken(plain.stdout.trim())).toBe(true);
+
+    const header = await run(['token', '--header'], clientCredentials());
+    expect(header.stdout).toMatch(/^Authorization: Bearer 00D\S+\n$/);
+
+    const json = await run(['token', '--json'], clientCredentials());
+    const parsed = JSON.parse(json.stdout);
+    expect(parsed).toMatchObject({
+      instance_url: fx.org.instanceUrl,
+      identity: {
+        user_id: expect.stringMatching(/^005/),
+        organization_id: expect.stringMatching(/^00D/),
+      },
+    });
+    expect(fx.org.isValidToken(parsed.access_token)).toBe(true);
+  });
+
+  it('request sends one authenticated request and retries once when the token is rejected', async () => {
+    const stale = await fx.session().getToken();
+    fx.org.revokeAllTokens();
+    fx.org.resetStats();
+    const env = {
+      SF_CLIENT_ID: fx.org.clientId,
+      SF_CLIENT_SECRET: fx.org.clientSecret,
+      SF_REFRESH_TOKEN: fx.org.issueRefreshToken(),
+      SF_ACCESS_TOKEN: stale,
+      SF_INSTANCE_URL: fx.org.instanceUrl,
+      SF_LOGIN_URL: fx.org.loginUrl,
+    };
+    const result = await run(['request', '/services/data/v62.0/limits'], env);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('HTTP 200 OK\n');
+    expect(JSON.parse(result.stdout)).toMatchObject({ DailyApiRequests: { Max: 15000 } });
+    expect(fx.org.stats.apiRequestsByStatus).toEqual({ 200: 1, 401: 1 });
+    expect(fx.org.stats.tokenRequestsByGrant).toEqual({ refresh_token: 1 });
+  });
+
+  it('request sends a method, a body from the command line or a file, and headers', async () => {
+    const created = await run(
+      ['request', '/services/data/v62.0/sobjects/Account', '-d', '{"Name":"Initech"}'],
+      clientCredentials(),
+    );
+    expect(created.code).toBe(0);
+    expect(created.stderr).toContain('HTTP 201');
+    expect(JSON.parse(created.stdout)).toMatchObject({
+      success: true,
+      record: { Name: 'Initech' },
+    });
+
+    const file = join(mkdtempSync(join(tmpdir(), 'cirrus-cli-')), 'body.txt');
+    writeFileSync(file, 'from a file');
+    const echoed = await run(
+      ['request', '/services/apexrest/echo', '-X', 'PUT', '-d', `@${file}`, '-H', 'X-Trace: 42'],
+      clientCredentials(),
+    );
+    const echo = JSON.parse(echoed.stdout);
+    expect(echo).toMatchObject({
+      method: 'PUT',
+      headers: { 'x-trace': '42', 'content-type': 'text/plain' },
+    });
+    expect(Buffer.from(echo.bodyBase64, 'base64').toString()).toBe('from a file');
+  });
+
+  it('request exits non-zero on an HTTP error, with the status on stderr', async () => {
+    const result = await run(['request', '/services/data/v62.0/nothing'], clientCredentials());
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('HTTP 404 Not Found\n');
+    expect(result.stdout).toContain('NOT_FOUND');
+  });
+
+  it('check names the grant and mints, printing no secret', async () => {
+    const result = await run(['check'], clientCredentials());
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(
+      /^grant: client-credentials\ninstance: http:\/\/127\.0\.0\.1:\d+\ntoken: minted in \d+ ms\n$/,
+    );
+    expect(result.stdout + result.stderr).not.toContain(fx.org.clientSecret);
+  });
+
+  it('a refused secret is one line with the code and a hint, no stack, no secret; --debug adds the stack', async () => {
+    const env = { ...clientCredentials(), SF_CLIENT_SECRET: 'wrong-secret-value' };
+    const result = await run(['check'], env);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      "cirrus-auth: ERR_OAUTH: Token endpoint refused the request: invalid_client\nhint: check SF_CLIENT_ID and SF_CLIENT_SECRET: the connected app's consumer key and secret\n",
+    );
+    const all = result.stdout + result.stderr;
+    for (const secret of [
+      'wrong-secret-value',
+      fx.org.clientSecret,
+      'invalid client credentials',
+    ]) {
+      expect(all).not.toContain(secret);
+    }
+    const debug = await run(['check', '--debug'], env);
+    expect(debug.stderr).toContain('    at ');
+    expect(debug.stderr).not.toContain('wrong-secret-value');
+  });
+
+  it('an incomplete environment names the missing variable with a hint', async () => {
+    const result = await run(['token'], { SF_CLIENT_ID: 'x', SF_CLIENT_SECRET: 'hidden-value' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('ERR_CONFIG: Invalid option "SF_LOGIN_URL"');
+    expect(result.stderr).toContain(
+      'hint: client credentials need your My Domain URL as SF_LOGIN_URL',
+    );
+    expect(result.stderr).not.toContain('hidden-value');
+  });
+
+  it('bad usage exits 2 with the usage text', async () => {
+    const result = await run(['frobnicate'], clientCredentials());
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('unknown command "frobnicate"');
+    expect(result.stderr).toContain('Usage:');
+    expect((await run(['--help'], {})).code).toBe(0);
+  });
+});
