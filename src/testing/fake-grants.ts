@@ -122,10 +122,14 @@ export class FakeGrants {
   }
 
   /**
-   * The authorize endpoint: validates the request like Salesforce and answers where the browser
-   * goes next (the callback with a code, or with an error), as if the user had logged in and approved.
+   * The authorize endpoint: validates the request like Salesforce. Asked (GET), a valid request
+   * answers 200 so the org shows its approval page; with the user's decision (the page's POST) it
+   * answers where the browser goes next: the callback with a code, or with an error.
    */
-  authorize(query: URLSearchParams): {
+  authorize(
+    query: URLSearchParams,
+    decision: 'ask' | 'allow' | 'deny',
+  ): {
     status: number;
     location?: string;
     body?: Record<string, unknown>;
@@ -164,6 +168,9 @@ export class FakeGrants {
     ) {
       return fail('invalid_request', 'invalid code challenge');
     }
+    // A valid request shows the user the approval page; its buttons come back here with a decision.
+    if (decision === 'ask') return { status: 200 };
+    if (decision === 'deny') return fail('access_denied', 'end-user denied authorization');
     if (this.#denial !== undefined) {
       const denial = this.#denial;
       this.#denial = undefined;

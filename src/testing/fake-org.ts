@@ -235,9 +235,16 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
         : json(res, answer.status, answer.body);
     }
     if (url.pathname === '/services/oauth2/authorize') {
-      const answer = grants.authorize(url.searchParams);
+      const posted = req.method === 'POST';
+      const query = posted
+        ? new URLSearchParams((await readBody(req)).toString('utf8'))
+        : url.searchParams;
+      const decision = posted ? (query.get('decision') === 'allow' ? 'allow' : 'deny') : 'ask';
+      query.delete('decision');
+      const answer = grants.authorize(query, decision);
       if (answer.location !== undefined)
         return void res.writeHead(302, { location: answer.location }).end();
+      if (answer.status === 200) return approvalPage(res, query);
       return json(res, answer.status, answer.body);
     }
     if (
@@ -503,7 +510,19 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     addSubjectToken: (t, type) => grants.addSubjectToken(t, type),
     denyNextAuthorization: (e = 'access_denied') => grants.denyNextAuthorization(e),
     approve: async (authorizeUrl) => {
-      const response = await fetch(authorizeUrl, { redirect: 'manual' });
+      // What a browser does: load the approval page, then press "Allow" (the form's POST).
+      const page = await fetch(authorizeUrl, { redirect: 'manual' });
+      await page.body?.cancel();
+      const form = new URLSearchParams(new URL(authorizeUrl).search);
+      form.set('decision', 'allow');
+      const response =
+        page.status === 200
+          ? await fetch(`${baseUrl}/services/oauth2/authorize`, {
+              method: 'POST',
+              body: form,
+              redirect: 'manual',
+            })
+          : page;
       await response.body?.cancel();
       const location = response.headers.get('location');
       if (response.status !== 302 || location === null) {
@@ -542,6 +561,23 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     toJSON: () => ({ loginUrl: baseUrl, instanceUrl: baseUrl, clientId }),
     [Symbol.for('nodejs.util.inspect.custom')]: () => `FakeOrg { instanceUrl: '${baseUrl}' }`,
   } as FakeOrg;
+}
+
+/** The org's approval page: what the user sees after logging in, with an Allow and a Deny button. */
+function approvalPage(res: ServerResponse, query: URLSearchParams): void {
+  const escapeHtml = (v: string) => v.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  const fields = [...query]
+    .map(
+      ([name, value]) =>
+        `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`,
+    )
+    .join('');
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+  res.end(`<!doctype html><html><head><title>Allow Access?</title></head><body>
+<h1>Allow Access?</h1><p>The app <b>${escapeHtml(query.get('client_id') ?? '')}</b> asks for: ${escapeHtml(query.get('scope') ?? 'api')}</p>
+<form method="post" action="/services/oauth2/authorize">${fields}
+<button type="submit" name="decision" value="allow" id="allow">Allow</button>
+<button type="submit" name="decision" value="deny" id="deny">Deny</button></form></body></html>`);
 }
 
 function emptyStats(): Omit<FakeOrgStats, 'familyRevocations' | 'revocations'> {
