@@ -33,6 +33,7 @@ export const ErrorCode = {
   SUBJECT_TOKEN: 'ERR_SUBJECT_TOKEN',
   ROTATION_HANDLER: 'ERR_ROTATION_HANDLER',
   REFRESH_LOOP: 'ERR_REFRESH_LOOP',
+  SESSION_CLOSED: 'ERR_SESSION_CLOSED',
 } as const;
 
 /** One of the {@link ErrorCode} values. */
@@ -110,9 +111,11 @@ export class OAuthError extends AuthError {
   readonly error: string;
   /** The HTTP status of the answer. */
   readonly status: number;
+  /** The server's `Retry-After`, in milliseconds, when it sent one. */
+  readonly retryAfterMs: number | undefined;
   readonly #errorDescription: string | undefined;
 
-  constructor(error: string, status: number, errorDescription?: string) {
+  constructor(error: string, status: number, errorDescription?: string, retryAfterMs?: number) {
     super(
       `Token endpoint refused the request: ${error}`,
       ErrorCode.OAUTH,
@@ -120,6 +123,7 @@ export class OAuthError extends AuthError {
     );
     this.error = error;
     this.status = status;
+    this.retryAfterMs = retryAfterMs;
     this.#errorDescription = errorDescription;
   }
 
@@ -153,14 +157,17 @@ export class InstanceUrlMismatchError extends AuthError {
 export class UnexpectedResponseError extends AuthError {
   /** The HTTP status of the answer. */
   readonly status: number;
+  /** The server's `Retry-After`, in milliseconds, when it sent one. */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(status: number, problem: string) {
+  constructor(status: number, problem: string, retryAfterMs?: number) {
     super(
       `Unexpected token endpoint response (HTTP ${status}): ${problem}`,
       ErrorCode.UNEXPECTED_RESPONSE,
       isTransientStatus(status),
     );
     this.status = status;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 
@@ -239,5 +246,12 @@ export class RefreshTokenHandlerError extends AuthError {
       false,
       options,
     );
+  }
+}
+
+/** The session was closed with `close()` (or `await using`); build a new one to go on. */
+export class SessionClosedError extends AuthError {
+  constructor() {
+    super('This session was closed', ErrorCode.SESSION_CLOSED);
   }
 }

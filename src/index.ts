@@ -22,6 +22,7 @@ export {
   OAuthError,
   RefreshTokenHandlerError,
   ResponseTooLargeError,
+  SessionClosedError,
   SessionRevokedError,
   SigningError,
   StateMismatchError,
@@ -66,10 +67,23 @@ export {
 } from './grants/web-server.js';
 export type { AuthSession, GetTokenOptions } from './session/auth-session.js';
 export {
+  BACKOFF_INITIAL_MS,
+  BACKOFF_MAX_MS,
   type CachingSessionOptions,
+  DEFAULT_REFRESH_AHEAD_MS,
   DEFAULT_TOKEN_TTL_MS,
   EXPIRY_MARGIN_MS,
 } from './session/caching-session.js';
+export {
+  type BackoffEvent,
+  DIAGNOSTICS_CHANNELS,
+  type InvalidateEvent,
+  type Logger,
+  type MintEndEvent,
+  type MintReason,
+  type MintStartEvent,
+  type RetryEvent,
+} from './session/diagnostics.js';
 export {
   DEFAULT_LOGIN_URL,
   DEFAULT_TIMEOUT_MS,

@@ -156,6 +156,8 @@ async function postForm(
       controller.abort(error);
       reject(error);
     }, endpoint.timeoutMs);
+    // The socket keeps the process alive while the request is open; the timer need not.
+    timer.unref();
   });
   const exchange = exchange_(endpoint, path, params, controller.signal, options.emptyOk === true);
   // A custom fetch that ignores `signal` could settle after the timeout; that late outcome is moot.
@@ -198,6 +200,7 @@ async function exchange_(
     throw new UnexpectedResponseError(response.status, 'redirects are not followed');
   }
 
+  const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
   const body = await readLimited(response, signal);
   if (emptyOk && response.ok && body.byteLength === 0)
     return { status: response.status, json: undefined };
@@ -205,16 +208,16 @@ async function exchange_(
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
   } catch {
-    throw new UnexpectedResponseError(response.status, 'body is not JSON');
+    throw new UnexpectedResponseError(response.status, 'body is not JSON', retryAfterMs);
   }
 
   if (!response.ok) {
     if (isRecord(json) && typeof json.error === 'string' && json.error !== '') {
       const description =
         typeof json.error_description === 'string' ? json.error_description : undefined;
-      throw new OAuthError(json.error, response.status, description);
+      throw new OAuthError(json.error, response.status, description, retryAfterMs);
     }
-    throw new UnexpectedResponseError(response.status, 'not an OAuth error body');
+    throw new UnexpectedResponseError(response.status, 'not an OAuth error body', retryAfterMs);
   }
   return { status: response.status, json };
 }
@@ -298,6 +301,15 @@ function transportError(message: string, error: unknown, signal: AbortSignal): T
 
 async function discard(response: Response): Promise<void> {
   await response.body?.cancel().catch(() => {});
+}
+
+/** `Retry-After` as milliseconds: delta-seconds or an HTTP date; undefined when absent or unreadable. */
+function parseRetryAfter(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  const seconds = Number(value);
+  if (value.trim() !== '' && Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

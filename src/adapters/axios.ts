@@ -9,7 +9,7 @@ import { raceAbort } from '../internal/abort.js';
 import { optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
 import { guardRedirects } from './redirect-guard.js';
-import { type AdapterOptions, type AdapterPolicy, adapterPolicy } from './shared.js';
+import { type AdapterOptions, type AdapterPolicy, adapterPolicy, reportRetry } from './shared.js';
 
 /** Options of {@link attachAuth}: the ones every adapter shares. */
 export type AxiosAuthOptions = AdapterOptions;
@@ -76,9 +76,13 @@ function authAdapter(
 
     await cancellable(session.invalidate(sent), config, signal);
     // A one-shot body (a stream) cannot be sent twice: the stale token is gone, the 401 goes back.
-    if (!isReplayable(config.data)) return settle(first);
+    if (!isReplayable(config.data)) {
+      reportRetry('axios', policy.instanceUrl, response.status, false);
+      return settle(first);
+    }
     const fresh = await cancellable(session.getToken({ signal }), config, signal);
     // The same token again means the 401 is not an expiry: surface it rather than burn a retry.
+    reportRetry('axios', policy.instanceUrl, response.status, fresh !== sent);
     if (fresh === sent) return settle(first);
     config.headers.set('Authorization', `Bearer ${fresh}`);
     return send(config);

@@ -3,7 +3,7 @@ import { raceAbort } from '../internal/abort.js';
 import { bufferUpTo } from '../internal/bytes.js';
 import { optionalFunction, optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
-import { type AdapterOptions, adapterPolicy } from './shared.js';
+import { type AdapterOptions, adapterPolicy, reportRetry } from './shared.js';
 
 /** Options of {@link authFetch}. */
 export interface AuthFetchOptions extends AdapterOptions {
@@ -63,6 +63,7 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
       throw error;
     }
     // The same token again means the 401 is not an expiry: surface it rather than burn a retry.
+    reportRetry('fetch', policy.instanceUrl, response.status, fresh !== sent);
     if (fresh === sent) return response;
     await response.body?.cancel().catch(() => {});
     return inner(prepared.build(fresh));

@@ -2,7 +2,7 @@ import type { Connection } from 'jsforce';
 import { AuthError, ConfigError, ErrorCode } from '../errors.js';
 import { optionalFunction, optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
-import { adapterPolicy } from './shared.js';
+import { adapterPolicy, reportRetry } from './shared.js';
 
 /** A connection may ask for at most this many refreshes within {@link JSFORCE_REFRESH_WINDOW_MS}. */
 export const JSFORCE_MAX_REFRESHES = 5;
@@ -98,8 +98,14 @@ export async function jsforceOptions(
       conn.instanceUrl = session.instanceUrl;
       return fresh;
     })().then(
-      (fresh) => callback(null, fresh),
-      (error: unknown) => callback(error instanceof Error ? error : new AuthError(String(error))),
+      (fresh) => {
+        reportRetry('jsforce', session.instanceUrl, 0, true);
+        callback(null, fresh);
+      },
+      (error: unknown) => {
+        reportRetry('jsforce', session.instanceUrl, 0, false);
+        callback(error instanceof Error ? error : new AuthError(String(error)));
+      },
     );
   };
 

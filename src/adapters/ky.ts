@@ -3,7 +3,7 @@ import { raceAbort } from '../internal/abort.js';
 import { bufferUpTo } from '../internal/bytes.js';
 import { optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
-import { type AdapterOptions, adapterPolicy } from './shared.js';
+import { type AdapterOptions, adapterPolicy, reportRetry } from './shared.js';
 
 /** Options of {@link authHooks}: the ones every adapter shares. */
 export type KyAuthOptions = AdapterOptions;
@@ -92,9 +92,13 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
     await raceAbort(session.invalidate(sent), request.signal);
     // ky keeps an unread copy when its retry is on; with `retry: 0` use the body read beforehand.
     const body = request.bodyUsed ? bodies.get(request) : undefined;
-    if (request.bodyUsed && body === undefined) return;
+    if (request.bodyUsed && body === undefined) {
+      reportRetry('ky', policy.instanceUrl, response.status, false);
+      return;
+    }
     const fresh = await session.getToken({ signal: request.signal });
     // The same token again means the 401 is not an expiry: surface it rather than burn a retry.
+    reportRetry('ky', policy.instanceUrl, response.status, fresh !== sent);
     if (fresh === sent) return;
     const retry = body === undefined ? new Request(request) : new Request(request, { body });
     retry.headers.set('authorization', `Bearer ${fresh}`);

@@ -3,6 +3,7 @@ import { concat, readUpTo } from '../internal/bytes.js';
 import { optionalFunction } from '../internal/options.js';
 import { normaliseBaseUrl } from '../internal/url.js';
 import type { AuthSession } from '../session/auth-session.js';
+import { publish, type RetryEvent } from '../session/diagnostics.js';
 
 /** Options every adapter (fetch, axios, ky) accepts. */
 export interface AdapterOptions {
@@ -172,4 +173,14 @@ export function resolveAgainst(instanceUrl: string, input: string): string {
   if (URL.canParse(input)) return input;
   if (input.startsWith('//')) return new URL(input, instanceUrl).href;
   return input.startsWith('/') ? instanceUrl + input : `${instanceUrl}/${input}`;
+}
+
+/** Publishes an adapter's decision after an auth failure on the `cirrus-auth:retry` channel. */
+export function reportRetry(
+  adapter: RetryEvent['adapter'],
+  instanceUrl: string,
+  status: number,
+  retried: boolean,
+): void {
+  publish('retry', () => ({ adapter, instanceUrl, status, retried }));
 }

@@ -1,8 +1,9 @@
 import { Mutex } from 'async-mutex';
-import { ConfigError } from '../errors.js';
+import { AuthError, ConfigError, SessionClosedError } from '../errors.js';
 import { checkSignal, raceAbort } from '../internal/abort.js';
 import { optionalFunction, positiveMs } from '../internal/options.js';
 import type { AuthSession, GetTokenOptions } from './auth-session.js';
+import { type Logger, type MintReason, publish } from './diagnostics.js';
 import { Redacted } from './redacted.js';
 import { type CachedToken, MemoryTokenStore, type TokenStore } from './token-store.js';
 
@@ -15,6 +16,21 @@ export const DEFAULT_TOKEN_TTL_MS = 30 * 60_000;
  */
 export const EXPIRY_MARGIN_MS = 60_000;
 
+/**
+ * How long before a token goes stale a background refresh starts, while the cached token is still
+ * handed out: after warm-up no caller waits for a mint. Capped at a quarter of the token's lifetime.
+ */
+export const DEFAULT_REFRESH_AHEAD_MS = 5 * 60_000;
+
+/** First wait after a failed mint; it doubles per consecutive failure, with jitter. */
+export const BACKOFF_INITIAL_MS = 1_000;
+
+/** The longest wait between failed mints (a `Retry-After` may ask for more, up to 10 minutes). */
+export const BACKOFF_MAX_MS = 60_000;
+
+/** A server's `Retry-After` is honoured up to this long. */
+const RETRY_AFTER_CAP_MS = 10 * 60_000;
+
 /** Options of the caching engine, shared by every minting session. */
 export interface CachingSessionOptions {
   /**
@@ -24,6 +40,22 @@ export interface CachingSessionOptions {
    * @default DEFAULT_TOKEN_TTL_MS (30 minutes)
    */
   tokenTtlMs?: number | undefined;
+  /**
+   * Refresh-ahead window: once a cached token is this close to going stale, `getToken()` still
+   * returns it at once and starts one background mint. `0` turns it off.
+   * @default DEFAULT_REFRESH_AHEAD_MS (5 minutes, at most a quarter of the token's lifetime)
+   */
+  refreshAheadMs?: number | undefined;
+  /**
+   * After a failed mint, callers get the same error at once, without a token request, for a while:
+   * exponential from `initialMs`, with jitter, capped at `maxMs`; a 429/503 `Retry-After` is
+   * honoured. A successful mint resets it. `false` turns it off (not advised: Salesforce locks a
+   * user out at about 3,600 logins an hour).
+   * @default { initialMs: BACKOFF_INITIAL_MS, maxMs: BACKOFF_MAX_MS }
+   */
+  backoff?: { initialMs?: number | undefined; maxMs?: number | undefined } | false | undefined;
+  /** Where to log mints, failures and backoff: a pino- or console-shaped object. @default none */
+  logger?: Logger | undefined;
   /**
    * The clock, in epoch milliseconds. Inject one in tests instead of sleeping.
    * @default Date.now
@@ -52,23 +84,37 @@ interface Hit {
   readonly promise: Promise<string>;
 }
 
+interface Failure {
+  readonly error: unknown;
+  readonly failures: number;
+  /** Until then, callers get `error` without a token request. */
+  readonly retryAt: number;
+}
+
 /**
- * The caching engine behind every minting session: cache, expiry margin, single-flight minting and
- * compare-and-swap invalidation. It knows nothing of the grant: it calls `mint` and caches the
- * answer. Safe to call concurrently; at most one mint runs per session.
+ * The caching engine behind every minting session: cache, expiry margin, single-flight minting,
+ * compare-and-swap invalidation, refresh-ahead, serve-stale on transient failure and failure
+ * backoff. It knows nothing of the grant: it calls `mint` and caches the answer. Safe to call
+ * concurrently; at most one mint runs per session.
  */
 export class CachingSession extends Redacted implements AuthSession {
   readonly instanceUrl: string;
   readonly #mint: MintFn;
   readonly #store: TokenStore;
   readonly #ttlMs: number;
+  readonly #aheadMs: number;
+  readonly #backoff: { initialMs: number; maxMs: number } | undefined;
+  readonly #logger: Logger | undefined;
   readonly #now: () => number;
   /** Serialises mints and store updates, so an invalidation never races a mint's write. */
   readonly #lock = new Mutex();
   /** The last token read from or written to the store: the lock-free fast path. */
   #hit: Hit | undefined;
-  /** The mint every concurrent caller joins. */
+  /** The mint every concurrent caller joins, whatever started it. */
   #pending: Promise<string> | undefined;
+  #failure: Failure | undefined;
+  #minted = false;
+  #closed = false;
 
   /**
    * @param mint one token request of the grant; never called concurrently for one session.
@@ -86,6 +132,12 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#mint = mint;
     this.#store = engine.store ?? new MemoryTokenStore();
     this.#ttlMs = positiveMs('tokenTtlMs', options.tokenTtlMs, DEFAULT_TOKEN_TTL_MS);
+    this.#aheadMs =
+      options.refreshAheadMs === 0
+        ? 0
+        : positiveMs('refreshAheadMs', options.refreshAheadMs, DEFAULT_REFRESH_AHEAD_MS);
+    this.#backoff = backoffOf(options.backoff);
+    this.#logger = loggerOf(options.logger);
     this.#now = optionalFunction('now', options.now) ?? Date.now;
     if (engine.seed !== undefined) {
       const token = this.#cacheable(engine.seed, this.#now());
@@ -95,14 +147,16 @@ export class CachingSession extends Redacted implements AuthSession {
   }
 
   /**
-   * Resolves to a fresh access token: from the cache without I/O, or from the one mint that all
-   * concurrent callers share. A caller's `signal` ends only that caller's wait.
+   * Resolves to a usable access token: from the cache without I/O, or from the one mint that all
+   * concurrent callers share. Inside the refresh-ahead window the cached token is returned at once
+   * and one background mint starts. A caller's `signal` ends only that caller's wait.
    */
   getToken(options?: GetTokenOptions): Promise<string> {
     const hit = this.#hit;
-    // The hot path: no options, a fresh cached token, one settled promise handed out again.
-    if (options === undefined && hit !== undefined && this.#now() < hit.token.staleAt)
+    // The hot path: no options, a cached token not yet due for refresh, one settled promise.
+    if (options === undefined && hit !== undefined && this.#now() < hit.token.refreshAt) {
       return hit.promise;
+    }
     let signal: AbortSignal | undefined;
     try {
       signal = checkSignal(options?.signal);
@@ -110,13 +164,35 @@ export class CachingSession extends Redacted implements AuthSession {
       return Promise.reject(error);
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (hit !== undefined && this.#now() < hit.token.staleAt) return hit.promise;
-    this.#pending ??= this.#lock
-      .runExclusive(() => this.#refresh())
-      .finally(() => {
-        this.#pending = undefined;
-      });
-    return raceAbort(this.#pending, signal);
+    if (this.#closed) return Promise.reject(new SessionClosedError());
+    const now = this.#now();
+    if (hit !== undefined && now < hit.token.staleAt) {
+      if (now >= hit.token.refreshAt) this.#background('ahead', hit.token.accessToken);
+      return hit.promise;
+    }
+
+    // Stale or missing. A token inside its expiry margin may still be served when minting fails
+    // transiently; a token that was invalidated is gone from #hit and never served again.
+    const servable = hit !== undefined && now < hit.token.expiresAt ? hit : undefined;
+    const failure = this.#failure;
+    if (servable !== undefined && isTransient(failure?.error)) {
+      if (now >= (failure as Failure).retryAt) this.#background('retry');
+      return servable.promise;
+    }
+    if (failure !== undefined && now < failure.retryAt && this.#pending === undefined) {
+      return Promise.reject(failure.error);
+    }
+    const reason: MintReason =
+      hit !== undefined ? 'expired' : this.#minted ? 'invalidated' : 'cold';
+    const pending = this.#shared(reason);
+    const result =
+      servable === undefined
+        ? pending
+        : pending.catch((error: unknown) => {
+            if (isTransient(error)) return servable.token.accessToken;
+            throw error;
+          });
+    return raceAbort(result, signal);
   }
 
   /**
@@ -126,33 +202,131 @@ export class CachingSession extends Redacted implements AuthSession {
   async invalidate(staleToken: string): Promise<void> {
     if (typeof staleToken !== 'string') throw new ConfigError('staleToken', 'must be a string');
     // Stop handing the token out at once, before waiting for the lock.
-    if (this.#hit?.token.accessToken === staleToken) this.#hit = undefined;
+    const hit = this.#hit?.token.accessToken === staleToken;
+    if (hit) this.#hit = undefined;
+    publish('invalidate', () => ({
+      session: this.constructor.name,
+      instanceUrl: this.instanceUrl,
+      hit,
+    }));
     await this.#lock.runExclusive(() => this.#store.deleteIf(staleToken));
   }
 
+  /**
+   * Stops background work: no refresh-ahead or retry mints start any more, and `getToken()` then
+   * rejects with `SessionClosedError`. A mint already running is awaited, not cut off, so a rotated
+   * refresh token is never lost.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#pending?.catch(() => {});
+  }
+
+  /** `await using session = new ClientCredentialsAuth(...)` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Starts a mint nobody waits for, unless one is running or backoff says not yet. */
+  #background(reason: MintReason, aheadOf?: string): void {
+    if (this.#closed || this.#pending !== undefined) return;
+    if (this.#failure !== undefined && this.#now() < this.#failure.retryAt) return;
+    this.#shared(reason, aheadOf).catch(() => {});
+  }
+
+  /** The one mint in flight; every caller joins it, whatever started it. */
+  #shared(reason: MintReason, aheadOf?: string): Promise<string> {
+    this.#pending ??= this.#lock
+      .runExclusive(() => this.#refresh(reason, aheadOf))
+      .finally(() => {
+        this.#pending = undefined;
+      });
+    return this.#pending;
+  }
+
   /** Runs under the lock: re-check the store (another writer may have filled it), else mint. */
-  async #refresh(): Promise<string> {
+  async #refresh(reason: MintReason, aheadOf: string | undefined): Promise<string> {
     const stored = await this.#store.get();
-    if (stored !== undefined && this.#now() < stored.staleAt) {
+    if (stored !== undefined && this.#now() < stored.staleAt && stored.accessToken !== aheadOf) {
       this.#remember(stored);
       return stored.accessToken;
     }
+    const session = this.constructor.name;
+    const instanceUrl = this.instanceUrl;
+    publish('mintStart', () => ({ session, instanceUrl, reason }));
     const startedAt = this.#now();
-    const token = this.#cacheable(await this.#mint(), startedAt);
+    const started = performance.now();
+    let token: CachedToken;
+    try {
+      token = this.#cacheable(await this.#mint(), startedAt);
+    } catch (error) {
+      const durationMs = performance.now() - started;
+      const code = error instanceof AuthError ? error.code : 'ERR_UNKNOWN';
+      const transient = isTransient(error);
+      publish('mintEnd', () => ({
+        session,
+        instanceUrl,
+        reason,
+        durationMs,
+        outcome: code,
+        transient,
+      }));
+      this.#logger?.warn?.(
+        { session, instanceUrl, reason, code, transient },
+        'cirrus-auth: token request failed',
+      );
+      this.#fail(error);
+      throw error;
+    }
+    const durationMs = performance.now() - started;
+    publish('mintEnd', () => ({
+      session,
+      instanceUrl,
+      reason,
+      durationMs,
+      outcome: 'ok',
+      transient: false,
+    }));
+    this.#logger?.debug?.(
+      { session, instanceUrl, reason, durationMs },
+      'cirrus-auth: token minted',
+    );
+    this.#failure = undefined;
+    this.#minted = true;
     await this.#store.set(token);
     this.#remember(token);
     return token.accessToken;
+  }
+
+  /** Opens the backoff window after a failed mint. */
+  #fail(error: unknown): void {
+    if (this.#backoff === undefined) return;
+    const failures = (this.#failure?.failures ?? 0) + 1;
+    const base = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** (failures - 1));
+    const jittered = base / 2 + (Math.random() * base) / 2;
+    const asked = (error as { retryAfterMs?: unknown }).retryAfterMs;
+    const retryAfter = typeof asked === 'number' ? Math.min(asked, RETRY_AFTER_CAP_MS) : 0;
+    const retryInMs = Math.max(jittered, retryAfter);
+    this.#failure = { error, failures, retryAt: this.#now() + retryInMs };
+    const code = error instanceof AuthError ? error.code : 'ERR_UNKNOWN';
+    const event = {
+      session: this.constructor.name,
+      instanceUrl: this.instanceUrl,
+      failures,
+      retryInMs,
+      code,
+    };
+    publish('backoff', () => event);
+    this.#logger?.warn?.(event, 'cirrus-auth: backing off the token endpoint');
   }
 
   /** Expiry of a token obtained at `obtainedAt`: the local TTL, capped by `expires_in`. */
   #cacheable(minted: MintedToken, obtainedAt: number): CachedToken {
     const ttlMs = Math.min(this.#ttlMs, minted.expiresInMs ?? Number.POSITIVE_INFINITY);
     const expiresAt = obtainedAt + ttlMs;
-    return {
-      accessToken: minted.accessToken,
-      expiresAt,
-      staleAt: expiresAt - expiryMarginMs(ttlMs),
-    };
+    const staleAt = expiresAt - expiryMarginMs(ttlMs);
+    const aheadMs = Math.min(this.#aheadMs, Math.floor(ttlMs / 4));
+    return { accessToken: minted.accessToken, expiresAt, staleAt, refreshAt: staleAt - aheadMs };
   }
 
   /**
@@ -173,4 +347,29 @@ export class CachingSession extends Redacted implements AuthSession {
   #remember(token: CachedToken): void {
     this.#hit = { token, promise: Promise.resolve(token.accessToken) };
   }
+}
+
+function isTransient(error: unknown): boolean {
+  return error instanceof AuthError && error.transient;
+}
+
+function backoffOf(
+  value: CachingSessionOptions['backoff'],
+): { initialMs: number; maxMs: number } | undefined {
+  if (value === false) return undefined;
+  if (value !== undefined && (typeof value !== 'object' || value === null)) {
+    throw new ConfigError('backoff', 'must be an object or false');
+  }
+  const initialMs = positiveMs('backoff.initialMs', value?.initialMs, BACKOFF_INITIAL_MS);
+  const maxMs = positiveMs('backoff.maxMs', value?.maxMs, Math.max(BACKOFF_MAX_MS, initialMs));
+  if (maxMs < initialMs)
+    throw new ConfigError('backoff.maxMs', 'must not be less than backoff.initialMs');
+  return { initialMs, maxMs };
+}
+
+function loggerOf(value: unknown): Logger | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null)
+    throw new ConfigError('logger', 'must be a pino- or console-shaped object');
+  return value as Logger;
 }

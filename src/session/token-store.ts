@@ -5,6 +5,8 @@ export interface CachedToken {
   readonly expiresAt: number;
   /** When the session stops handing the token out: `expiresAt` minus the expiry margin. */
   readonly staleAt: number;
+  /** When a background refresh starts, while the token is still handed out. */
+  readonly refreshAt: number;
 }
 
 /**

@@ -2,6 +2,7 @@ import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
   AuthError,
+  BACKOFF_INITIAL_MS,
   ClientCredentialsAuth,
   ConfigError,
   InsecureUrlError,
@@ -299,10 +300,16 @@ describe('token endpoint failures give typed errors within the timeout', () => {
     });
   });
 
-  it('recovers on the next call once the fault is cleared', async () => {
-    const s = fx.session({ timeoutMs: TIMEOUT_MS });
+  it('recovers on the first call after the backoff window once the fault is cleared', async () => {
+    let now = 1_000_000;
+    const s = fx.session({ timeoutMs: TIMEOUT_MS, now: () => now });
     fx.org.failTokenEndpoint({ kind: 'status', status: 503, body: '' }, { times: 1 });
-    expect(await caught(() => s.getToken())).toBeInstanceOf(AuthError);
+    const first = await caught(() => s.getToken());
+    expect(first).toBeInstanceOf(AuthError);
+    expect(await caught(() => s.getToken())).toBe(first); // inside the backoff window: no request
+    expect(fx.org.stats.tokenRequests).toBe(1);
+    now += BACKOFF_INITIAL_MS;
     await expect(s.getToken()).resolves.toBeTypeOf('string');
+    expect(fx.org.stats.tokenRequests).toBe(2);
   });
 });

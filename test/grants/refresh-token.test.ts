@@ -108,7 +108,7 @@ describe('RefreshTokenAuth', () => {
   });
 
   it('adopts the rotated token even when the rest of the answer fails (another instance_url)', async () => {
-    const { session, rotated } = refreshing();
+    const { session, rotated } = refreshing({ backoff: false });
     fx.org.failTokenEndpoint(
       { kind: 'instance-url', instanceUrl: 'https://evil.my.salesforce.com' },
       { times: 1 },

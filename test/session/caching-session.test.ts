@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, TransportError } from '../../src/errors.js';
 import {
+  BACKOFF_INITIAL_MS,
   CachingSession,
   DEFAULT_TOKEN_TTL_MS,
   EXPIRY_MARGIN_MS,
@@ -58,9 +59,10 @@ describe('CachingSession', () => {
     expect(calls).toHaveLength(1);
   });
 
-  it('hands one mint error to every concurrent caller, then mints afresh on the next call', async () => {
+  it('hands one mint error to every concurrent caller, then mints afresh after the backoff window', async () => {
     const { mint, calls, settle } = controlledMint();
-    const session = new CachingSession(INSTANCE, mint);
+    let now = 0;
+    const session = new CachingSession(INSTANCE, mint, { now: () => now });
     const waiters = Array.from({ length: 20 }, () => session.getToken());
     const failure = new TransportError('down');
     await settle(0, failure);
@@ -68,6 +70,9 @@ describe('CachingSession', () => {
     expect(outcomes.every((o) => o.status === 'rejected' && o.reason === failure)).toBe(true);
     expect(calls).toHaveLength(1);
 
+    await expect(session.getToken()).rejects.toBe(failure); // backoff: no second request yet
+    expect(calls).toHaveLength(1);
+    now += BACKOFF_INITIAL_MS;
     const next = session.getToken();
     await settle(1, { accessToken: 'recovered' });
     expect(await next).toBe('recovered');
