@@ -28,6 +28,9 @@ export const BACKOFF_INITIAL_MS = 1_000;
 /** The longest wait between failed mints (a `Retry-After` may ask for more, up to 10 minutes). */
 export const BACKOFF_MAX_MS = 60_000;
 
+/** setTimeout's limit; a longer wait reads the clock instead. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** A server's `Retry-After` is honoured up to this long. */
 const RETRY_AFTER_CAP_MS = 10 * 60_000;
 
@@ -110,6 +113,13 @@ export class CachingSession extends Redacted implements AuthSession {
   readonly #lock = new Mutex();
   /** The last token read from or written to the store: the lock-free fast path. */
   #hit: Hit | undefined;
+  /**
+   * `#hit` while it is not yet due for refresh, cleared by an unref'd timer at `refreshAt`: the
+   * hot path reads no clock. Only with the real clock; an injected one is read on every call.
+   */
+  #hot: Hit | undefined;
+  #hotTimer: NodeJS.Timeout | undefined;
+  readonly #realClock: boolean;
   /** The mint every concurrent caller joins, whatever started it. */
   #pending: Promise<string> | undefined;
   #failure: Failure | undefined;
@@ -139,6 +149,7 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#backoff = backoffOf(options.backoff);
     this.#logger = loggerOf(options.logger);
     this.#now = optionalFunction('now', options.now) ?? Date.now;
+    this.#realClock = options.now === undefined;
     if (engine.seed !== undefined) {
       const token = this.#cacheable(engine.seed, this.#now());
       this.#remember(token);
@@ -152,6 +163,7 @@ export class CachingSession extends Redacted implements AuthSession {
    * and one background mint starts. A caller's `signal` ends only that caller's wait.
    */
   getToken(options?: GetTokenOptions): Promise<string> {
+    if (options === undefined && this.#hot !== undefined) return this.#hot.promise;
     const hit = this.#hit;
     // The hot path: no options, a cached token not yet due for refresh, one settled promise.
     if (options === undefined && hit !== undefined && this.#now() < hit.token.refreshAt) {
@@ -203,7 +215,7 @@ export class CachingSession extends Redacted implements AuthSession {
     if (typeof staleToken !== 'string') throw new ConfigError('staleToken', 'must be a string');
     // Stop handing the token out at once, before waiting for the lock.
     const hit = this.#hit?.token.accessToken === staleToken;
-    if (hit) this.#hit = undefined;
+    if (hit) this.#forgetHit();
     publish('invalidate', () => ({
       session: this.constructor.name,
       instanceUrl: this.instanceUrl,
@@ -219,6 +231,7 @@ export class CachingSession extends Redacted implements AuthSession {
    */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#forgetHit();
     await this.#pending?.catch(() => {});
   }
 
@@ -339,13 +352,29 @@ export class CachingSession extends Redacted implements AuthSession {
 
   /** Forgets the cached token, whatever it is. Call it inside {@link exclusive}. */
   protected async forgetToken(): Promise<void> {
-    this.#hit = undefined;
+    this.#forgetHit();
     const stored = await this.#store.get();
     if (stored !== undefined) await this.#store.deleteIf(stored.accessToken);
   }
 
   #remember(token: CachedToken): void {
-    this.#hit = { token, promise: Promise.resolve(token.accessToken) };
+    const hit: Hit = { token, promise: Promise.resolve(token.accessToken) };
+    this.#forgetHit();
+    this.#hit = hit;
+    const dueInMs = token.refreshAt - this.#now();
+    if (this.#realClock && dueInMs > 0 && dueInMs < MAX_TIMER_MS) {
+      this.#hot = hit;
+      this.#hotTimer = setTimeout(() => {
+        if (this.#hot === hit) this.#hot = undefined;
+      }, dueInMs);
+      this.#hotTimer.unref();
+    }
+  }
+
+  #forgetHit(): void {
+    this.#hit = undefined;
+    this.#hot = undefined;
+    clearTimeout(this.#hotTimer);
   }
 }
 

@@ -35,6 +35,8 @@ export interface FakeOrgOptions {
   refreshTokenRotation?: boolean;
   /** Whether the refresh and authorization-code grants require `client_secret` (a confidential app). @default true */
   requireClientSecret?: boolean;
+  /** How many recent API requests `apiRequests` keeps; 0 keeps none (for long load runs). @default 10,000 */
+  apiLogLimit?: number;
 }
 
 /**
@@ -190,6 +192,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   const accounts = new Map<string, Record<string, unknown>>();
   let baseUrl = '';
   const users = options.users ?? ['admin@example.com'];
+  const apiLogLimit = options.apiLogLimit ?? API_LOG_LIMIT;
   let jwtPrivateKey: string | undefined;
   let jwtKey = options.jwtKey;
   if (jwtKey === undefined) {
@@ -355,13 +358,15 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     const record = (status: number) => {
       stats.apiRequests++;
       stats.apiRequestsByStatus[status] = (stats.apiRequestsByStatus[status] ?? 0) + 1;
-      log.push({
-        method: req.method ?? 'GET',
-        path: url.pathname + url.search,
-        token: presented,
-        status,
-      });
-      if (log.length > API_LOG_LIMIT) log = log.slice(-API_LOG_LIMIT);
+      if (apiLogLimit > 0)
+        log.push({
+          method: req.method ?? 'GET',
+          path: url.pathname + url.search,
+          token: presented,
+          status,
+        });
+      // Trim in blocks, not per request: a long load test must not pay O(n) per request.
+      if (log.length > 2 * apiLogLimit) log = log.slice(-apiLogLimit);
     };
     const answer = (status: number, payload: unknown, headers?: Record<string, string>) => {
       record(status);
@@ -502,7 +507,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       return { ...structuredClone(stats), ...grants.stats };
     },
     get apiRequests() {
-      return [...log];
+      return log.slice(-apiLogLimit);
     },
     revokeAllTokens: () => valid.clear(),
     issueRefreshToken: () => grants.issueRefreshToken(),

@@ -325,7 +325,7 @@ describe('observability and close', () => {
     await warm(f);
     await f.session[Symbol.asyncDispose]();
     f.clock.now = REFRESH_AT;
-    await expect(f.session.getToken({})).rejects.toBeInstanceOf(SessionClosedError);
+    await expect(f.session.getToken()).rejects.toBeInstanceOf(SessionClosedError);
     expect(f.source.started).toBe(1);
   });
 });
