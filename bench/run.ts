@@ -1,70 +1,28 @@
-// `npm run bench`: measures the caching engine side by side with its baseline, alternating A and B
-// in one process so machine noise hits both alike. Prints a table and writes bench/results.json.
+// `npm run bench` (add `-- --smoke` for a few-second run): the figures of the benchmark suite,
+// each comparison side by side in this one process, alternating A and B so machine noise falls on
+// both. Prints a table and writes bench/results.json. Needs `node --expose-gc` (npm run bench does it).
 import { writeFileSync } from 'node:fs';
+import { Agent } from 'node:http';
 import { cpus, totalmem } from 'node:os';
-import { ClientCredentialsAuth } from 'cirrus-auth';
+import axios, { type AxiosInstance, type InternalAxiosRequestConfig } from 'axios';
+import { createAuthRefresh } from 'axios-auth-refresh';
+import {
+  type AuthSession,
+  ClientCredentialsAuth,
+  type ClientCredentialsOptions,
+} from 'cirrus-auth';
+import { attachAuth } from 'cirrus-auth/axios';
 import { authFetch } from 'cirrus-auth/fetch';
+import { authHooks } from 'cirrus-auth/ky';
 import { startFakeOrg } from 'cirrus-auth/testing';
+import ky from 'ky';
+import { heapUsed, load, loadFor, percentile, sideBySide, sleep, startPlainServer } from './lib.ts';
 
-const ROUNDS = 7;
-const OPS_PER_ROUND = 500_000;
-
-/** Runs `fn` `ops` times, awaiting each, and answers operations per second. */
-async function opsPerSecond(fn: () => Promise<unknown>, ops: number): Promise<number> {
-  const start = process.hrtime.bigint();
-  for (let i = 0; i < ops; i++) await fn();
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  return ops / seconds;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
-
-const org = await startFakeOrg();
-const options = {
-  clientId: org.clientId,
-  clientSecret: org.clientSecret,
-  loginUrl: org.loginUrl,
-  instanceUrl: org.instanceUrl,
-};
-const session = new ClientCredentialsAuth(options);
-const token = await session.getToken();
-
-// 1. Cache hit: getToken() on a warm cache against handing out an already-resolved promise.
-const hit: number[] = [];
-const baseline: number[] = [];
-for (let round = 0; round < ROUNDS; round++) {
-  hit.push(await opsPerSecond(() => session.getToken(), OPS_PER_ROUND));
-  baseline.push(await opsPerSecond(() => Promise.resolve(token), OPS_PER_ROUND));
-}
-
-// 2. Cold start: N concurrent authFetch calls on a new session; count token requests, time the wave.
-const N = 1000;
-const cold: number[] = [];
-let coldMints = 0;
-for (let round = 0; round < 3; round++) {
-  org.resetStats();
-  const sfFetch = authFetch(new ClientCredentialsAuth(options));
-  const start = performance.now();
-  const responses = await Promise.all(
-    Array.from({ length: N }, () => sfFetch('/services/data/v62.0/limits')),
-  );
-  await Promise.all(responses.map((r) => r.arrayBuffer()));
-  cold.push(performance.now() - start);
-  coldMints = Math.max(coldMints, org.stats.tokenRequests);
-}
-
-// 3. Memory: heap per idle session with a cached token.
-globalThis.gc?.();
-const before = process.memoryUsage().heapUsed;
-const sessions = Array.from({ length: 10_000 }, () => new ClientCredentialsAuth(options));
-globalThis.gc?.();
-const perSessionBytes = (process.memoryUsage().heapUsed - before) / sessions.length;
-await org.close();
-
-const results = {
+const smoke = process.argv.includes('--smoke');
+const scale = (full: number, quick: number) => (smoke ? quick : full);
+const LIMITS = '/services/data/v62.0/limits';
+const rows: { figure: string; result: string; goal: string; met: boolean | '' }[] = [];
+const results: Record<string, unknown> = {
   machine: {
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model ?? 'unknown',
@@ -72,27 +30,341 @@ const results = {
   },
   node: process.version,
   date: new Date().toISOString(),
-  cacheHit: {
-    getTokenOpsPerSec: Math.round(median(hit)),
-    promiseResolveOpsPerSec: Math.round(median(baseline)),
-    ratio: Number((median(hit) / median(baseline)).toFixed(3)),
-  },
-  coldStart: {
-    concurrentRequests: N,
-    tokenRequests: coldMints,
-    medianMs: Number(median(cold).toFixed(1)),
-  },
-  memory: {
-    bytesPerSession: Math.round(perSessionBytes),
-    gcExposed: typeof globalThis.gc === 'function',
-  },
+  smoke,
+  gcExposed: typeof globalThis.gc === 'function',
 };
-console.table({
-  'cache hit: getToken() ops/s': { value: results.cacheHit.getTokenOpsPerSec },
-  'baseline: Promise.resolve ops/s': { value: results.cacheHit.promiseResolveOpsPerSec },
-  'cache hit ratio (goal >= 1.0)': { value: results.cacheHit.ratio },
-  [`cold start: ${N} concurrent authFetch, token requests`]: { value: coldMints },
-  [`cold start: ${N} concurrent authFetch, median ms`]: { value: results.coldStart.medianMs },
-  'heap bytes per idle session': { value: results.memory.bytesPerSession },
-});
-writeFileSync(new URL('results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+const row = (figure: string, result: string, goal = '', met: boolean | '' = '') => {
+  rows.push({ figure, result, goal, met });
+  console.log(`${figure}: ${result}${goal ? ` (goal ${goal}: ${met ? 'met' : 'MISSED'})` : ''}`);
+};
+
+const org = await startFakeOrg({ apiLogLimit: 0 });
+const plain = await startPlainServer();
+const credentials = (extra: Partial<ClientCredentialsOptions> = {}) =>
+  new ClientCredentialsAuth({
+    clientId: org.clientId,
+    clientSecret: org.clientSecret,
+    loginUrl: org.loginUrl,
+    instanceUrl: org.instanceUrl,
+    ...extra,
+  });
+const keepAlive = () => new Agent({ keepAlive: true, maxSockets: 256 });
+
+// 1. Cache hit ------------------------------------------------------------------------------------
+{
+  const session = credentials();
+  const token = await session.getToken();
+  const ops = scale(1_000_000, 50_000);
+  const rate = async (fn: () => Promise<unknown>) => {
+    const t = performance.now();
+    for (let i = 0; i < ops; i++) await fn();
+    return ops / ((performance.now() - t) / 1000);
+  };
+  const r = await sideBySide(
+    scale(7, 3),
+    () => rate(() => Promise.resolve(token)),
+    () => rate(() => session.getToken()),
+  );
+  results.cacheHit = {
+    getTokenOpsPerSec: Math.round(r.b),
+    promiseResolveOpsPerSec: Math.round(r.a),
+    ratio: r.ratio,
+  };
+  row(
+    '1. cache hit: getToken() vs Promise.resolve(token), ops/s',
+    `${fmt(r.b)} vs ${fmt(r.a)}, ratio ${r.ratio.toFixed(3)}`,
+    '>= 1.0',
+    r.ratio >= 1,
+  );
+}
+
+// 2. Adapter overhead -----------------------------------------------------------------------------
+{
+  const session = credentials();
+  const token = await session.getToken();
+  const origins = [plain.url];
+  const perRun = scale(5_000, 300);
+  const rounds = scale(4, 2);
+  const rate = (send: () => Promise<unknown>) => async () =>
+    perRun / ((await load(perRun, 32, send)) / 1000);
+  const url = `${plain.url}/api`;
+  const sfFetch = authFetch(session, { origins });
+  const fixed = { authorization: `Bearer ${token}` };
+  const plainAxios = axios.create({ httpAgent: keepAlive(), headers: fixed });
+  const authAxios = axios.create({ httpAgent: keepAlive() });
+  attachAuth(authAxios, session, { origins });
+  const plainKy = ky.create({ headers: fixed });
+  const authKy = ky.create({ hooks: authHooks(session, { origins }) });
+  const adapters = {
+    fetch: [
+      () => fetch(url, { headers: fixed }).then((r) => r.arrayBuffer()),
+      () => sfFetch(url).then((r) => r.arrayBuffer()),
+    ],
+    axios: [() => plainAxios.get(url), () => authAxios.get(url)],
+    ky: [() => plainKy.get(url).arrayBuffer(), () => authKy.get(url).arrayBuffer()],
+  } as const;
+  const overhead: Record<string, unknown> = {};
+  for (const [name, [fixedHeader, adapter]] of Object.entries(adapters)) {
+    await load(200, 32, fixedHeader); // warm the connection pools
+    await load(200, 32, adapter);
+    const r = await sideBySide(rounds, rate(fixedHeader), rate(adapter));
+    overhead[name] = {
+      fixedHeaderRps: Math.round(r.a),
+      adapterRps: Math.round(r.b),
+      ratio: r.ratio,
+      requestsEach: perRun * rounds,
+    };
+    row(
+      `2. ${name} adapter vs fixed header, req/s (concurrency 32)`,
+      `${fmt(r.b)} vs ${fmt(r.a)}, ratio ${r.ratio.toFixed(3)}`,
+      '>= 0.97',
+      r.ratio >= 0.97,
+    );
+  }
+  results.adapterOverhead = overhead;
+}
+
+// 3. Stampede -------------------------------------------------------------------------------------
+{
+  const N = scale(10_000, 300);
+  // The naive contenders mint through a pooled agent too: 10,000 unpooled token requests at once
+  // would exhaust the machine's file descriptors before they measured anything.
+  const tokenClient = axios.create({ httpAgent: keepAlive() });
+  const mint = async () => {
+    const form = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: org.clientId,
+      client_secret: org.clientSecret,
+    });
+    const { data } = await tokenClient.post(`${org.loginUrl}/services/oauth2/token`, form);
+    return (data as { access_token: string }).access_token;
+  };
+  const contenders: Record<string, () => AxiosInstance> = {
+    'cirrus-auth': () => {
+      const api = axios.create({ baseURL: org.instanceUrl, httpAgent: keepAlive() });
+      attachAuth(api, credentials());
+      return api;
+    },
+    'naive interceptor': () => {
+      const api = axios.create({ baseURL: org.instanceUrl, httpAgent: keepAlive() });
+      let token: string | undefined;
+      api.interceptors.request.use(async (config) => {
+        token ??= await mint();
+        config.headers.set('Authorization', `Bearer ${token}`);
+        return config;
+      });
+      api.interceptors.response.use(undefined, async (error) => {
+        const config = error.config as InternalAxiosRequestConfig & { retried?: boolean };
+        if (error.response?.status !== 401 || config.retried) throw error;
+        token = await mint();
+        config.retried = true;
+        return api(config);
+      });
+      return api;
+    },
+    'axios-auth-refresh 5': () => {
+      // As its README recommends: a request interceptor reading the current token, and the
+      // refresh logic setting the new one on the failed request.
+      const api = axios.create({ baseURL: org.instanceUrl, httpAgent: keepAlive() });
+      let token: string | undefined;
+      api.interceptors.request.use((config) => {
+        config.headers.set('Authorization', `Bearer ${token}`);
+        return config;
+      });
+      // Its types resolve axios as CommonJS; the instance is the same object.
+      createAuthRefresh(
+        api as never,
+        async (failed: { response: { config: InternalAxiosRequestConfig } }) => {
+          token = await mint();
+          failed.response.config.headers.set('Authorization', `Bearer ${token}`);
+        },
+      );
+      return api;
+    },
+  };
+  const stampede: Record<string, unknown> = {};
+  for (const [name, make] of Object.entries(contenders)) {
+    const api = make();
+    const wave = async () => {
+      org.resetStats();
+      const outcomes = await Promise.allSettled(Array.from({ length: N }, () => api.get(LIMITS)));
+      const { tokenRequests, apiRequests } = org.stats;
+      return {
+        tokenRequests,
+        apiRequests,
+        failures: outcomes.filter((o) => o.status === 'rejected').length,
+        failureStatuses: [
+          ...new Set(
+            outcomes.flatMap((o) =>
+              o.status === 'rejected'
+                ? [
+                    String(
+                      (o.reason as { response?: { status?: number } }).response?.status ?? 'none',
+                    ),
+                  ]
+                : [],
+            ),
+          ),
+        ],
+      };
+    };
+    const cold = await wave();
+    org.revokeAllTokens();
+    const revoked = await wave();
+    stampede[name] = { cold, revoked };
+    const met =
+      name === 'cirrus-auth'
+        ? cold.tokenRequests === 1 &&
+          revoked.tokenRequests === 1 &&
+          cold.failures + revoked.failures === 0 &&
+          cold.apiRequests === N &&
+          revoked.apiRequests === 2 * N
+        : '';
+    row(
+      `3. stampede, ${name}: cold / after revocation, ${N} concurrent`,
+      `tokens ${cold.tokenRequests}/${revoked.tokenRequests}, API ${cold.apiRequests}/${revoked.apiRequests}, failures ${cold.failures}/${revoked.failures}`,
+      name === 'cirrus-auth' ? `1/1 tokens, ${N}/${2 * N} API, 0 failures` : '',
+      met,
+    );
+  }
+  results.stampede = { concurrentRequests: N, ...stampede };
+}
+
+// 4. Expiry boundary ------------------------------------------------------------------------------
+{
+  const durationMs = scale(10_000, 1_000);
+  org.setTokenDelay(200);
+  const boundary: Record<string, unknown> = {};
+  for (const ahead of [true, false]) {
+    const session = credentials({ tokenTtlMs: 2_000, ...(ahead ? {} : { refreshAheadMs: 0 }) });
+    await session.getToken();
+    let waited = 0;
+    let calls = 0;
+    const timed: AuthSession = {
+      instanceUrl: session.instanceUrl,
+      invalidate: (t) => session.invalidate(t),
+      getToken: async (o) => {
+        const t = performance.now();
+        const token = await session.getToken(o);
+        calls++;
+        if (performance.now() - t > 50) waited++;
+        return token;
+      },
+    };
+    const sfFetch = authFetch(timed, { origins: [plain.url] });
+    const latencies = await loadFor(durationMs, 32, () =>
+      sfFetch(`${plain.url}/api`).then((r) => r.arrayBuffer()),
+    );
+    const figure = {
+      requests: calls,
+      waitedOnMint: waited,
+      p99Ms: percentile(latencies, 99),
+      maxMs: Math.max(...latencies),
+    };
+    boundary[ahead ? 'refreshAheadOn' : 'refreshAheadOff'] = figure;
+    row(
+      `4. expiry boundary (TTL 2 s, mint 200 ms, ${durationMs / 1000} s), refresh-ahead ${ahead ? 'on' : 'off'}`,
+      `${figure.requests} requests, ${waited} waited on a mint, p99 ${figure.p99Ms.toFixed(1)} ms, max ${figure.maxMs.toFixed(1)} ms`,
+      ahead ? '0 waits' : '',
+      ahead ? waited === 0 : '',
+    );
+    await session.close();
+  }
+  org.setTokenDelay(0);
+  results.expiryBoundary = boundary;
+}
+
+// 5. Memory ---------------------------------------------------------------------------------------
+{
+  const session = credentials();
+  const sfFetch = authFetch(session);
+  const requests = scale(100_000, 2_000);
+  await load(1_000, 32, () => sfFetch(LIMITS).then((r) => r.arrayBuffer())); // warm pools
+  const before = heapUsed();
+  for (let i = 0; i < scale(1_000_000, 20_000); i++) await session.getToken();
+  await load(requests, 32, async (i) => {
+    if (i % 10_000 === 9_999) org.revokeAllTokens();
+    await (await sfFetch(LIMITS)).arrayBuffer();
+  });
+  const growth = heapUsed() - before;
+  results.memory = {
+    heapGrowthBytes: growth,
+    getTokenCalls: scale(1_000_000, 20_000),
+    adapterRequests: requests,
+  };
+  row(
+    '5. memory: heap growth after 1M getToken + 100k requests with revocations',
+    `${(growth / 1024 / 1024).toFixed(2)} MB`,
+    '< 2 MB',
+    growth < 2 * 1024 * 1024,
+  );
+}
+
+// 6. Failure storm --------------------------------------------------------------------------------
+{
+  const outageMs = scale(5_000, 500);
+  const storm = async (send: () => Promise<unknown>) => {
+    org.revokeAllTokens();
+    org.failTokenEndpoint({ kind: 'status', status: 503, body: '' });
+    org.resetStats();
+    await loadFor(outageMs, 32, () => send().catch(() => sleep(10)));
+    const during = org.stats.tokenRequests;
+    org.healTokenEndpoint();
+    return during;
+  };
+  const session = credentials();
+  const sfFetch = authFetch(session);
+  await sfFetch(LIMITS);
+  const cirrus = await storm(async () => {
+    const r = await sfFetch(LIMITS);
+    await r.arrayBuffer();
+    if (!r.ok) throw new Error(String(r.status));
+  });
+  const naive = (() => {
+    let token: string | undefined;
+    return async () => {
+      if (token === undefined) {
+        const r = await fetch(`${org.loginUrl}/services/oauth2/token`, {
+          method: 'POST',
+          body: new URLSearchParams({
+            grant_type: 'client_credentials',
+            client_id: org.clientId,
+            client_secret: org.clientSecret,
+          }),
+        });
+        if (!r.ok) throw new Error('mint failed');
+        token = ((await r.json()) as { access_token: string }).access_token;
+      }
+      const r = await fetch(`${org.instanceUrl}${LIMITS}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      await r.arrayBuffer();
+      if (r.status === 401) token = undefined;
+    };
+  })();
+  const naiveCount = await storm(naive);
+  results.failureStorm = {
+    outageMs,
+    concurrency: 32,
+    cirrusTokenRequests: cirrus,
+    naiveTokenRequests: naiveCount,
+  };
+  row(
+    `6. failure storm (503 for ${outageMs / 1000} s, concurrency 32): token requests`,
+    `cirrus-auth ${cirrus}, naive ${naiveCount}`,
+    '< 10 for cirrus-auth',
+    cirrus < 10,
+  );
+}
+
+await org.close();
+await plain.close();
+console.table(rows);
+if (!smoke)
+  writeFileSync(new URL('results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+console.log('bench: done');
+process.exit(0);
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}

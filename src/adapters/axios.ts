@@ -60,8 +60,10 @@ function authAdapter(
 ): AxiosAdapter {
   return async (config) => {
     const send = axios.getAdapter(original, config);
-    if (!config.baseURL && !URL.canParse(config.url ?? '')) config.baseURL = policy.instanceUrl;
-    if (!policy.isOrgUrl(fullUrl(config))) return send(config);
+    const url = config.url ?? '';
+    const absolute = url.startsWith('https://') || url.startsWith('http://') || URL.canParse(url);
+    if (!config.baseURL && !absolute) config.baseURL = policy.instanceUrl;
+    if (!policy.isOrgUrl(fullUrl(config, absolute))) return send(config);
     guardRedirects(config, policy);
 
     const signal = config.signal instanceof AbortSignal ? config.signal : undefined;
@@ -70,7 +72,11 @@ function authAdapter(
     const first = await outcome(send(config));
     const response =
       first.response ?? (axios.isAxiosError(first.error) ? first.error.response : undefined);
-    if (response === undefined || !(await policy.isAuthFailure(toFetchResponse(response)))) {
+    if (
+      response === undefined ||
+      !policy.mayBeAuthFailure(response.status) ||
+      !(await policy.isAuthFailure(toFetchResponse(response)))
+    ) {
       return settle(first);
     }
 
@@ -120,9 +126,9 @@ async function cancellable<T>(
 }
 
 /** axios's own rule for joining `baseURL` and `url`; the query does not matter for the origin. */
-function fullUrl(config: InternalAxiosRequestConfig): string {
+function fullUrl(config: InternalAxiosRequestConfig, absolute: boolean): string {
   const url = config.url ?? '';
-  if (URL.canParse(url) && config.allowAbsoluteUrls !== false) return url;
+  if (absolute && config.allowAbsoluteUrls !== false) return url;
   if (!config.baseURL) return url;
   return `${config.baseURL.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`;
 }

@@ -14,8 +14,11 @@ export interface AuthFetchOptions extends AdapterOptions {
   fetch?: typeof fetch | undefined;
 }
 
-/** Requests built by some `authFetch`: any other `authFetch` below it passes them on untouched. */
-const claimed = new WeakSet<Request>();
+/**
+ * Requests and inits built by some `authFetch`: any other `authFetch` below it (a second global
+ * layer, say) passes them on untouched, so a call is authenticated once, by the outermost owner.
+ */
+const claimed = new WeakSet<object>();
 
 /**
  * Wraps `fetch` so requests to the org carry `Authorization: Bearer <token>` and an auth failure is
@@ -40,18 +43,23 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
     input: string | URL | Request,
     init?: RequestInit,
   ): Promise<Response> {
-    // A Request an outer cirrus-auth layer built is that layer's to authenticate: pass it on.
-    if (input instanceof Request && claimed.has(input)) return inner(input, init);
+    // A call an outer cirrus-auth layer built is that layer's to authenticate: pass it on.
+    if (claimed.has((input instanceof Request ? input : (init ?? input)) as object))
+      return inner(input, init);
     const url = policy.resolve(input instanceof Request ? input.url : String(input));
     if (!policy.isOrgUrl(url)) return inner(input, init);
 
     const target = input instanceof Request ? input : url;
-    const prepared = await prepare(target, init, policy.maxReplayBodyBytes);
+    const prepared = isOneShot(target, init)
+      ? await prepareOneShot(target, init, policy.maxReplayBodyBytes)
+      : prepareInMemory(target, init);
     const signal = prepared.signal;
 
     const sent = await session.getToken({ signal });
-    const response = await inner(prepared.build(sent));
-    if (!(await policy.isAuthFailure(response))) return response;
+    const response = await inner(...prepared.build(sent));
+    if (!policy.mayBeAuthFailure(response.status) || !(await policy.isAuthFailure(response))) {
+      return response;
+    }
 
     let fresh: string;
     try {
@@ -66,7 +74,7 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
     reportRetry('fetch', policy.instanceUrl, response.status, fresh !== sent);
     if (fresh === sent) return response;
     await response.body?.cancel().catch(() => {});
-    return inner(prepared.build(fresh));
+    return inner(...prepared.build(fresh));
   };
 }
 
@@ -74,40 +82,63 @@ interface Prepared {
   readonly signal: AbortSignal | undefined;
   /** Whether a second attempt can carry the same body. */
   readonly replayable: boolean;
-  /** Builds one attempt carrying `token`; called at most twice. */
-  build(token: string): Request;
+  /** The arguments of one attempt carrying `token`; called at most twice. */
+  build(token: string): [string | Request, RequestInit | undefined];
+}
+
+const bearer = (token: string) => `Bearer ${token}`;
+
+function signalOf(
+  target: string | Request,
+  init: RequestInit | undefined,
+): AbortSignal | undefined {
+  return init?.signal ?? (target instanceof Request ? target.signal : undefined) ?? undefined;
+}
+
+/** A one-shot body: a stream or async iterable in `init`, or a Request carrying a body. */
+function isOneShot(target: string | Request, init: RequestInit | undefined): boolean {
+  return init?.body != null
+    ? isStreamBody(init.body)
+    : target instanceof Request && target.body !== null;
 }
 
 /**
- * Turns one fetch call into something that can be sent twice with the same method, URL, headers and
- * body. In-memory bodies (string, binary, Blob, URLSearchParams, FormData) are simply reused: each
- * attempt builds its Request from the caller's own arguments, so multipart boundaries and
- * content types come out exactly as fetch makes them. One-shot bodies are buffered up to a limit.
+ * In-memory bodies (string, binary, Blob, URLSearchParams, FormData), or none, are simply reused:
+ * each attempt is built from the caller's own arguments, so multipart boundaries and content types
+ * come out exactly as fetch makes them. A URL is passed with an init, so no Request is built here.
  */
-async function prepare(
+function prepareInMemory(target: string | Request, init: RequestInit | undefined): Prepared {
+  return {
+    signal: signalOf(target, init),
+    replayable: true,
+    build: (token) => {
+      if (target instanceof Request) {
+        const request = new Request(target, init);
+        request.headers.set('authorization', bearer(token));
+        claimed.add(request);
+        return [request, undefined];
+      }
+      const headers = new Headers(init?.headers);
+      headers.set('authorization', bearer(token));
+      const next: RequestInit = { ...init, headers };
+      claimed.add(next);
+      return [target, next];
+    },
+  };
+}
+
+/** One-shot bodies are read up to `limit` bytes before sending, so they can be sent again. */
+async function prepareOneShot(
   target: string | Request,
   init: RequestInit | undefined,
   limit: number,
 ): Promise<Prepared> {
-  const signal =
-    init?.signal ?? (target instanceof Request ? target.signal : undefined) ?? undefined;
-  const withToken = (request: Request, token: string): Request => {
-    request.headers.set('authorization', `Bearer ${token}`);
+  const signal = signalOf(target, init);
+  const withToken = (request: Request, token: string): [Request, undefined] => {
+    request.headers.set('authorization', bearer(token));
     claimed.add(request);
-    return request;
+    return [request, undefined];
   };
-  const oneShot =
-    init?.body != null
-      ? isStreamBody(init.body)
-      : target instanceof Request && target.body !== null;
-  if (!oneShot) {
-    return {
-      signal,
-      replayable: true,
-      build: (token) => withToken(new Request(target, init), token),
-    };
-  }
-
   // Takes over the caller's stream; a Request built from a disturbed one may still get a new body.
   const template = new Request(
     target,
@@ -116,11 +147,10 @@ async function prepare(
   const body = template.body as ReadableStream<Uint8Array>;
   const { buffered, rest } = await bufferUpTo(body, limit, signal);
   if (rest === undefined) {
-    const bytes = buffered;
     return {
       signal,
       replayable: true,
-      build: (token) => withToken(new Request(template, { body: bytes }), token),
+      build: (token) => withToken(new Request(template, { body: buffered }), token),
     };
   }
   return {

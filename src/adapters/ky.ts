@@ -85,7 +85,13 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
     options: kyOptions,
   }) => {
     // One auth retry per call, on the first answer; ky's own retries are not retried again here.
-    if (retryCount !== 0 || !policy.isOrgUrl(request.url)) return;
+    if (
+      retryCount !== 0 ||
+      !policy.mayBeAuthFailure(response.status) ||
+      !policy.isOrgUrl(request.url)
+    ) {
+      return;
+    }
     const sent = request.headers.get('authorization')?.replace(/^Bearer /, '');
     if (sent === undefined || !(await policy.isAuthFailure(response))) return;
 

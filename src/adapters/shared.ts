@@ -62,6 +62,8 @@ export interface AdapterPolicy {
   resolve(input: string): string;
   /** Runs the configured or default detection on a copy of `response`. */
   isAuthFailure(response: Response): Promise<boolean>;
+  /** False when a response with this status cannot be an auth failure: no need to look closer. */
+  mayBeAuthFailure(status: number): boolean;
 }
 
 /** Validates adapter options against `session`; throws `ConfigError` naming the bad option. */
@@ -88,7 +90,15 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
     throw new ConfigError('maxReplayBodyBytes', 'must be a whole number of bytes, 0 or more');
   }
 
+  const prefixes = [...origins].map((origin) => `${origin}/`);
   const isOrgUrl = (url: string): boolean => {
+    // Fast path for the common absolute URL of an org origin: a prefix check and the path, as long
+    // as the path has nothing a URL parser would rewrite (dot segments, backslashes).
+    const prefix = prefixes.find((p) => url.startsWith(p));
+    if (prefix !== undefined) {
+      const path = url.slice(prefix.length - 1).split(/[?#]/, 1)[0] ?? '';
+      if (!path.includes('/.') && !path.includes('\\')) return !OAUTH_ENDPOINT.test(path);
+    }
     try {
       const parsed = new URL(url);
       return origins.has(parsed.origin) && !OAUTH_ENDPOINT.test(parsed.pathname);
@@ -102,7 +112,9 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
     maxReplayBodyBytes,
     isOrgUrl,
     resolve: (input) => resolveAgainst(instanceUrl, input),
+    mayBeAuthFailure: (status) => custom !== undefined || status === 401,
     async isAuthFailure(response) {
+      if (custom === undefined && response.status !== 401) return false;
       // A redirect may have led elsewhere; a 401 from a host we sent no token to is not ours.
       if (response.url !== '' && !isOrgUrl(response.url)) return false;
       if (custom !== undefined) {
@@ -170,7 +182,9 @@ export async function peekText(response: Response, limit: number): Promise<strin
  * appended to the instance URL (keeping an Experience Cloud site path); absolute URLs pass as is.
  */
 export function resolveAgainst(instanceUrl: string, input: string): string {
-  if (URL.canParse(input)) return input;
+  if (input.startsWith('/') && !input.startsWith('//')) return instanceUrl + input;
+  if (input.startsWith('https://') || input.startsWith('http://') || URL.canParse(input))
+    return input;
   if (input.startsWith('//')) return new URL(input, instanceUrl).href;
   return input.startsWith('/') ? instanceUrl + input : `${instanceUrl}/${input}`;
 }
