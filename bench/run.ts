@@ -19,6 +19,13 @@ import ky from 'ky';
 import { heapUsed, load, loadFor, percentile, sideBySide, sleep, startPlainServer } from './lib.ts';
 
 const smoke = process.argv.includes('--smoke');
+/** `--only=2,4` runs just those figures (while iterating on one). */
+const only = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',')
+  .map(Number);
+const want = (figure: number) => only === undefined || only.includes(figure);
 const scale = (full: number, quick: number) => (smoke ? quick : full);
 const LIMITS = '/services/data/v62.0/limits';
 const rows: { figure: string; result: string; goal: string; met: boolean | '' }[] = [];
@@ -51,7 +58,7 @@ const credentials = (extra: Partial<ClientCredentialsOptions> = {}) =>
 const keepAlive = () => new Agent({ keepAlive: true, maxSockets: 256 });
 
 // 1. Cache hit ------------------------------------------------------------------------------------
-{
+if (want(1)) {
   const session = credentials();
   const token = await session.getToken();
   const ops = scale(1_000_000, 50_000);
@@ -79,12 +86,12 @@ const keepAlive = () => new Agent({ keepAlive: true, maxSockets: 256 });
 }
 
 // 2. Adapter overhead -----------------------------------------------------------------------------
-{
+if (want(2)) {
   const session = credentials();
   const token = await session.getToken();
   const origins = [plain.url];
-  const perRun = scale(5_000, 300);
-  const rounds = scale(4, 2);
+  const perRun = scale(2_000, 300);
+  const rounds = scale(10, 2);
   const rate = (send: () => Promise<unknown>) => async () =>
     perRun / ((await load(perRun, 32, send)) / 1000);
   const url = `${plain.url}/api`;
@@ -121,11 +128,28 @@ const keepAlive = () => new Agent({ keepAlive: true, maxSockets: 256 });
       r.ratio >= 0.97,
     );
   }
+  // ky clones every response for each afterResponse hook: its own price of any such hook.
+  const hookedKy = ky.create({ headers: fixed, hooks: { afterResponse: [() => {}] } });
+  await load(200, 32, () => hookedKy.get(url).arrayBuffer());
+  const hook = await sideBySide(
+    rounds,
+    rate(() => plainKy.get(url).arrayBuffer()),
+    rate(() => hookedKy.get(url).arrayBuffer()),
+  );
+  overhead.kyEmptyAfterResponseHook = {
+    fixedHeaderRps: Math.round(hook.a),
+    withEmptyHookRps: Math.round(hook.b),
+    ratio: hook.ratio,
+  };
+  row(
+    '2. reference: ky fixed header + an empty afterResponse hook, req/s',
+    `${fmt(hook.b)} vs ${fmt(hook.a)}, ratio ${hook.ratio.toFixed(3)}`,
+  );
   results.adapterOverhead = overhead;
 }
 
 // 3. Stampede -------------------------------------------------------------------------------------
-{
+if (want(3)) {
   const N = scale(10_000, 300);
   // The naive contenders mint through a pooled agent too: 10,000 unpooled token requests at once
   // would exhaust the machine's file descriptors before they measured anything.
@@ -231,7 +255,7 @@ const keepAlive = () => new Agent({ keepAlive: true, maxSockets: 256 });
 }
 
 // 4. Expiry boundary ------------------------------------------------------------------------------
-{
+if (want(4)) {
   const durationMs = scale(10_000, 1_000);
   org.setTokenDelay(200);
   const boundary: Record<string, unknown> = {};
@@ -275,7 +299,7 @@ const keepAlive = () => new Agent({ keepAlive: true, maxSockets: 256 });
 }
 
 // 5. Memory ---------------------------------------------------------------------------------------
-{
+if (want(5)) {
   const session = credentials();
   const sfFetch = authFetch(session);
   const requests = scale(100_000, 2_000);
@@ -301,7 +325,7 @@ const keepAlive = () => new Agent({ keepAlive: true, maxSockets: 256 });
 }
 
 // 6. Failure storm --------------------------------------------------------------------------------
-{
+if (want(6)) {
   const outageMs = scale(5_000, 500);
   const storm = async (send: () => Promise<unknown>) => {
     org.revokeAllTokens();

@@ -97,12 +97,11 @@ function authAdapter(
 
 type Outcome = { response: AxiosResponse; error?: never } | { response?: never; error: unknown };
 
-async function outcome(pending: Promise<AxiosResponse>): Promise<Outcome> {
-  try {
-    return { response: await pending };
-  } catch (error) {
-    return { error };
-  }
+function outcome(pending: Promise<AxiosResponse>): Promise<Outcome> {
+  return pending.then(
+    (response) => ({ response }),
+    (error: unknown) => ({ error }),
+  );
 }
 
 function settle(result: Outcome): AxiosResponse {
@@ -111,18 +110,16 @@ function settle(result: Outcome): AxiosResponse {
 }
 
 /** Waits for `promise`; an abort rejects with axios's usual `CanceledError`. */
-async function cancellable<T>(
+function cancellable<T>(
   promise: Promise<T>,
   config: InternalAxiosRequestConfig,
   signal: AbortSignal | undefined,
 ): Promise<T> {
-  try {
-    return await raceAbort(promise, signal);
-  } catch (error) {
-    if (signal?.aborted && error === signal.reason)
-      throw new axios.CanceledError(undefined, config);
+  if (signal === undefined) return promise;
+  return raceAbort(promise, signal).catch((error: unknown) => {
+    if (signal.aborted && error === signal.reason) throw new axios.CanceledError(undefined, config);
     throw error;
-  }
+  });
 }
 
 /** axios's own rule for joining `baseURL` and `url`; the query does not matter for the origin. */

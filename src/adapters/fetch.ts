@@ -88,6 +88,25 @@ interface Prepared {
 
 const bearer = (token: string) => `Bearer ${token}`;
 
+/**
+ * The caller's headers plus `authorization`, replacing one of any case. A plain object (or none)
+ * stays a plain object, which fetch takes faster than a Headers instance.
+ */
+function withBearer(headers: HeadersInit | undefined, token: string): HeadersInit {
+  if (headers === undefined) return { authorization: bearer(token) };
+  if (headers instanceof Headers || Array.isArray(headers) || typeof headers !== 'object') {
+    const copy = new Headers(headers);
+    copy.set('authorization', bearer(token));
+    return copy;
+  }
+  const copy: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers as Record<string, string>)) {
+    if (name.toLowerCase() !== 'authorization') copy[name] = value;
+  }
+  copy.authorization = bearer(token);
+  return copy;
+}
+
 function signalOf(
   target: string | Request,
   init: RequestInit | undefined,
@@ -118,9 +137,7 @@ function prepareInMemory(target: string | Request, init: RequestInit | undefined
         claimed.add(request);
         return [request, undefined];
       }
-      const headers = new Headers(init?.headers);
-      headers.set('authorization', bearer(token));
-      const next: RequestInit = { ...init, headers };
+      const next: RequestInit = { ...init, headers: withBearer(init?.headers, token) };
       claimed.add(next);
       return [target, next];
     },

@@ -163,7 +163,13 @@ export class CachingSession extends Redacted implements AuthSession {
    * and one background mint starts. A caller's `signal` ends only that caller's wait.
    */
   getToken(options?: GetTokenOptions): Promise<string> {
-    if (options === undefined && this.#hot !== undefined) return this.#hot.promise;
+    const hot = this.#hot;
+    if (hot !== undefined) {
+      // The hot path, with or without a live signal: no clock, one settled promise handed out.
+      const signal = options?.signal;
+      if (signal === undefined || (signal instanceof AbortSignal && !signal.aborted))
+        return hot.promise;
+    }
     const hit = this.#hit;
     // The hot path: no options, a cached token not yet due for refresh, one settled promise.
     if (options === undefined && hit !== undefined && this.#now() < hit.token.refreshAt) {
