@@ -53,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
 
 async function token(json: boolean, header: boolean): Promise<number> {
   if (json && header) throw new UsageError('--json and --header exclude each other');
-  const session = fromEnv();
+  const session = envSession();
   const accessToken = await session.getToken();
   if (header) {
     process.stdout.write(`Authorization: Bearer ${accessToken}\n`);
@@ -86,9 +86,10 @@ async function request(
   if (path === undefined)
     throw new UsageError('request needs a path, for example /services/data/v62.0/limits');
   const headers = new Headers();
-  for (const line of headerArgs) {
+  for (const [index, line] of headerArgs.entries()) {
     const colon = line.indexOf(':');
-    if (colon < 1) throw new UsageError(`-H wants 'Name: value', got "${line.slice(0, 40)}"`);
+    // Never echo the argument: it may well hold a token.
+    if (colon < 1) throw new UsageError(`-H number ${index + 1} is not of the form 'Name: value'`);
     headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
   }
   let body: string | undefined;
@@ -97,7 +98,7 @@ async function request(
     if (!headers.has('content-type'))
       headers.set('content-type', isJson(body) ? 'application/json' : 'text/plain');
   }
-  const sfFetch = authFetch(fromEnv());
+  const sfFetch = authFetch(envSession());
   const init: RequestInit = { method: method ?? (body === undefined ? 'GET' : 'POST'), headers };
   if (body !== undefined) init.body = body;
   const response = await sfFetch(path, init);
@@ -110,7 +111,7 @@ async function request(
 async function check(): Promise<number> {
   const { grant } = selectGrant(process.env);
   process.stdout.write(`grant: ${grant}\n`);
-  const session = fromEnv();
+  const session = envSession();
   process.stdout.write(`instance: ${session.instanceUrl}\n`);
   const started = performance.now();
   await session.getToken();
@@ -119,6 +120,24 @@ async function check(): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+/**
+ * The session the environment describes. Under Refresh Token Rotation each run gets a new refresh
+ * token: kept in SF_REFRESH_TOKEN_FILE when set, else the user is told the variable is now dead
+ * (the token itself is never printed).
+ */
+function envSession() {
+  const { grant } = selectGrant(process.env);
+  const refreshing = grant === 'refresh-token' || grant === 'sfdx-auth-url';
+  if (!refreshing || process.env.SF_REFRESH_TOKEN_FILE) return fromEnv(process.env);
+  return fromEnv(process.env, {
+    onRefreshTokenRotated: () => {
+      process.stderr.write(
+        'cirrus-auth: warning: the org rotated the refresh token, so the one in your environment is now dead; set SF_REFRESH_TOKEN_FILE=path to keep rotated tokens\n',
+      );
+    },
+  });
+}
 
 function isJson(text: string): boolean {
   try {

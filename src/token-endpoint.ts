@@ -212,7 +212,9 @@ async function exchange_(
   }
 
   if (!response.ok) {
-    if (isRecord(json) && typeof json.error === 'string' && json.error !== '') {
+    // Only a well-formed error code (RFC 6749 §5.2 style) goes into a message; anything else is
+    // server free text and is treated as a non-OAuth body.
+    if (isRecord(json) && typeof json.error === 'string' && /^[\w.-]{1,64}$/.test(json.error)) {
       const description =
         typeof json.error_description === 'string' ? json.error_description : undefined;
       throw new OAuthError(json.error, response.status, description, retryAfterMs);
@@ -316,11 +318,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The origin and path of a server-supplied URL, or a placeholder: never a query or userinfo. */
+/** The origin of a server-supplied URL, or a placeholder: never a path, query or userinfo. */
 function safeUrlForMessage(value: string): string {
   try {
-    const url = new URL(value);
-    return url.origin + url.pathname.replace(/\/+$/, '');
+    const { origin } = new URL(value);
+    return origin === 'null' ? '(not an http URL)' : origin;
   } catch {
     return '(not a URL)';
   }

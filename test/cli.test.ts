@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -66,7 +66,8 @@ describe('the cirrus-auth command', () => {
     };
     const result = await run(['request', '/services/data/v62.0/limits'], env);
     expect(result.code).toBe(0);
-    expect(result.stderr).toBe('HTTP 200 OK\n');
+    expect(result.stderr).toContain('HTTP 200 OK\n');
+    expect(result.stderr).toContain('set SF_REFRESH_TOKEN_FILE'); // the org rotated it
     expect(JSON.parse(result.stdout)).toMatchObject({ DailyApiRequests: { Max: 15000 } });
     expect(fx.org.stats.apiRequestsByStatus).toEqual({ 200: 1, 401: 1 });
     expect(fx.org.stats.tokenRequestsByGrant).toEqual({ refresh_token: 1 });
@@ -142,6 +143,37 @@ describe('the cirrus-auth command', () => {
       'hint: client credentials need your My Domain URL as SF_LOGIN_URL',
     );
     expect(result.stderr).not.toContain('hidden-value');
+  });
+
+  it('keeps rotated refresh tokens in SF_REFRESH_TOKEN_FILE across runs; without it, warns', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cirrus-cli-')), 'refresh-token');
+    const env = {
+      SF_CLIENT_ID: fx.org.clientId,
+      SF_CLIENT_SECRET: fx.org.clientSecret,
+      SF_REFRESH_TOKEN: fx.org.issueRefreshToken(),
+      SF_INSTANCE_URL: fx.org.instanceUrl,
+      SF_LOGIN_URL: fx.org.loginUrl,
+    };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const result = await run(['check'], { ...env, SF_REFRESH_TOKEN_FILE: file });
+      expect(result.code).toBe(0);
+    }
+    expect(fx.org.isValidRefreshToken(readFileSync(file, 'utf8'))).toBe(true);
+    expect(fx.org.stats.familyRevocations).toBe(0);
+
+    const warned = await run(['check'], { ...env, SF_REFRESH_TOKEN: fx.org.issueRefreshToken() });
+    expect(warned.code).toBe(0);
+    expect(warned.stderr).toContain('set SF_REFRESH_TOKEN_FILE');
+    expect(warned.stderr).not.toMatch(/5Aep/);
+  });
+
+  it('never echoes a malformed -H argument', async () => {
+    const result = await run(
+      ['request', '/x', '-H', 'Authorization Bearer 00Dsecret-token-value'],
+      clientCredentials(),
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr).not.toContain('00Dsecret');
   });
 
   it('bad usage exits 2 with the usage text', async () => {

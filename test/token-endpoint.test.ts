@@ -89,6 +89,25 @@ describe('requestToken', () => {
     );
   });
 
+  it('an error code that is not a plain code is not put into a message', async () => {
+    nock(HOST).post(TOKEN_PATH).reply(400, { error: 'bad secret shh-secret in the request' });
+    const error = await caught(() => requestToken(endpoint, params));
+    expect(error).toBeInstanceOf(UnexpectedResponseError);
+    expect(String((error as Error).message)).not.toContain('shh-secret');
+  });
+
+  it('an instance_url mismatch names only the returned origin', async () => {
+    nock(HOST)
+      .post(TOKEN_PATH)
+      .reply(200, { access_token: 't', instance_url: 'https://evil.example.com/path/secret?x=1' });
+    const error = await caught(() => requestToken(endpoint, params));
+    expect(error).toMatchObject({
+      name: 'InstanceUrlMismatchError',
+      returned: 'https://evil.example.com',
+    });
+    expect(String((error as Error).message)).not.toContain('secret');
+  });
+
   it('a body that is not UTF-8 is not JSON', async () => {
     nock(HOST)
       .post(TOKEN_PATH)

@@ -11,6 +11,9 @@ import type { AuthSession } from '../session/auth-session.js';
 import { guardRedirects } from './redirect-guard.js';
 import { type AdapterOptions, type AdapterPolicy, adapterPolicy, reportRetry } from './shared.js';
 
+/** Each adapter this module installed, mapped to the adapter it wraps. */
+const wrapped = new WeakMap<object, InternalAxiosRequestConfig['adapter']>();
+
 /** Options of {@link attachAuth}: the ones every adapter shares. */
 export type AxiosAuthOptions = AdapterOptions;
 
@@ -44,7 +47,12 @@ export function attachAuth(
   const policy = adapterPolicy(session, optionsObject(options));
   const id = instance.interceptors.request.use(
     (config) => {
-      config.adapter = authAdapter(config.adapter, session, policy);
+      // A re-sent config (axios-retry, a hand-written retry) already carries a wrapper: wrap what
+      // it wraps, or every re-send would nest one more retrying layer.
+      const original = wrapped.get(config.adapter as AxiosAdapter) ?? config.adapter;
+      const adapter = authAdapter(original, session, policy);
+      wrapped.set(adapter, original);
+      config.adapter = adapter;
       return config;
     },
     undefined,
@@ -91,6 +99,10 @@ function authAdapter(
     reportRetry('axios', policy.instanceUrl, response.status, fresh !== sent);
     if (fresh === sent) return settle(first);
     config.headers.set('Authorization', `Bearer ${fresh}`);
+    // A 401 read as a stream (responseType: 'stream') holds its socket until destroyed.
+    const data: unknown = response.data;
+    if (typeof (data as { destroy?: unknown } | null)?.destroy === 'function')
+      (data as { destroy(): void }).destroy();
     return send(config);
   };
 }

@@ -55,8 +55,16 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
       : prepareInMemory(target, init);
     const signal = prepared.signal;
 
-    const sent = await session.getToken({ signal });
-    const response = await inner(...prepared.build(sent));
+    let sent: string;
+    let response: Response;
+    try {
+      sent = await session.getToken({ signal });
+      response = await inner(...prepared.build(sent));
+    } catch (error) {
+      // A one-shot body left half read must not stay locked open (a file, a socket).
+      prepared.discard?.(error);
+      throw error;
+    }
     if (!policy.mayBeAuthFailure(response.status) || !(await policy.isAuthFailure(response))) {
       return response;
     }
@@ -84,6 +92,8 @@ interface Prepared {
   readonly replayable: boolean;
   /** The arguments of one attempt carrying `token`; called at most twice. */
   build(token: string): [string | Request, RequestInit | undefined];
+  /** Releases a one-shot body that will not be sent after all. */
+  discard?(reason: unknown): void;
 }
 
 const bearer = (token: string) => `Bearer ${token}`;
@@ -175,6 +185,10 @@ async function prepareOneShot(
     replayable: false,
     build: (token) =>
       withToken(new Request(template, { body: rest, duplex: 'half' } as RequestInit), token),
+    discard: (reason) => {
+      // Locked when fetch took it: fetch then owns cancelling it.
+      if (!rest.locked) rest.cancel(reason).catch(() => {});
+    },
   };
 }
 

@@ -1,6 +1,6 @@
 import type { Connection } from 'jsforce';
 import { AuthError, ConfigError, ErrorCode } from '../errors.js';
-import { optionalFunction, optionsObject } from '../internal/options.js';
+import { optionalFunction, optionsObject, positiveMs } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
 import { adapterPolicy, reportRetry } from './shared.js';
 
@@ -77,7 +77,7 @@ export async function jsforceOptions(
     throw new ConfigError('version', 'must look like "62.0"');
   }
   const maxRefreshes = o.maxRefreshes ?? JSFORCE_MAX_REFRESHES;
-  const windowMs = o.refreshWindowMs ?? JSFORCE_REFRESH_WINDOW_MS;
+  const windowMs = positiveMs('refreshWindowMs', o.refreshWindowMs, JSFORCE_REFRESH_WINDOW_MS);
   if (!Number.isSafeInteger(maxRefreshes) || maxRefreshes < 1) {
     throw new ConfigError('maxRefreshes', 'must be a whole number, 1 or more');
   }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import type { CachingSessionOptions } from '../session/caching-session.js';
 import type { TokenEndpointOptions } from '../token-endpoint.js';
@@ -70,14 +70,18 @@ export function fromEnv(
   const optional = (name: string, value: string | undefined) =>
     value === undefined ? {} : { [name]: value };
 
+  const rotation = refreshTokenFile(get('SF_REFRESH_TOKEN_FILE'), options.onRefreshTokenRotated);
   switch (grant) {
     case 'sfdx-auth-url': {
       const [url] = need('SFDX_AUTH_URL');
-      return fromSfdxAuthUrl(url as string, {
+      const session = fromSfdxAuthUrl(url as string, {
         ...options,
+        ...rotation.handler,
         ...optional('loginUrl', get('SF_LOGIN_URL')),
         ...optional('accessToken', get('SF_ACCESS_TOKEN')),
+        ...rotation.saved,
       });
+      return session;
     }
     case 'refresh-token': {
       const [refreshToken, clientId, instanceUrl] = need(
@@ -93,6 +97,8 @@ export function fromEnv(
         ...optional('clientSecret', get('SF_CLIENT_SECRET')),
         ...optional('loginUrl', get('SF_LOGIN_URL')),
         ...optional('accessToken', get('SF_ACCESS_TOKEN')),
+        ...rotation.handler,
+        ...rotation.saved,
       });
     }
     case 'jwt-bearer': {
@@ -183,6 +189,40 @@ export function selectGrant(env: Record<string, string | undefined> = process.en
     );
   }
   return { grant, get };
+}
+
+/**
+ * `SF_REFRESH_TOKEN_FILE`: where rotated refresh tokens are kept. A token saved there wins over the
+ * variable (which is dead after the first rotation); each new one is written atomically (0600)
+ * before the app's own handler runs.
+ */
+function refreshTokenFile(
+  file: string | undefined,
+  handler: FromEnvOptions['onRefreshTokenRotated'],
+): {
+  saved: { refreshToken?: string };
+  handler: { onRefreshTokenRotated?: (token: string) => Promise<void> };
+} {
+  if (file === undefined)
+    return {
+      saved: {},
+      handler: handler ? { onRefreshTokenRotated: async (t) => handler(t) } : {},
+    };
+  let saved: string | undefined;
+  try {
+    saved = readFileSync(file, 'utf8').trim() || undefined;
+  } catch {
+    saved = undefined; // not written yet: the first rotation creates it
+  }
+  const save = async (token: string) => {
+    writeFileSync(`${file}.tmp`, token, { mode: 0o600 });
+    renameSync(`${file}.tmp`, file);
+    await handler?.(token);
+  };
+  return {
+    saved: saved === undefined ? {} : { refreshToken: saved },
+    handler: { onRefreshTokenRotated: save },
+  };
 }
 
 function privateKeyFrom(get: (name: string) => string | undefined): string {

@@ -1,5 +1,6 @@
 import { RefreshTokenHandlerError, SessionRevokedError } from '../errors.js';
 import { optionalFunction, optionsObject, requiredString } from '../internal/options.js';
+import { within } from '../internal/timeout.js';
 import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
 import {
   DEFAULT_LOGIN_URL,
@@ -67,11 +68,7 @@ export class RefreshTokenAuth extends CachingSession {
     const adoptRefreshToken = async (rotated: string): Promise<void> => {
       if (rotated === state.refreshToken) return;
       state.refreshToken = rotated;
-      try {
-        await onRotated?.(rotated);
-      } catch (error) {
-        process.emitWarning(new RefreshTokenHandlerError({ cause: error }));
-      }
+      await reportRotation(onRotated, rotated, endpoint.timeoutMs);
     };
     const mint = () => {
       if (state.revoked) return Promise.reject(new SessionRevokedError());
@@ -100,5 +97,30 @@ export class RefreshTokenAuth extends CachingSession {
       this.#state.revoked = true;
       await this.forgetToken();
     });
+  }
+}
+
+/**
+ * Hands a new refresh token to the app's handler, at most `timeoutMs` long (the mint lock is held
+ * meanwhile). A handler that throws or hangs is reported as a {@link RefreshTokenHandlerError}
+ * process warning; the token stays adopted in memory either way.
+ */
+export async function reportRotation(
+  handler: ((refreshToken: string) => void | Promise<void>) | undefined,
+  refreshToken: string,
+  timeoutMs: number,
+): Promise<void> {
+  if (handler === undefined) return;
+  try {
+    const outcome = await within(() => handler(refreshToken), timeoutMs);
+    if (!outcome.done) {
+      process.emitWarning(
+        new RefreshTokenHandlerError({
+          cause: new Error(`onRefreshTokenRotated took over ${timeoutMs} ms`),
+        }),
+      );
+    }
+  } catch (error) {
+    process.emitWarning(new RefreshTokenHandlerError({ cause: error }));
   }
 }

@@ -6,7 +6,10 @@ import { RefreshTokenAuth, type RefreshTokenOptions } from './refresh-token.js';
 export type SfdxAuthUrlOptions = Omit<
   RefreshTokenOptions,
   'clientId' | 'clientSecret' | 'refreshToken' | 'instanceUrl'
->;
+> & {
+  /** A newer refresh token than the URL's (saved after a rotation); the URL's is used otherwise. */
+  refreshToken?: string | undefined;
+};
 
 /**
  * Builds a {@link RefreshTokenAuth} from an SFDX auth URL,
@@ -24,7 +27,12 @@ export type SfdxAuthUrlOptions = Omit<
  */
 export function fromSfdxAuthUrl(url: string, options: SfdxAuthUrlOptions = {}): RefreshTokenAuth {
   const parsed = parseSfdxAuthUrl(url);
-  return new RefreshTokenAuth({ loginUrl: parsed.instanceUrl, ...options, ...parsed });
+  return new RefreshTokenAuth({
+    ...options,
+    loginUrl: options.loginUrl ?? parsed.instanceUrl,
+    ...parsed,
+    refreshToken: options.refreshToken ?? parsed.refreshToken,
+  });
 }
 
 function parseSfdxAuthUrl(url: unknown) {

@@ -1,5 +1,6 @@
 import { ConfigError, SubjectTokenError } from '../errors.js';
 import { optionsObject, requiredString } from '../internal/options.js';
+import { within } from '../internal/timeout.js';
 import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
 import { requestToken, type TokenEndpointOptions, tokenEndpoint } from '../token-endpoint.js';
 
@@ -74,7 +75,7 @@ export class TokenExchangeAuth extends CachingSession {
     const mint = async () => {
       const params: Record<string, string> = {
         grant_type: TOKEN_EXCHANGE_GRANT,
-        subject_token: await subjectTokenOf(subject),
+        subject_token: await subjectTokenOf(subject, endpoint.timeoutMs),
         subject_token_type: o.subjectTokenType,
         client_id: clientId,
       };
@@ -86,12 +87,19 @@ export class TokenExchangeAuth extends CachingSession {
   }
 }
 
-async function subjectTokenOf(subject: TokenExchangeOptions['subjectToken']): Promise<string> {
+async function subjectTokenOf(
+  subject: TokenExchangeOptions['subjectToken'],
+  timeoutMs: number,
+): Promise<string> {
   if (typeof subject === 'string') return subject;
   let token: unknown;
   try {
-    token = await subject();
+    const outcome = await within(subject, timeoutMs);
+    if (!outcome.done)
+      throw new SubjectTokenError(`the subjectToken function took over ${timeoutMs} ms`);
+    token = outcome.value;
   } catch (error) {
+    if (error instanceof SubjectTokenError) throw error;
     throw new SubjectTokenError('the subjectToken function failed', { cause: error });
   }
   if (typeof token !== 'string' || token === '') {

@@ -4,7 +4,6 @@ import {
   FlowMismatchError,
   InsecureUrlError,
   OAuthError,
-  RefreshTokenHandlerError,
   StateMismatchError,
 } from '../errors.js';
 import { optionalFunction, optionsObject, requiredString } from '../internal/options.js';
@@ -17,7 +16,7 @@ import {
   type TokenEndpoint,
   type TokenEndpointOptions,
 } from '../token-endpoint.js';
-import { RefreshTokenAuth, type RefreshTokenOptions } from './refresh-token.js';
+import { RefreshTokenAuth, type RefreshTokenOptions, reportRotation } from './refresh-token.js';
 import { StaticTokenAuth } from './static-token.js';
 
 /** Path of Salesforce's authorization endpoint, relative to the login URL. */
@@ -168,11 +167,7 @@ export class WebServerFlow {
         instanceUrl: answer.instanceUrl,
       });
     }
-    try {
-      await onRotated?.(answer.refreshToken);
-    } catch (error) {
-      process.emitWarning(new RefreshTokenHandlerError({ cause: error }));
-    }
+    await reportRotation(onRotated, answer.refreshToken, this.#endpoint.timeoutMs);
     return new RefreshTokenAuth({
       ...this.#options,
       ...withoutUndefined(options),

@@ -153,7 +153,7 @@ export class CachingSession extends Redacted implements AuthSession {
     if (engine.seed !== undefined) {
       const token = this.#cacheable(engine.seed, this.#now());
       this.#remember(token);
-      void this.#store.set(token);
+      this.#lock.runExclusive(() => this.#store.set(token)).catch(() => {});
     }
   }
 
@@ -227,7 +227,11 @@ export class CachingSession extends Redacted implements AuthSession {
       instanceUrl: this.instanceUrl,
       hit,
     }));
-    await this.#lock.runExclusive(() => this.#store.deleteIf(staleToken));
+    await this.#lock.runExclusive(async () => {
+      await this.#store.deleteIf(staleToken);
+      // A mint that held the lock may have re-read the same token from a shared store.
+      if (this.#hit?.token.accessToken === staleToken) this.#forgetHit();
+    });
   }
 
   /**
@@ -312,8 +316,16 @@ export class CachingSession extends Redacted implements AuthSession {
     );
     this.#failure = undefined;
     this.#minted = true;
-    await this.#store.set(token);
     this.#remember(token);
+    try {
+      await this.#store.set(token);
+    } catch (error) {
+      // The token is good and cached here; only the shared copy missed this write.
+      this.#logger?.warn?.(
+        { session, instanceUrl, code: errorCode(error) },
+        'cirrus-auth: token store write failed',
+      );
+    }
     return token.accessToken;
   }
 
@@ -364,6 +376,7 @@ export class CachingSession extends Redacted implements AuthSession {
   }
 
   #remember(token: CachedToken): void {
+    if (this.#closed) return;
     const hit: Hit = { token, promise: Promise.resolve(token.accessToken) };
     this.#forgetHit();
     this.#hit = hit;
@@ -382,6 +395,10 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#hot = undefined;
     clearTimeout(this.#hotTimer);
   }
+}
+
+function errorCode(error: unknown): string {
+  return error instanceof AuthError ? error.code : 'ERR_UNKNOWN';
 }
 
 function isTransient(error: unknown): boolean {

@@ -101,3 +101,22 @@ describe('attachAuth (axios specifics)', () => {
     expect(() => attachAuth({} as never, fx.session())).toThrow(ConfigError);
   });
 });
+
+describe('attachAuth (review findings)', () => {
+  it('re-sending a failed config (as axios-retry does) does not nest retries', async () => {
+    const session = fx.session();
+    const api = axios.create({ baseURL: session.instanceUrl });
+    attachAuth(api, session);
+    fx.org.rejectApiTokens('invalid-session');
+    fx.org.resetStats();
+    const first = (await caught(() => api.get(LIMITS))) as AxiosError;
+    expect(fx.org.stats.apiRequests).toBe(2);
+    fx.org.resetStats();
+    await caught(() => api.request(first.config as never));
+    expect(fx.org.stats.apiRequests).toBe(2);
+    fx.org.resetStats();
+    const second = (await caught(() => api.request(first.config as never))) as AxiosError;
+    await caught(() => api.request(second.config as never));
+    expect(fx.org.stats.apiRequests).toBe(4);
+  });
+});

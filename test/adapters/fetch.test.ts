@@ -190,6 +190,23 @@ describe('authFetch: the retried request is the same request', () => {
 });
 
 describe('authFetch: abort and errors', () => {
+  it('a stream over the replay limit is released when the token cannot be had', async () => {
+    let cancelled: unknown;
+    const body = new ReadableStream<Uint8Array>({
+      pull: (controller) => controller.enqueue(new Uint8Array(64)),
+      cancel: (reason) => {
+        cancelled = reason;
+      },
+    });
+    const failing = fx.session({ clientSecret: 'wrong-secret-value' });
+    const sfFetch = authFetch(failing, { maxReplayBodyBytes: 16 });
+    const error = await caught(() =>
+      sfFetch(ECHO, { method: 'POST', body, duplex: 'half' } as RequestInit),
+    );
+    expect(error).toMatchObject({ name: 'OAuthError' });
+    expect(cancelled).toBe(error);
+  });
+
   it('an abort while waiting for the re-mint after a 401 rejects promptly; the re-mint goes on', async () => {
     const sfFetch = authFetch(session);
     await session.getToken();

@@ -86,6 +86,18 @@ describe('jsforce integration (the real jsforce 3)', () => {
     expect(reported).toMatchObject({ code: 'ERR_REFRESH_LOOP' });
   });
 
+  it('rejects options that would turn the loop guard off', async () => {
+    for (const bad of [
+      { refreshWindowMs: 0 },
+      { refreshWindowMs: Number.NaN },
+      { maxRefreshes: 0 },
+    ]) {
+      await expect(jsforceOptions(fx.session(), bad)).rejects.toMatchObject({
+        name: 'ConfigError',
+      });
+    }
+  });
+
   it('with a rotating RefreshTokenAuth, 20 consecutive forced refreshes keep working', async () => {
     const rotated: string[] = [];
     const session = new RefreshTokenAuth({

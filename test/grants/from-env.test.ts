@@ -47,6 +47,17 @@ describe('fromSfdxAuthUrl', () => {
     expect(fx.org.lastTokenRequest?.refresh_token).toBe(refreshToken);
   });
 
+  it('an explicit loginUrl: undefined still refreshes against the instance host', async () => {
+    const refreshToken = fx.org.issueRefreshToken();
+    const session = fromSfdxAuthUrl(
+      `force://${fx.org.clientId}:${fx.org.clientSecret}:${refreshToken}@${host()}`,
+      {
+        loginUrl: undefined,
+      },
+    );
+    expect(fx.org.isValidToken(await session.getToken())).toBe(true);
+  });
+
   it('uses https for a real host', () => {
     expect(
       fromSfdxAuthUrl('force://PlatformCLI::5Aep861abc@acme.my.salesforce.com/').instanceUrl,

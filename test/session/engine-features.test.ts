@@ -5,6 +5,8 @@ import {
   BACKOFF_INITIAL_MS,
   DIAGNOSTICS_CHANNELS,
   OAuthError,
+  RefreshTokenAuth,
+  RefreshTokenHandlerError,
   SessionClosedError,
   TransportError,
 } from '../../src/index.js';
@@ -306,6 +308,31 @@ describe('observability and close', () => {
     const all = JSON.stringify(lines);
     for (const secret of [token, fx.org.clientSecret, 'wrong-secret-value'])
       expect(all).not.toContain(secret);
+  });
+
+  it('a mint that finishes after close() does not bring the token back', async () => {
+    const e = engine();
+    const cold = e.session.getToken();
+    const closing = e.session.close();
+    await e.source.settle();
+    await closing;
+    await expect(cold).resolves.toBe('token-1'); // its own caller still gets it
+    await expect(e.session.getToken()).rejects.toBeInstanceOf(SessionClosedError);
+  });
+
+  it('a hung onRefreshTokenRotated does not hang callers: it is cut off at timeoutMs with a warning', async () => {
+    const warning = new Promise<Error>((resolve) => process.once('warning', resolve));
+    const session = new RefreshTokenAuth({
+      clientId: fx.org.clientId,
+      clientSecret: fx.org.clientSecret,
+      refreshToken: fx.org.issueRefreshToken(),
+      loginUrl: fx.org.loginUrl,
+      instanceUrl: fx.org.instanceUrl,
+      timeoutMs: 200,
+      onRefreshTokenRotated: () => new Promise(() => {}),
+    });
+    expect(fx.org.isValidToken(await session.getToken())).toBe(true);
+    expect(await warning).toBeInstanceOf(RefreshTokenHandlerError);
   });
 
   it('close() waits for a mint in flight, stops background mints, and then refuses', async () => {
