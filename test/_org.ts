@@ -1,5 +1,10 @@
 import { afterAll, afterEach, beforeAll } from 'vitest';
-import { ClientCredentialsAuth, type ClientCredentialsOptions } from '../src/index.js';
+import {
+  ClientCredentialsAuth,
+  type ClientCredentialsOptions,
+  RefreshTokenAuth,
+  type RefreshTokenOptions,
+} from '../src/index.js';
 import {
   type EchoServer,
   type FakeOrg,
@@ -16,6 +21,14 @@ export interface OrgFixture {
   readonly other: EchoServer;
   /** A client-credentials session for the org; `overrides` replace any option. */
   session(overrides?: Partial<ClientCredentialsOptions>): ClientCredentialsAuth;
+  /**
+   * A confidential-app refresh-token session on a new token family; `rotated` collects every
+   * refresh token handed to `onRefreshTokenRotated` (unless `overrides` replaces the handler).
+   */
+  refreshing(overrides?: Partial<RefreshTokenOptions>): {
+    session: RefreshTokenAuth;
+    rotated: string[];
+  };
   /** A session whose cached token the org has just revoked (counters zeroed): one 401 ahead. */
   staleSession(): Promise<ClientCredentialsAuth>;
 }
@@ -66,6 +79,22 @@ export function useFakeOrg(options?: FakeOrgOptions): OrgFixture {
       return started(other);
     },
     session: (overrides) => sessionFor(started(org), overrides),
+    refreshing(overrides = {}) {
+      const live = started(org);
+      const rotated: string[] = [];
+      const session = new RefreshTokenAuth({
+        clientId: live.clientId,
+        clientSecret: live.clientSecret,
+        refreshToken: live.issueRefreshToken(),
+        loginUrl: live.loginUrl,
+        instanceUrl: live.instanceUrl,
+        onRefreshTokenRotated: (token) => {
+          rotated.push(token);
+        },
+        ...overrides,
+      });
+      return { session, rotated };
+    },
     async staleSession() {
       const session = sessionFor(started(org));
       await session.getToken();

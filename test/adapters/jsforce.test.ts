@@ -1,7 +1,7 @@
 import jsforce from 'jsforce';
 import { describe, expect, it } from 'vitest';
 import { jsforceConnection, jsforceOptions, RefreshLoopError } from '../../src/adapters/jsforce.js';
-import { RefreshTokenAuth, StaticTokenAuth } from '../../src/index.js';
+import { StaticTokenAuth } from '../../src/index.js';
 import { startFakeOrg } from '../../src/testing/index.js';
 import { useFakeOrg } from '../_org.js';
 import { caught } from '../_secrets.js';
@@ -99,15 +99,7 @@ describe('jsforce integration (the real jsforce 3)', () => {
   });
 
   it('with a rotating RefreshTokenAuth, 20 consecutive forced refreshes keep working', async () => {
-    const rotated: string[] = [];
-    const session = new RefreshTokenAuth({
-      clientId: fx.org.clientId,
-      clientSecret: fx.org.clientSecret,
-      refreshToken: fx.org.issueRefreshToken(),
-      loginUrl: fx.org.loginUrl,
-      instanceUrl: fx.org.instanceUrl,
-      onRefreshTokenRotated: (t) => void rotated.push(t),
-    });
+    const { session, rotated } = fx.refreshing();
     // Each forced refresh is a separate incident a minute apart, as far as the loop guard can tell.
     let clock = 0;
     const conn = await jsforceConnection(session, { now: () => clock });

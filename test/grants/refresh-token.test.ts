@@ -14,21 +14,7 @@ import { expectSingleFlightAndCas } from './_single-flight.js';
 
 const fx = useFakeOrg();
 
-function refreshing(overrides: Partial<RefreshTokenOptions> = {}) {
-  const rotated: string[] = [];
-  const session = new RefreshTokenAuth({
-    clientId: fx.org.clientId,
-    clientSecret: fx.org.clientSecret,
-    refreshToken: fx.org.issueRefreshToken(),
-    loginUrl: fx.org.loginUrl,
-    instanceUrl: fx.org.instanceUrl,
-    onRefreshTokenRotated: (token) => {
-      rotated.push(token);
-    },
-    ...overrides,
-  });
-  return { session, rotated };
-}
+const refreshing = (overrides: Partial<RefreshTokenOptions> = {}) => fx.refreshing(overrides);
 
 /** Waits for the next process warning. */
 function nextWarning(): Promise<Error> {

@@ -5,7 +5,6 @@ import {
   BACKOFF_INITIAL_MS,
   DIAGNOSTICS_CHANNELS,
   OAuthError,
-  RefreshTokenAuth,
   RefreshTokenHandlerError,
   SessionClosedError,
   TransportError,
@@ -322,12 +321,7 @@ describe('observability and close', () => {
 
   it('a hung onRefreshTokenRotated does not hang callers: it is cut off at timeoutMs with a warning', async () => {
     const warning = new Promise<Error>((resolve) => process.once('warning', resolve));
-    const session = new RefreshTokenAuth({
-      clientId: fx.org.clientId,
-      clientSecret: fx.org.clientSecret,
-      refreshToken: fx.org.issueRefreshToken(),
-      loginUrl: fx.org.loginUrl,
-      instanceUrl: fx.org.instanceUrl,
+    const { session } = fx.refreshing({
       timeoutMs: 200,
       onRefreshTokenRotated: () => new Promise(() => {}),
     });
