@@ -28,6 +28,7 @@ export interface OrgFixture {
   refreshing(overrides?: Partial<RefreshTokenOptions>): {
     session: RefreshTokenAuth;
     rotated: string[];
+    refreshToken: string;
   };
   /** A session whose cached token the org has just revoked (counters zeroed): one 401 ahead. */
   staleSession(): Promise<ClientCredentialsAuth>;
@@ -82,10 +83,11 @@ export function useFakeOrg(options?: FakeOrgOptions): OrgFixture {
     refreshing(overrides = {}) {
       const live = started(org);
       const rotated: string[] = [];
+      const refreshToken = live.issueRefreshToken();
       const session = new RefreshTokenAuth({
         clientId: live.clientId,
         clientSecret: live.clientSecret,
-        refreshToken: live.issueRefreshToken(),
+        refreshToken,
         loginUrl: live.loginUrl,
         instanceUrl: live.instanceUrl,
         onRefreshTokenRotated: (token) => {
@@ -93,7 +95,7 @@ export function useFakeOrg(options?: FakeOrgOptions): OrgFixture {
         },
         ...overrides,
       });
-      return { session, rotated };
+      return { session, rotated, refreshToken };
     },
     async staleSession() {
       const session = sessionFor(started(org));

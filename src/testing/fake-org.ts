@@ -1,6 +1,7 @@
 import { generateKeyPairSync, type KeyObject, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { FakeGrants, publicKeyOf } from './fake-grants.js';
 
 /** Options of {@link startFakeOrg}. */
@@ -45,6 +46,8 @@ export interface FakeOrgOptions {
  * - `stall`: read the request, never answer.
  * - `stall-body`: send 200 headers and half a JSON body, then nothing.
  * - `reset`: destroy the connection without answering.
+ * - `reset-mid-body`: send 200 headers and part of the body, then destroy the connection.
+ * - `gzip-bomb`: a small gzip body (`content-encoding: gzip`) that inflates to `inflatedBytes`.
  * - `redirect`: answer a 3xx pointing at `location`.
  * - `oversized`: a 200 JSON body of `bytes` bytes, streamed, with or without `content-length`.
  * - `instance-url`: a valid token for another `instance_url`.
@@ -54,6 +57,8 @@ export type TokenFault =
   | { kind: 'stall' }
   | { kind: 'stall-body' }
   | { kind: 'reset' }
+  | { kind: 'reset-mid-body' }
+  | { kind: 'gzip-bomb'; inflatedBytes: number }
   | { kind: 'redirect'; location: string; status?: 301 | 302 | 303 | 307 | 308 }
   | { kind: 'oversized'; bytes: number; declareLength?: boolean }
   | { kind: 'instance-url'; instanceUrl: string };
@@ -264,6 +269,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     const params = new URLSearchParams(body.toString('utf8'));
     const grant = params.get('grant_type') ?? '(none)';
     stats.tokenRequests++;
+    lastTokenRequest = Object.fromEntries(params);
     stats.tokenRequestsByGrant[grant] = (stats.tokenRequestsByGrant[grant] ?? 0) + 1;
     if (tokenDelayMs > 0) await delay(tokenDelayMs);
 
@@ -274,7 +280,6 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     if (!String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')) {
       return oauthError(res, 400, 'invalid_request', 'unsupported content type');
     }
-    lastTokenRequest = Object.fromEntries(params);
     const answer = grants.token(params);
     if (answer.status === 200 && active?.kind === 'instance-url')
       answer.body.instance_url = active.instanceUrl;
@@ -329,6 +334,21 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       case 'reset':
         res.socket?.destroy();
         return;
+      case 'reset-mid-body':
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+        res.write('{"access_token":"00Dpartial');
+        setTimeout(() => res.socket?.destroy(), 10);
+        return;
+      case 'gzip-bomb': {
+        const bomb = gzipSync(Buffer.alloc(f.inflatedBytes, 0x20));
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          'content-encoding': 'gzip',
+          'content-length': String(bomb.byteLength),
+        });
+        res.end(bomb);
+        return;
+      }
       case 'redirect':
         res.writeHead(f.status ?? 302, { location: f.location });
         res.end();
