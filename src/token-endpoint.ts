@@ -123,7 +123,7 @@ export async function requestToken(
   if (isRecord(json) && typeof json.refresh_token === 'string' && json.refresh_token !== '') {
     await hooks.adoptRefreshToken?.(json.refresh_token);
   }
-  return parseSuccess(json, status, endpoint.instanceUrl);
+  return parseSuccess(json, status, endpoint.instanceUrl, params);
 }
 
 /**
@@ -214,7 +214,12 @@ async function exchange_(
   if (!response.ok) {
     // Only a well-formed error code (RFC 6749 §5.2 style) goes into a message; anything else is
     // server free text and is treated as a non-OAuth body.
-    if (isRecord(json) && typeof json.error === 'string' && /^[\w.-]{1,64}$/.test(json.error)) {
+    if (
+      isRecord(json) &&
+      typeof json.error === 'string' &&
+      /^[\w.-]{1,64}$/.test(json.error) &&
+      !echoesSecret(json.error, params)
+    ) {
       const description =
         typeof json.error_description === 'string' ? json.error_description : undefined;
       throw new OAuthError(json.error, response.status, description, retryAfterMs);
@@ -228,6 +233,7 @@ function parseSuccess(
   json: unknown,
   status: number,
   configuredInstanceUrl: string | undefined,
+  params: Readonly<Record<string, string>>,
 ): TokenResponse {
   if (!isRecord(json)) throw new UnexpectedResponseError(status, 'body is not a JSON object');
   const { access_token, instance_url, expires_in, refresh_token, id, scope } = json;
@@ -262,7 +268,17 @@ function parseSuccess(
   } else if (sameBaseUrl(instance_url, configuredInstanceUrl)) {
     instanceUrl = configuredInstanceUrl;
   } else {
-    throw new InstanceUrlMismatchError(configuredInstanceUrl, safeUrlForMessage(instance_url));
+    const returned = safeUrlForMessage(instance_url);
+    // The answer's own tokens are secrets too: a host name must not smuggle one into a message.
+    const seen = {
+      ...params,
+      access_token,
+      ...(typeof refresh_token === 'string' ? { refresh_token } : {}),
+    };
+    throw new InstanceUrlMismatchError(
+      configuredInstanceUrl,
+      echoesSecret(returned, seen) ? '(hidden)' : returned,
+    );
   }
   const result: TokenResponse = { accessToken: access_token, instanceUrl };
   if (expiresInMs !== undefined) result.expiresInMs = expiresInMs;
@@ -316,6 +332,25 @@ function parseRetryAfter(value: string | null): number | undefined {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Form fields that are not secret; every other value sent (secrets, tokens, assertions, codes) is. */
+const PUBLIC_FIELDS = new Set([
+  'grant_type',
+  'client_id',
+  'redirect_uri',
+  'scope',
+  'subject_token_type',
+]);
+
+/**
+ * Whether server-supplied `text` contains a secret value this request sent: a server that echoes
+ * the client secret back as an "error code" or a host name must not get it into a message.
+ */
+function echoesSecret(text: string, params: Readonly<Record<string, string>>): boolean {
+  return Object.entries(params).some(
+    ([name, value]) => !PUBLIC_FIELDS.has(name) && value.length >= 6 && text.includes(value),
+  );
 }
 
 /** The origin of a server-supplied URL, or a placeholder: never a path, query or userinfo. */
