@@ -6,7 +6,7 @@ import {
   UnexpectedResponseError,
 } from './errors.js';
 import { concat, type ReadResult, readUpTo } from './internal/bytes.js';
-import { optionalFunction, positiveMs } from './internal/options.js';
+import { MAX_TIMER_MS, optionalFunction, positiveMs } from './internal/options.js';
 import { normaliseBaseUrl, sameBaseUrl } from './internal/url.js';
 
 /** Path of Salesforce's OAuth 2.0 token endpoint, relative to the login URL. */
@@ -76,10 +76,9 @@ export function tokenEndpoint(
   options: TokenEndpointOptions,
   defaultLoginUrl?: string,
 ): TokenEndpoint & { readonly instanceUrl: string } {
-  return {
-    ...loginEndpoint(options, defaultLoginUrl),
-    instanceUrl: normaliseBaseUrl('instanceUrl', options.instanceUrl),
-  };
+  // The instance first: a grant whose login URL defaults to it must name the real culprit.
+  const instanceUrl = normaliseBaseUrl('instanceUrl', options.instanceUrl);
+  return { ...loginEndpoint(options, defaultLoginUrl), instanceUrl };
 }
 
 /**
@@ -91,7 +90,7 @@ export function loginEndpoint(
   defaultLoginUrl?: string,
 ): TokenEndpoint {
   const loginUrl = normaliseBaseUrl('loginUrl', options.loginUrl ?? defaultLoginUrl);
-  const timeoutMs = positiveMs('timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS);
+  const timeoutMs = positiveMs('timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS, MAX_TIMER_MS);
   const customFetch = optionalFunction('fetch', options.fetch);
   // Resolve the global lazily so a fetch installed after construction (or a test double) is used.
   const fetchFn: typeof fetch = customFetch ?? ((input, init) => globalThis.fetch(input, init));

@@ -1,6 +1,7 @@
 import { ConfigError, SubjectTokenError } from '../errors.js';
 import { optionsObject, requiredString } from '../internal/options.js';
 import { within } from '../internal/timeout.js';
+import { normaliseBaseUrl } from '../internal/url.js';
 import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
 import { requestToken, type TokenEndpointOptions, tokenEndpoint } from '../token-endpoint.js';
 
@@ -70,6 +71,7 @@ export class TokenExchangeAuth extends CachingSession {
       throw new ConfigError('subjectTokenType', 'must be one of the SubjectTokenType URNs');
     }
     const scope = o.scope === undefined ? undefined : requiredString('scope', o.scope);
+    normaliseBaseUrl('instanceUrl', o.instanceUrl); // named as itself, not as the loginUrl it defaults
     const endpoint = tokenEndpoint({ ...o, loginUrl: o.loginUrl ?? o.instanceUrl });
 
     const mint = async () => {

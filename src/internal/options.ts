@@ -9,13 +9,21 @@ export function optionsObject<T extends object>(value: T | undefined, option = '
 }
 
 /** Validates an optional positive whole number of milliseconds. */
-export function positiveMs(option: string, value: unknown, fallback: number): number {
+export function positiveMs(
+  option: string,
+  value: unknown,
+  fallback: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new ConfigError(option, 'must be a positive whole number of milliseconds');
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > max) {
+    throw new ConfigError(option, `must be a whole number of milliseconds from 1 to ${max}`);
   }
   return value;
 }
+
+/** The longest delay setTimeout honours; a longer one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Validates a required non-empty string option; the value is never echoed. */
 export function requiredString(option: string, value: unknown): string {

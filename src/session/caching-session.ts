@@ -1,7 +1,7 @@
 import { Mutex } from 'async-mutex';
 import { AuthError, ConfigError, SessionClosedError } from '../errors.js';
 import { checkSignal, raceAbort } from '../internal/abort.js';
-import { optionalFunction, positiveMs } from '../internal/options.js';
+import { MAX_TIMER_MS, optionalFunction, positiveMs } from '../internal/options.js';
 import type { AuthSession, GetTokenOptions } from './auth-session.js';
 import { type Logger, type MintReason, publish } from './diagnostics.js';
 import { Redacted } from './redacted.js';
@@ -27,9 +27,6 @@ export const BACKOFF_INITIAL_MS = 1_000;
 
 /** The longest wait between failed mints (a `Retry-After` may ask for more, up to 10 minutes). */
 export const BACKOFF_MAX_MS = 60_000;
-
-/** setTimeout's limit; a longer wait reads the clock instead. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A server's `Retry-After` is honoured up to this long. */
 const RETRY_AFTER_CAP_MS = 10 * 60_000;

@@ -1,0 +1,304 @@
+// Every option of every public constructor and function, fed wrong types, empty strings,
+// whitespace, non-URLs, javascript: and file: URLs, plain http to a non-loopback host, URLs with
+// credentials or fragments, and enormous values: a ConfigError naming the option at construction,
+// no network traffic, and no echo of the value.
+import { generateKeyPairSync } from 'node:crypto';
+import axios from 'axios';
+import { describe, expect, it } from 'vitest';
+import { attachAuth } from '../../src/adapters/axios.js';
+import { authFetch, installGlobalFetch } from '../../src/adapters/fetch.js';
+import { jsforceOptions } from '../../src/adapters/jsforce.js';
+import { authHooks } from '../../src/adapters/ky.js';
+import {
+  ClientCredentialsAuth,
+  ConfigError,
+  fromSfdxAuthUrl,
+  JwtBearerAuth,
+  RefreshTokenAuth,
+  StaticTokenAuth,
+  SubjectTokenType,
+  TokenExchangeAuth,
+  WebServerFlow,
+} from '../../src/index.js';
+import { caught, expectNoSecrets } from '../_secrets.js';
+
+const MARK = 'Zq9secretValueZq9';
+const URL_OK = 'https://acme.my.salesforce.com';
+const PEM = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  .privateKey.export({ type: 'pkcs8', format: 'pem' })
+  .toString();
+let requests = 0;
+const fetch = (async () => {
+  requests++;
+  return new Response('{}');
+}) as typeof globalThis.fetch;
+
+const badStrings = [undefined, null, 42, {}, [], '', '   ', '\t\n'];
+const badUrls = [
+  42,
+  '',
+  '   ',
+  'not a url',
+  `javascript:alert('${MARK}')`,
+  `file:///etc/${MARK}`,
+  `http://acme.my.salesforce.com/${MARK}`,
+  `https://user:${MARK}@acme.my.salesforce.com`,
+  `https://acme.my.salesforce.com/#${MARK}`,
+  `https://acme.my.salesforce.com/?q=${MARK}`,
+  `ftp://acme.my.salesforce.com/${MARK}`,
+];
+const badMs = [
+  0,
+  -1,
+  1.5,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  Number.MAX_VALUE,
+  2 ** 53,
+  '1000',
+  {},
+];
+const badFunctions = ['fetch', 42, {}, []];
+
+type Kind = 'string' | 'url' | 'ms' | 'msOrZero' | 'function';
+const valuesFor: Record<Kind, unknown[]> = {
+  string: badStrings,
+  url: badUrls,
+  ms: badMs,
+  msOrZero: badMs.filter((v) => v !== 0), // refreshAheadMs: 0 turns refresh-ahead off
+  function: badFunctions,
+};
+/** Options that may be left out: undefined is a valid value for them. */
+const OPTIONAL = new Set([
+  'clientSecret',
+  'accessToken',
+  'loginUrl',
+  'audience',
+  'scope',
+  'onRefreshTokenRotated',
+]);
+
+interface Subject {
+  name: string;
+  valid: Record<string, unknown>;
+  options: Record<string, Kind>;
+  make(options: Record<string, unknown>): unknown;
+}
+
+const endpoint = {
+  timeoutMs: 'ms',
+  tokenTtlMs: 'ms',
+  refreshAheadMs: 'msOrZero',
+  fetch: 'function',
+  now: 'function',
+} as const;
+const subjects: Subject[] = [
+  {
+    name: 'ClientCredentialsAuth',
+    valid: { clientId: 'id', clientSecret: MARK, loginUrl: URL_OK, instanceUrl: URL_OK, fetch },
+    options: {
+      clientId: 'string',
+      clientSecret: 'string',
+      loginUrl: 'url',
+      instanceUrl: 'url',
+      ...endpoint,
+    },
+    make: (o) => new ClientCredentialsAuth(o as never),
+  },
+  {
+    name: 'JwtBearerAuth',
+    valid: { clientId: 'id', username: 'u@acme.com', privateKey: PEM, instanceUrl: URL_OK, fetch },
+    options: {
+      clientId: 'string',
+      username: 'string',
+      loginUrl: 'url',
+      audience: 'url',
+      instanceUrl: 'url',
+      ...endpoint,
+    },
+    make: (o) => new JwtBearerAuth(o as never),
+  },
+  {
+    name: 'RefreshTokenAuth',
+    valid: { clientId: 'id', refreshToken: MARK, instanceUrl: URL_OK, fetch },
+    options: {
+      clientId: 'string',
+      clientSecret: 'string',
+      refreshToken: 'string',
+      accessToken: 'string',
+      loginUrl: 'url',
+      instanceUrl: 'url',
+      onRefreshTokenRotated: 'function',
+      ...endpoint,
+    },
+    make: (o) => new RefreshTokenAuth(o as never),
+  },
+  {
+    name: 'TokenExchangeAuth',
+    valid: {
+      clientId: 'id',
+      subjectToken: MARK,
+      subjectTokenType: SubjectTokenType.JWT,
+      instanceUrl: URL_OK,
+      fetch,
+    },
+    options: {
+      clientId: 'string',
+      clientSecret: 'string',
+      scope: 'string',
+      loginUrl: 'url',
+      instanceUrl: 'url',
+      ...endpoint,
+    },
+    make: (o) => new TokenExchangeAuth(o as never),
+  },
+  {
+    name: 'StaticTokenAuth',
+    valid: { accessToken: MARK, instanceUrl: URL_OK },
+    options: { accessToken: 'string', instanceUrl: 'url' },
+    make: (o) => new StaticTokenAuth(o as never),
+  },
+  {
+    name: 'WebServerFlow',
+    valid: { clientId: 'id', clientSecret: MARK, redirectUri: 'https://app.example.com/cb', fetch },
+    options: {
+      clientId: 'string',
+      clientSecret: 'string',
+      loginUrl: 'url',
+      timeoutMs: 'ms',
+      fetch: 'function',
+    },
+    make: (o) => new WebServerFlow(o as never),
+  },
+  {
+    name: 'authFetch',
+    valid: {},
+    options: { isAuthFailure: 'function', fetch: 'function' },
+    make: (o) =>
+      authFetch(new StaticTokenAuth({ accessToken: MARK, instanceUrl: URL_OK }), o as never),
+  },
+  {
+    name: 'authHooks',
+    valid: {},
+    options: { isAuthFailure: 'function' },
+    make: (o) =>
+      authHooks(new StaticTokenAuth({ accessToken: MARK, instanceUrl: URL_OK }), o as never),
+  },
+  {
+    name: 'attachAuth',
+    valid: {},
+    options: { isAuthFailure: 'function' },
+    make: (o) =>
+      attachAuth(
+        axios.create(),
+        new StaticTokenAuth({ accessToken: MARK, instanceUrl: URL_OK }),
+        o as never,
+      ),
+  },
+];
+
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
+describe('input validation', () => {
+  for (const subject of subjects) {
+    describe(subject.name, () => {
+      it.each(Object.entries(subject.options))(
+        'a bad %s is a ConfigError naming it, before any traffic',
+        (option, kind) => {
+          requests = 0;
+          for (const value of valuesFor[kind]) {
+            // An optional option may be left out: undefined is a valid value for it.
+            if (value === undefined && (OPTIONAL.has(option) || !(option in subject.valid)))
+              continue;
+            const error = thrown(() => subject.make({ ...subject.valid, [option]: value }));
+            expect(error, `${option} = ${String(value).slice(0, 40)}`).toBeInstanceOf(ConfigError);
+            expect(error).toMatchObject({ option });
+            expectNoSecrets(error, [MARK]);
+          }
+          expect(requests).toBe(0);
+        },
+      );
+    });
+  }
+
+  it('a non-object options argument is a ConfigError', () => {
+    for (const subject of subjects.slice(0, 6)) {
+      for (const value of [null, 42, 'options']) {
+        expect(thrown(() => subject.make(value as never))).toBeInstanceOf(ConfigError);
+      }
+    }
+  });
+
+  it('origins, maxReplayBodyBytes, backoff, logger and the other helpers validate too', async () => {
+    const session = new StaticTokenAuth({ accessToken: MARK, instanceUrl: URL_OK });
+    for (const origins of [
+      'x',
+      [42],
+      [`javascript:${MARK}`],
+      [`http://evil.example.com/${MARK}`],
+      [`https://u:${MARK}@x.com`],
+    ]) {
+      expect(thrown(() => authFetch(session, { origins: origins as never }))).toMatchObject({
+        option: 'origins',
+      });
+    }
+    for (const maxReplayBodyBytes of [-1, 1.5, Number.NaN, '10']) {
+      expect(
+        thrown(() => authFetch(session, { maxReplayBodyBytes: maxReplayBodyBytes as never })),
+      ).toMatchObject({
+        option: 'maxReplayBodyBytes',
+      });
+    }
+    const base = { clientId: 'id', clientSecret: MARK, loginUrl: URL_OK, instanceUrl: URL_OK };
+    expect(thrown(() => new ClientCredentialsAuth({ ...base, backoff: 5 as never }))).toMatchObject(
+      { option: 'backoff' },
+    );
+    expect(
+      thrown(() => new ClientCredentialsAuth({ ...base, backoff: { initialMs: -1 } })),
+    ).toMatchObject({
+      option: 'backoff.initialMs',
+    });
+    expect(
+      thrown(() => new ClientCredentialsAuth({ ...base, logger: 'console' as never })),
+    ).toMatchObject({ option: 'logger' });
+    expect(thrown(() => installGlobalFetch(session, { fetch } as never))).toMatchObject({
+      option: 'fetch',
+    });
+    expect(thrown(() => fromSfdxAuthUrl(`force://${MARK}`))).toMatchObject({
+      option: 'sfdxAuthUrl',
+    });
+    expectNoSecrets(
+      thrown(() => fromSfdxAuthUrl(`force://${MARK}`)),
+      [MARK],
+    );
+    expect(await caught(() => jsforceOptions(session, { version: 'latest' }))).toMatchObject({
+      option: 'version',
+    });
+    expect(
+      thrown(() => new WebServerFlow({ clientId: 'id', redirectUri: `javascript:${MARK}` })),
+    ).toMatchObject({
+      option: 'redirectUri',
+    });
+    expect(
+      thrown(
+        () =>
+          new JwtBearerAuth({
+            clientId: 'id',
+            username: 'u',
+            privateKey: MARK,
+            instanceUrl: URL_OK,
+          }),
+      ),
+    ).toMatchObject({
+      option: 'privateKey',
+    });
+    expect(requests).toBe(0);
+  });
+});
