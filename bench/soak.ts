@@ -12,7 +12,7 @@ import {
 } from 'cirrus-auth';
 import { authFetch } from 'cirrus-auth/fetch';
 import { startFakeOrg } from 'cirrus-auth/testing';
-import { heapUsed, load } from './lib.ts';
+import { heapUsed, load, sleep } from './lib.ts';
 
 const total = Number(
   process.argv.find((a) => a.startsWith('--requests='))?.split('=')[1] ?? 1_000_000,
@@ -73,6 +73,8 @@ await load(total, 32, async (i) => {
     // The injected faults surface as transient AuthErrors (and backoff repeats them); anything else is a bug.
     if (error instanceof AuthError && error.transient) expectedFailures++;
     else unexpected++;
+    // A client pauses after a failure; without it, fast failures would eat the request budget.
+    await sleep(10);
   }
 });
 const seconds = (performance.now() - started) / 1000;
