@@ -73,6 +73,12 @@ function authAdapter(
     if (!config.baseURL && !absolute) config.baseURL = policy.instanceUrl;
     if (!policy.isOrgUrl(fullUrl(config, absolute))) return send(config);
     guardRedirects(config, policy);
+    if (config.data instanceof FormData) {
+      // Serialised once, so a retry sends the same bytes and multipart boundary.
+      const encoded = new Response(config.data);
+      config.headers.set('Content-Type', encoded.headers.get('content-type'));
+      config.data = Buffer.from(await encoded.arrayBuffer());
+    }
 
     const signal = config.signal instanceof AbortSignal ? config.signal : undefined;
     const sent = await cancellable(session.getToken({ signal }), config, signal);
@@ -142,18 +148,15 @@ function fullUrl(config: InternalAxiosRequestConfig, absolute: boolean): string 
   return `${config.baseURL.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`;
 }
 
-/** Whether the adapter can send `data` a second time (axios has already serialised it). */
+/**
+ * Whether the adapter can send `data` a second time: anything axios serialised already (strings,
+ * buffers, numbers, URLSearchParams, Blob), but not a stream (a Node Readable, a web
+ * ReadableStream, or a `form-data` package object, which is a stream too).
+ */
 function isReplayable(data: unknown): boolean {
-  return (
-    data === undefined ||
-    data === null ||
-    typeof data === 'string' ||
-    data instanceof ArrayBuffer ||
-    ArrayBuffer.isView(data) ||
-    data instanceof URLSearchParams ||
-    data instanceof Blob ||
-    data instanceof FormData
-  );
+  if (typeof data !== 'object' || data === null) return true;
+  if (data instanceof ReadableStream) return false;
+  return typeof (data as { pipe?: unknown }).pipe !== 'function' && !(Symbol.asyncIterator in data);
 }
 
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);

@@ -52,7 +52,7 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
     const target = input instanceof Request ? input : url;
     const prepared = isOneShot(target, init)
       ? await prepareOneShot(target, init, policy.maxReplayBodyBytes)
-      : prepareInMemory(target, init);
+      : prepareInMemory(target, init?.body instanceof FormData ? await serialiseForm(init) : init);
     const signal = prepared.signal;
 
     let sent: string;
@@ -132,9 +132,9 @@ function isOneShot(target: string | Request, init: RequestInit | undefined): boo
 }
 
 /**
- * In-memory bodies (string, binary, Blob, URLSearchParams, FormData), or none, are simply reused:
- * each attempt is built from the caller's own arguments, so multipart boundaries and content types
- * come out exactly as fetch makes them. A URL is passed with an init, so no Request is built here.
+ * In-memory bodies (string, binary, Blob, URLSearchParams, FormData serialised once), or none, are
+ * simply reused: each attempt is built from the same arguments, so both carry the same bytes. A URL
+ * is passed with an init, so no Request is built here.
  */
 function prepareInMemory(target: string | Request, init: RequestInit | undefined): Prepared {
   return {
@@ -152,6 +152,17 @@ function prepareInMemory(target: string | Request, init: RequestInit | undefined
       return [target, next];
     },
   };
+}
+
+/**
+ * Serialises a FormData body once, so a retry sends the same bytes with the same multipart
+ * boundary (serialising it again would pick a new boundary).
+ */
+async function serialiseForm(init: RequestInit): Promise<RequestInit> {
+  const encoded = new Response(init.body as FormData);
+  const headers = new Headers(init.headers);
+  headers.set('content-type', encoded.headers.get('content-type') ?? 'multipart/form-data');
+  return { ...init, headers, body: new Uint8Array(await encoded.arrayBuffer()) };
 }
 
 /** One-shot bodies are read up to `limit` bytes before sending, so they can be sent again. */

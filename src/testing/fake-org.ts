@@ -90,6 +90,18 @@ export interface ApiRequestRecord {
   status: number;
 }
 
+/** A request to `/services/apexrest/echo`, whatever its token: what the org received, in full. */
+export interface EchoedRequest {
+  method: string;
+  /** Path and query. */
+  path: string;
+  /** Every header but `authorization`. */
+  headers: Record<string, string | string[] | undefined>;
+  /** The bearer token it carried, if any. */
+  token: string | undefined;
+  body: Buffer;
+}
+
 /** How the API treats tokens; see {@link FakeOrg.rejectApiTokens}. */
 export type ApiRejection = 'invalid-session' | 'not-valid-for-rest';
 
@@ -105,6 +117,8 @@ export interface FakeOrg {
   readonly stats: FakeOrgStats;
   /** Every API request so far (the most recent 10,000). */
   readonly apiRequests: readonly ApiRequestRecord[];
+  /** The last 100 or more requests to `/services/apexrest/echo` in full, accepted or not. */
+  readonly echoes: readonly EchoedRequest[];
   /** The username the JWT bearer grant accepts first (`users[0]`). */
   readonly username: string;
   /** The PEM (PKCS#8) private key whose public half the JWT bearer grant trusts, unless `jwtKey` was given. */
@@ -147,7 +161,7 @@ export interface FakeOrg {
    * turns it off.
    */
   failApiRequests(status: number, options?: { times?: number }): void;
-  /** Zeroes the counters and clears the request log. */
+  /** Zeroes the counters and clears the request logs (`apiRequests`, `echoes`). */
   resetStats(): void;
   /** Stops the server, cutting any open connection. */
   close(): Promise<void>;
@@ -195,6 +209,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   let lastIssued: string | undefined;
   let lastTokenRequest: Record<string, string> | undefined;
   const accounts = new Map<string, Record<string, unknown>>();
+  const echoes: EchoedRequest[] = [];
   let baseUrl = '';
   const users = options.users ?? ['admin@example.com'];
   const apiLogLimit = options.apiLogLimit ?? API_LOG_LIMIT;
@@ -398,6 +413,18 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       res.end(payload);
     };
 
+    if (url.pathname === '/services/apexrest/echo') {
+      const { authorization: _, ...headers } = req.headers;
+      echoes.push({
+        method: req.method ?? 'GET',
+        path: url.pathname + url.search,
+        headers,
+        token: presented,
+        body,
+      });
+      if (echoes.length > 200) echoes.splice(0, 100);
+    }
+
     // Each API says "bad token" its own way; see SALESFORCE.md.
     const rejected = presented === undefined || !valid.has(presented) || rejection !== undefined;
     const path = url.pathname;
@@ -526,6 +553,9 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     get stats() {
       return { ...structuredClone(stats), ...grants.stats };
     },
+    get echoes() {
+      return [...echoes];
+    },
     get apiRequests() {
       return log.slice(-apiLogLimit);
     },
@@ -577,6 +607,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     },
     resetStats: () => {
       stats = emptyStats();
+      echoes.length = 0;
       grants.stats.familyRevocations = 0;
       grants.stats.revocations = 0;
       log = [];

@@ -7,6 +7,7 @@ export { type EchoRecord, type EchoServer, startEchoServer } from './echo-server
 export {
   type ApiRejection,
   type ApiRequestRecord,
+  type EchoedRequest,
   type FakeOrg,
   type FakeOrgOptions,
   type FakeOrgStats,

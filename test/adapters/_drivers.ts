@@ -122,9 +122,13 @@ export function axiosDriver(withBaseUrl: boolean): Driver {
           let data: unknown;
           let type: string | undefined;
           switch (call.body?.kind) {
-            case 'json':
-              data = call.body.value;
+            case 'json': {
+              // axios serialises objects and arrays itself; a bare JSON primitive is sent as text.
+              const value = call.body.value;
+              data = typeof value === 'object' && value !== null ? value : JSON.stringify(value);
+              type = 'application/json';
               break;
+            }
             case 'text':
               data = call.body.value;
               type = 'text/plain';
