@@ -347,9 +347,18 @@ const PUBLIC_FIELDS = new Set([
  * the client secret back as an "error code" or a host name must not get it into a message.
  */
 function echoesSecret(text: string, params: Readonly<Record<string, string>>): boolean {
-  return Object.entries(params).some(
-    ([name, value]) => !PUBLIC_FIELDS.has(name) && value.length >= 6 && text.includes(value),
-  );
+  const haystack = text.toLowerCase();
+  return Object.entries(params).some(([name, value]) => {
+    if (PUBLIC_FIELDS.has(name) || value.length < 6) return false;
+    // Any 8 characters of a secret, in any case: URL parsing lowercases host names, and a partial
+    // echo is a leak too.
+    const needle = value.toLowerCase();
+    const width = Math.min(8, needle.length);
+    for (let at = 0; at + width <= needle.length; at++) {
+      if (haystack.includes(needle.slice(at, at + width))) return true;
+    }
+    return false;
+  });
 }
 
 /** The origin of a server-supplied URL, or a placeholder: never a path, query or userinfo. */

@@ -96,6 +96,21 @@ describe('requestToken', () => {
     expect(String((error as Error).message)).not.toContain('shh-secret');
   });
 
+  it('a secret echoed in another case or in part stays out of messages', async () => {
+    nock(HOST).post(TOKEN_PATH).reply(400, { error: 'SHH-SECRET' });
+    expect(
+      await caught(() => requestToken(endpoint, { ...params, client_secret: 'shh-secret-value' })),
+    ).toBeInstanceOf(UnexpectedResponseError);
+    nock(HOST)
+      .post(TOKEN_PATH)
+      .reply(200, { access_token: 't', instance_url: 'https://SHH-SECRET-VALUE.evil.com' });
+    const error = await caught(() =>
+      requestToken(endpoint, { ...params, client_secret: 'shh-secret-value' }),
+    );
+    expect(error).toMatchObject({ name: 'InstanceUrlMismatchError', returned: '(hidden)' });
+    expect(String((error as Error).message)).not.toMatch(/shh-secret/i);
+  });
+
   it('an instance_url mismatch names only the returned origin', async () => {
     nock(HOST)
       .post(TOKEN_PATH)

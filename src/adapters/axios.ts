@@ -9,10 +9,31 @@ import { raceAbort } from '../internal/abort.js';
 import { optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
 import { guardRedirects } from './redirect-guard.js';
-import { type AdapterOptions, type AdapterPolicy, adapterPolicy, reportRetry } from './shared.js';
+import {
+  type AdapterOptions,
+  type AdapterPolicy,
+  adapterPolicy,
+  formSize,
+  reportRetry,
+} from './shared.js';
 
-/** Each adapter this module installed, mapped to the adapter it wraps. */
-const wrapped = new WeakMap<object, InternalAxiosRequestConfig['adapter']>();
+/** Each adapter this module installed: the adapter it wraps, and the attachment that made it. */
+const wrapped = new WeakMap<
+  object,
+  { original: InternalAxiosRequestConfig['adapter']; attachment: symbol }
+>();
+
+/** Whether `adapter`'s chain of wrappers holds a layer made by `attachment`. */
+function hasLayer(adapter: InternalAxiosRequestConfig['adapter'], attachment: symbol): boolean {
+  for (
+    let layer = wrapped.get(adapter as object);
+    layer !== undefined;
+    layer = wrapped.get(layer.original as object)
+  ) {
+    if (layer.attachment === attachment) return true;
+  }
+  return false;
+}
 
 /** Options of {@link attachAuth}: the ones every adapter shares. */
 export type AxiosAuthOptions = AdapterOptions;
@@ -45,13 +66,15 @@ export function attachAuth(
     throw new ConfigError('instance', 'must be an axios instance');
   }
   const policy = adapterPolicy(session, optionsObject(options));
+  const attachment = Symbol('attachAuth');
   const id = instance.interceptors.request.use(
     (config) => {
-      // A re-sent config (axios-retry, a hand-written retry) already carries a wrapper: wrap what
-      // it wraps, or every re-send would nest one more retrying layer.
-      const original = wrapped.get(config.adapter as AxiosAdapter) ?? config.adapter;
+      // A re-sent config (axios-retry, a hand-written retry) already carries this attachment's
+      // layer: wrapping again would nest one more retrying layer. Other attachments' layers stay.
+      if (hasLayer(config.adapter, attachment)) return config;
+      const original = config.adapter;
       const adapter = authAdapter(original, session, policy);
-      wrapped.set(adapter, original);
+      wrapped.set(adapter, { original, attachment });
       config.adapter = adapter;
       return config;
     },
@@ -73,8 +96,9 @@ function authAdapter(
     if (!config.baseURL && !absolute) config.baseURL = policy.instanceUrl;
     if (!policy.isOrgUrl(fullUrl(config, absolute))) return send(config);
     guardRedirects(config, policy);
-    if (config.data instanceof FormData) {
-      // Serialised once, so a retry sends the same bytes and multipart boundary.
+    if (config.data instanceof FormData && formSize(config.data) <= policy.maxReplayBodyBytes) {
+      // Serialised once, so a retry sends the same bytes and multipart boundary. A larger form is
+      // serialised by axios on each attempt (a new boundary, the same parts).
       const encoded = new Response(config.data);
       config.headers.set('Content-Type', encoded.headers.get('content-type'));
       config.data = Buffer.from(await encoded.arrayBuffer());
@@ -94,23 +118,31 @@ function authAdapter(
       return settle(first);
     }
 
-    await cancellable(session.invalidate(sent), config, signal);
-    // A one-shot body (a stream) cannot be sent twice: the stale token is gone, the 401 goes back.
-    if (!isReplayable(config.data)) {
-      reportRetry('axios', policy.instanceUrl, response.status, false);
-      return settle(first);
+    let fresh: string;
+    try {
+      await cancellable(session.invalidate(sent), config, signal);
+      // A one-shot body (a stream) cannot be sent twice: the stale token is gone, the 401 goes back.
+      fresh = isReplayable(config.data)
+        ? await cancellable(session.getToken({ signal }), config, signal)
+        : sent;
+    } catch (error) {
+      destroyStream(response.data);
+      throw error;
     }
-    const fresh = await cancellable(session.getToken({ signal }), config, signal);
     // The same token again means the 401 is not an expiry: surface it rather than burn a retry.
     reportRetry('axios', policy.instanceUrl, response.status, fresh !== sent);
     if (fresh === sent) return settle(first);
     config.headers.set('Authorization', `Bearer ${fresh}`);
-    // A 401 read as a stream (responseType: 'stream') holds its socket until destroyed.
-    const data: unknown = response.data;
-    if (typeof (data as { destroy?: unknown } | null)?.destroy === 'function')
-      (data as { destroy(): void }).destroy();
+    destroyStream(response.data);
     return send(config);
   };
+}
+
+/** A 401 read as a stream (responseType: 'stream') holds its socket until destroyed. */
+function destroyStream(data: unknown): void {
+  if (typeof (data as { destroy?: unknown } | null)?.destroy === 'function') {
+    (data as { destroy(): void }).destroy();
+  }
 }
 
 type Outcome = { response: AxiosResponse; error?: never } | { response?: never; error: unknown };

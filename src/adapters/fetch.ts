@@ -3,7 +3,7 @@ import { raceAbort } from '../internal/abort.js';
 import { bufferUpTo } from '../internal/bytes.js';
 import { optionalFunction, optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
-import { type AdapterOptions, adapterPolicy, reportRetry } from './shared.js';
+import { type AdapterOptions, adapterPolicy, formSize, reportRetry } from './shared.js';
 
 /** Options of {@link authFetch}. */
 export interface AuthFetchOptions extends AdapterOptions {
@@ -52,7 +52,12 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
     const target = input instanceof Request ? input : url;
     const prepared = isOneShot(target, init)
       ? await prepareOneShot(target, init, policy.maxReplayBodyBytes)
-      : prepareInMemory(target, init?.body instanceof FormData ? await serialiseForm(init) : init);
+      : prepareInMemory(
+          target,
+          init?.body instanceof FormData && formSize(init.body) <= policy.maxReplayBodyBytes
+            ? await serialiseForm(init)
+            : init,
+        );
     const signal = prepared.signal;
 
     let sent: string;
@@ -104,7 +109,10 @@ const bearer = (token: string) => `Bearer ${token}`;
  */
 function withBearer(headers: HeadersInit | undefined, token: string): HeadersInit {
   if (headers === undefined) return { authorization: bearer(token) };
-  if (headers instanceof Headers || Array.isArray(headers) || typeof headers !== 'object') {
+  const proto =
+    typeof headers === 'object' && headers !== null ? Object.getPrototypeOf(headers) : undefined;
+  if (proto !== Object.prototype && proto !== null) {
+    // A Headers of any implementation, an array of pairs, a Map-like: let Headers read it.
     const copy = new Headers(headers);
     copy.set('authorization', bearer(token));
     return copy;

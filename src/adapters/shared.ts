@@ -198,3 +198,13 @@ export function reportRetry(
 ): void {
   publish('retry', () => ({ adapter, instanceUrl, status, retried }));
 }
+
+/** The size of a FormData's parts, without reading any file: strings as UTF-8 plus Blob sizes. */
+export function formSize(form: FormData): number {
+  let size = 0;
+  for (const [name, value] of form) {
+    size +=
+      Buffer.byteLength(name) + (typeof value === 'string' ? Buffer.byteLength(value) : value.size);
+  }
+  return size;
+}

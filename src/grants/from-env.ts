@@ -1,4 +1,5 @@
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import type { CachingSessionOptions } from '../session/caching-session.js';
 import type { TokenEndpointOptions } from '../token-endpoint.js';
@@ -211,12 +212,24 @@ function refreshTokenFile(
   let saved: string | undefined;
   try {
     saved = readFileSync(file, 'utf8').trim() || undefined;
-  } catch {
-    saved = undefined; // not written yet: the first rotation creates it
+  } catch (error) {
+    // Not written yet: the first rotation creates it. Any other failure must not silently fall
+    // back to a variable that rotation may have killed.
+    if ((error as { code?: string }).code !== 'ENOENT') {
+      throw new ConfigError('SF_REFRESH_TOKEN_FILE', 'exists but could not be read');
+    }
   }
   const save = async (token: string) => {
-    writeFileSync(`${file}.tmp`, token, { mode: 0o600 });
-    renameSync(`${file}.tmp`, file);
+    // A temp file of its own (two runs may rotate at once), flushed, then renamed over the file.
+    const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const fd = openSync(temp, 'wx', 0o600);
+    try {
+      writeSync(fd, token);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, file);
     await handler?.(token);
   };
   return {

@@ -65,10 +65,23 @@ export class RefreshTokenAuth extends CachingSession {
       o.accessToken === undefined ? undefined : requiredString('accessToken', o.accessToken);
     const endpoint = tokenEndpoint(o, DEFAULT_LOGIN_URL);
 
+    // Handler calls run one after another, in rotation order, even when one outlives timeoutMs
+    // and the engine moves on: a late call must never persist an older token over a newer one.
+    let handlers = Promise.resolve();
+    const inOrder =
+      onRotated &&
+      ((token: string) => {
+        const call = handlers.then(() => onRotated(token));
+        handlers = call.then(
+          () => {},
+          () => {},
+        );
+        return call;
+      });
     const adoptRefreshToken = async (rotated: string): Promise<void> => {
       if (rotated === state.refreshToken) return;
       state.refreshToken = rotated;
-      await reportRotation(onRotated, rotated, endpoint.timeoutMs);
+      await reportRotation(inOrder, rotated, endpoint.timeoutMs);
     };
     const mint = () => {
       if (state.revoked) return Promise.reject(new SessionRevokedError());

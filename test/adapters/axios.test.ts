@@ -3,7 +3,8 @@ import axios, { AxiosError } from 'axios';
 import { describe, expect, it } from 'vitest';
 import { attachAuth } from '../../src/adapters/axios.js';
 import { ConfigError } from '../../src/index.js';
-import { useFakeOrg } from '../_org.js';
+import { startFakeOrg } from '../../src/testing/index.js';
+import { sessionFor, useFakeOrg } from '../_org.js';
 import { caught } from '../_secrets.js';
 
 const fx = useFakeOrg();
@@ -118,5 +119,29 @@ describe('attachAuth (review findings)', () => {
     const second = (await caught(() => api.request(first.config as never))) as AxiosError;
     await caught(() => api.request(second.config as never));
     expect(fx.org.stats.apiRequests).toBe(4);
+  });
+});
+
+describe('attachAuth, twice on one instance', () => {
+  it('two sessions for two orgs on one instance: each org gets its own bearer, re-sends included', async () => {
+    const other = await startFakeOrg();
+    try {
+      const a = fx.session();
+      const b = sessionFor(other);
+      const api = axios.create();
+      attachAuth(api, a);
+      attachAuth(api, b);
+      await api.get(`${fx.org.instanceUrl}${LIMITS}`);
+      await api.get(`${other.instanceUrl}${LIMITS}`);
+      expect(fx.org.apiRequests.at(-1)?.token).toBe(await a.getToken());
+      expect(other.apiRequests.at(-1)?.token).toBe(await b.getToken());
+      other.rejectApiTokens('invalid-session');
+      other.resetStats();
+      const failed = (await caught(() => api.get(`${other.instanceUrl}${LIMITS}`))) as AxiosError;
+      await caught(() => api.request(failed.config as never));
+      expect(other.stats.apiRequests).toBe(4);
+    } finally {
+      await other.close();
+    }
   });
 });

@@ -97,6 +97,18 @@ describe('authFetch: the bearer goes only to the org', () => {
     }
   });
 
+  it('keeps headers given as a Map or any Headers-like object', async () => {
+    const sfFetch = authFetch(session);
+    const headers = new Map([
+      ['x-from-map', 'yes'],
+      ['content-type', 'text/plain'],
+    ]);
+    const echo = (await (
+      await sfFetch(ECHO, { method: 'POST', body: 'hi', headers: headers as never })
+    ).json()) as Echo;
+    expect(echo.headers).toMatchObject({ 'x-from-map': 'yes', 'content-type': 'text/plain' });
+  });
+
   it('rejects bad adapter options with ConfigError', () => {
     expect(() => authFetch(session, { origins: 'https://x.my.salesforce.com' as never })).toThrow(
       ConfigError,
