@@ -162,7 +162,7 @@ export async function isSalesforceAuthFailure(response: Response): Promise<boole
 }
 
 /** Reads up to `limit` bytes of a copy of the body, leaving the caller's body untouched. */
-export async function peekText(response: Response, limit: number): Promise<string> {
+async function peekText(response: Response, limit: number): Promise<string> {
   const body = response.clone().body;
   if (body === null) return '';
   const reader = body.getReader();
@@ -181,7 +181,7 @@ export async function peekText(response: Response, limit: number): Promise<strin
  * Resolves `input` against the instance URL when it is relative. A path starting with `/` is
  * appended to the instance URL (keeping an Experience Cloud site path); absolute URLs pass as is.
  */
-export function resolveAgainst(instanceUrl: string, input: string): string {
+function resolveAgainst(instanceUrl: string, input: string): string {
   if (input.startsWith('/') && !input.startsWith('//')) return instanceUrl + input;
   if (input.startsWith('https://') || input.startsWith('http://') || URL.canParse(input))
     return input;

@@ -281,7 +281,7 @@ export class CachingSession extends Redacted implements AuthSession {
       token = this.#cacheable(await this.#mint(), startedAt);
     } catch (error) {
       const durationMs = performance.now() - started;
-      const code = error instanceof AuthError ? error.code : 'ERR_UNKNOWN';
+      const code = errorCode(error);
       const transient = isTransient(error);
       publish('mintEnd', () => ({
         session,
@@ -336,7 +336,7 @@ export class CachingSession extends Redacted implements AuthSession {
     const retryAfter = typeof asked === 'number' ? Math.min(asked, RETRY_AFTER_CAP_MS) : 0;
     const retryInMs = Math.max(jittered, retryAfter);
     this.#failure = { error, failures, retryAt: this.#now() + retryInMs };
-    const code = error instanceof AuthError ? error.code : 'ERR_UNKNOWN';
+    const code = errorCode(error);
     const event = {
       session: this.constructor.name,
       instanceUrl: this.instanceUrl,
