@@ -34,6 +34,7 @@ export const ErrorCode = {
   ROTATION_HANDLER: 'ERR_ROTATION_HANDLER',
   REFRESH_LOOP: 'ERR_REFRESH_LOOP',
   SESSION_CLOSED: 'ERR_SESSION_CLOSED',
+  TOKEN_STORE: 'ERR_TOKEN_STORE',
 } as const;
 
 /** One of the {@link ErrorCode} values. */
@@ -253,5 +254,28 @@ export class RefreshTokenHandlerError extends AuthError {
 export class SessionClosedError extends AuthError {
   constructor() {
     super('This session was closed', ErrorCode.SESSION_CLOSED);
+  }
+}
+
+/** What went wrong with a shared token store. */
+export type TokenStoreProblem = 'unavailable' | 'lock-wait' | 'undecryptable';
+
+/**
+ * A shared token store (Redis, say) could not be used. `problem` says why: `'unavailable'` (the
+ * store failed or did not answer in time; transient), `'lock-wait'` (another process held the mint
+ * lock for too long; transient) or `'undecryptable'` (a stored value does not decrypt with this
+ * process's `encryptionKey`: a key mismatch across the fleet; not transient).
+ */
+export class TokenStoreError extends AuthError {
+  readonly problem: TokenStoreProblem;
+
+  constructor(problem: TokenStoreProblem, options?: AuthErrorOptions) {
+    const messages: Record<TokenStoreProblem, string> = {
+      unavailable: 'The shared token store is unavailable',
+      'lock-wait': 'Another process held the shared mint lock for too long',
+      undecryptable: 'A value in the shared token store does not decrypt with this encryptionKey',
+    };
+    super(messages[problem], ErrorCode.TOKEN_STORE, problem !== 'undecryptable', options);
+    this.problem = problem;
   }
 }

@@ -27,6 +27,8 @@ export {
   SigningError,
   StateMismatchError,
   SubjectTokenError,
+  TokenStoreError,
+  type TokenStoreProblem,
   TransportError,
   UnexpectedResponseError,
 } from './errors.js';
@@ -73,6 +75,7 @@ export {
   DEFAULT_REFRESH_AHEAD_MS,
   DEFAULT_TOKEN_TTL_MS,
   EXPIRY_MARGIN_MS,
+  STORE_REJOIN_INTERVAL_MS,
 } from './session/caching-session.js';
 export {
   type BackoffEvent,
@@ -83,7 +86,16 @@ export {
   type MintReason,
   type MintStartEvent,
   type RetryEvent,
+  type StoreEvent,
 } from './session/diagnostics.js';
+export {
+  type SessionIdentity,
+  type SharedSlot,
+  type SharedTokenStore,
+  type SharedWrite,
+  sessionKey,
+} from './session/shared-store.js';
+export type { CachedToken } from './session/token-store.js';
 export {
   DEFAULT_LOGIN_URL,
   DEFAULT_TIMEOUT_MS,

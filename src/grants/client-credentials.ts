@@ -44,6 +44,8 @@ export class ClientCredentialsAuth extends CachingSession {
       client_id: clientId,
       client_secret: clientSecret,
     };
-    super(endpoint.instanceUrl, () => requestToken(endpoint, params), o);
+    super(endpoint.instanceUrl, () => requestToken(endpoint, params), o, {
+      identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'client_credentials', user: '' },
+    });
   }
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import type { CachingSessionOptions } from '../session/caching-session.js';
+import { secretFingerprint } from '../session/shared-store.js';
 import type { TokenEndpointOptions } from '../token-endpoint.js';
 import { ClientCredentialsAuth } from './client-credentials.js';
 import { JwtBearerAuth } from './jwt-bearer.js';
@@ -72,6 +73,12 @@ export function fromEnv(
     value === undefined ? {} : { [name]: value };
 
   const rotation = refreshTokenFile(get('SF_REFRESH_TOKEN_FILE'), options.onRefreshTokenRotated);
+  // With a shared store, key on the variable's token, not on a saved rotation of it: every process
+  // of the fleet then meets in one entry, whatever its file holds.
+  const storeKeyOf = (source: string) =>
+    options.store === undefined || options.storeKey !== undefined
+      ? {}
+      : { storeKey: `env:${secretFingerprint(source)}` };
   switch (grant) {
     case 'sfdx-auth-url': {
       const [url] = need('SFDX_AUTH_URL');
@@ -80,6 +87,7 @@ export function fromEnv(
         ...rotation.handler,
         ...optional('loginUrl', get('SF_LOGIN_URL')),
         ...optional('accessToken', get('SF_ACCESS_TOKEN')),
+        ...storeKeyOf(url as string),
         ...rotation.saved,
       });
       return session;
@@ -99,6 +107,7 @@ export function fromEnv(
         ...optional('loginUrl', get('SF_LOGIN_URL')),
         ...optional('accessToken', get('SF_ACCESS_TOKEN')),
         ...rotation.handler,
+        ...storeKeyOf(refreshToken as string),
         ...rotation.saved,
       });
     }

@@ -68,7 +68,9 @@ export class JwtBearerAuth extends CachingSession {
       const assertion = signAssertion(key, { iss: clientId, sub: username, aud: audience, exp });
       return requestToken(endpoint, { grant_type: JWT_BEARER_GRANT, assertion });
     };
-    super(endpoint.instanceUrl, mint, o);
+    super(endpoint.instanceUrl, mint, o, {
+      identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'jwt_bearer', user: username },
+    });
   }
 }
 

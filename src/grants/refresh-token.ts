@@ -1,7 +1,12 @@
 import { RefreshTokenHandlerError, SessionRevokedError } from '../errors.js';
 import { optionalFunction, optionsObject, requiredString } from '../internal/options.js';
 import { within } from '../internal/timeout.js';
-import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
+import {
+  CachingSession,
+  type CachingSessionOptions,
+  type MintContext,
+} from '../session/caching-session.js';
+import { secretFingerprint } from '../session/shared-store.js';
 import {
   DEFAULT_LOGIN_URL,
   requestToken,
@@ -52,14 +57,15 @@ export interface RefreshTokenOptions extends TokenEndpointOptions, CachingSessio
  */
 export class RefreshTokenAuth extends CachingSession {
   readonly #endpoint: TokenEndpoint;
-  readonly #state: { refreshToken: string; revoked: boolean };
+  readonly #state: { revoked: boolean };
 
   constructor(options: RefreshTokenOptions) {
     const o = optionsObject(options);
     const clientId = requiredString('clientId', o.clientId);
     const clientSecret =
       o.clientSecret === undefined ? undefined : requiredString('clientSecret', o.clientSecret);
-    const state = { refreshToken: requiredString('refreshToken', o.refreshToken), revoked: false };
+    const refreshToken = requiredString('refreshToken', o.refreshToken);
+    const state = { revoked: false };
     const onRotated = optionalFunction('onRefreshTokenRotated', o.onRefreshTokenRotated);
     const seed =
       o.accessToken === undefined ? undefined : requiredString('accessToken', o.accessToken);
@@ -78,22 +84,34 @@ export class RefreshTokenAuth extends CachingSession {
         );
         return call;
       });
-    const adoptRefreshToken = async (rotated: string): Promise<void> => {
-      if (rotated === state.refreshToken) return;
-      state.refreshToken = rotated;
-      await reportRotation(inOrder, rotated, endpoint.timeoutMs);
-    };
-    const mint = () => {
+    // The engine keeps the current refresh token (in the shared store when there is one) and hands
+    // it to each mint; a rotated one goes back through adoptSecret before anything else happens.
+    const mint = ({ secret, adoptSecret }: MintContext) => {
       if (state.revoked) return Promise.reject(new SessionRevokedError());
+      const presented = secret ?? refreshToken;
       const params: Record<string, string> = {
         grant_type: 'refresh_token',
-        refresh_token: state.refreshToken,
+        refresh_token: presented,
         client_id: clientId,
       };
       if (clientSecret !== undefined) params.client_secret = clientSecret;
+      const adoptRefreshToken = async (rotated: string): Promise<void> => {
+        if (rotated === presented) return;
+        await adoptSecret(rotated);
+        await reportRotation(inOrder, rotated, endpoint.timeoutMs);
+      };
       return requestToken(endpoint, params, { adoptRefreshToken });
     };
-    super(endpoint.instanceUrl, mint, o, seed === undefined ? {} : { seed: { accessToken: seed } });
+    super(endpoint.instanceUrl, mint, o, {
+      seed: seed === undefined ? undefined : { accessToken: seed },
+      secret: refreshToken,
+      identity: {
+        loginUrl: endpoint.loginUrl,
+        clientId,
+        grant: 'refresh_token',
+        user: `rt:${secretFingerprint(refreshToken)}`,
+      },
+    });
     this.#endpoint = endpoint;
     this.#state = state;
   }
@@ -106,7 +124,7 @@ export class RefreshTokenAuth extends CachingSession {
   revoke(): Promise<void> {
     return this.exclusive(async () => {
       if (this.#state.revoked) return;
-      await revokeToken(this.#endpoint, this.#state.refreshToken);
+      await revokeToken(this.#endpoint, (await this.currentSecret()) as string);
       this.#state.revoked = true;
       await this.forgetToken();
     });

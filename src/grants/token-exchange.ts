@@ -3,6 +3,7 @@ import { optionsObject, requiredString } from '../internal/options.js';
 import { within } from '../internal/timeout.js';
 import { normaliseBaseUrl } from '../internal/url.js';
 import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
+import { secretFingerprint } from '../session/shared-store.js';
 import { requestToken, type TokenEndpointOptions, tokenEndpoint } from '../token-endpoint.js';
 
 /** The `grant_type` of RFC 8693 token exchange. */
@@ -85,7 +86,14 @@ export class TokenExchangeAuth extends CachingSession {
       if (scope !== undefined) params.scope = scope;
       return requestToken(endpoint, params);
     };
-    super(endpoint.instanceUrl, mint, o);
+    // A subject token in hand identifies the user; a function's tokens change, so it needs storeKey.
+    const user =
+      typeof subject === 'string'
+        ? `${o.subjectTokenType} ${scope ?? ''} ${secretFingerprint(subject)}`
+        : undefined;
+    super(endpoint.instanceUrl, mint, o, {
+      identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'token_exchange', user },
+    });
   }
 }
 

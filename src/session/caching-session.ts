@@ -1,11 +1,17 @@
 import { Mutex } from 'async-mutex';
-import { AuthError, ConfigError, SessionClosedError } from '../errors.js';
+import { AuthError, ConfigError, SessionClosedError, TokenStoreError } from '../errors.js';
 import { checkSignal, raceAbort } from '../internal/abort.js';
-import { MAX_TIMER_MS, optionalFunction, positiveMs } from '../internal/options.js';
+import { MAX_TIMER_MS, optionalFunction, positiveMs, requiredString } from '../internal/options.js';
 import type { AuthSession, GetTokenOptions } from './auth-session.js';
 import { type Logger, type MintReason, publish } from './diagnostics.js';
 import { Redacted } from './redacted.js';
-import { type CachedToken, MemoryTokenStore, type TokenStore } from './token-store.js';
+import {
+  isSharedTokenStore,
+  type SessionIdentity,
+  type SharedTokenStore,
+  sessionKey,
+} from './shared-store.js';
+import { type CachedToken, MemoryTokenStore } from './token-store.js';
 
 /** Default local lifetime of a token whose response carries no `expires_in` (Salesforce's usual). */
 export const DEFAULT_TOKEN_TTL_MS = 30 * 60_000;
@@ -27,6 +33,12 @@ export const BACKOFF_INITIAL_MS = 1_000;
 
 /** The longest wait between failed mints (a `Retry-After` may ask for more, up to 10 minutes). */
 export const BACKOFF_MAX_MS = 60_000;
+
+/** While a shared store is unreachable, how often a session checks whether it is back. */
+export const STORE_REJOIN_INTERVAL_MS = 1_000;
+
+/** How many recently invalidated tokens a session remembers, so a shared store never hands one back. */
+const REJECTED_TOKENS_KEPT = 16;
 
 /** A server's `Retry-After` is honoured up to this long. */
 const RETRY_AFTER_CAP_MS = 10 * 60_000;
@@ -61,6 +73,21 @@ export interface CachingSessionOptions {
    * @default Date.now
    */
   now?: (() => number) | undefined;
+  /**
+   * A store shared by many processes (`RedisTokenStore` from `cirrus-auth/redis`): the fleet mints
+   * one token, invalidates it with one compare-and-swap and, for rotating refresh tokens, keeps the
+   * current refresh token there. If the store fails or is slow, the session mints in process and
+   * rejoins when it is back (a rotating refresh token is never used outside the store).
+   * @default none: the token lives in this process only
+   */
+  store?: SharedTokenStore | undefined;
+  /**
+   * With `store`: the user part of the shared key, in place of the one the grant derives (the
+   * username, or a hash of the initial refresh token). Give every process of a fleet the same
+   * value, for example the Salesforce username, when they do not all start from the same
+   * refresh token. Required for a token exchange whose subject token is a function.
+   */
+  storeKey?: string | undefined;
 }
 
 /** What a grant hands the engine: one freshly minted token. */
@@ -70,8 +97,35 @@ export interface MintedToken {
   expiresInMs?: number;
 }
 
+/** What the engine hands a grant's mint function. */
+export interface MintContext {
+  /**
+   * The grant's current single-use secret (a rotating refresh token): the one in the shared store
+   * when there is one, else the last one this process saw.
+   */
+  readonly secret: string | undefined;
+  /**
+   * Adopts a rotated secret: kept in memory and written to the shared store (under the mint lock)
+   * before it resolves. Never rejects.
+   */
+  adoptSecret(secret: string): Promise<void>;
+}
+
 /** A grant's mint function: one token request, no caching. */
-export type MintFn = () => Promise<MintedToken>;
+export type MintFn = (context: MintContext) => Promise<MintedToken>;
+
+/** What a grant tells the engine besides its mint function. */
+export interface EngineOptions {
+  /** An access token already in hand (from a code exchange, say), used until it expires or is rejected. */
+  seed?: MintedToken | undefined;
+  /** The session's identity in a shared store; a grant without one does not support `store`. */
+  identity?: (Omit<SessionIdentity, 'user'> & { user: string | undefined }) | undefined;
+  /**
+   * A single-use secret the mint consumes and may rotate (a refresh token). With a shared store it
+   * lives in the store, and no mint runs outside it.
+   */
+  secret?: string | undefined;
+}
 
 /** The margin applied to a token of lifetime `ttlMs`; see {@link EXPIRY_MARGIN_MS}. */
 export function expiryMarginMs(ttlMs: number): number {
@@ -100,7 +154,8 @@ interface Failure {
 export class CachingSession extends Redacted implements AuthSession {
   readonly instanceUrl: string;
   readonly #mint: MintFn;
-  readonly #store: TokenStore;
+  /** This process's copy of the current token. */
+  readonly #store: MemoryTokenStore;
   readonly #ttlMs: number;
   readonly #aheadMs: number;
   readonly #backoff: { initialMs: number; maxMs: number } | undefined;
@@ -122,22 +177,34 @@ export class CachingSession extends Redacted implements AuthSession {
   #failure: Failure | undefined;
   #minted = false;
   #closed = false;
+  /** The shared store and this session's key in it, when `store` was given. */
+  readonly #fleet: { store: SharedTokenStore; key: string } | undefined;
+  /** The grant's single-use secret, as last read from the store or adopted. */
+  #secret: string | undefined;
+  /** True when the last rotated secret could not be written to the shared store. */
+  #unsavedSecret = false;
+  /** True while the shared store is unreachable and this process mints on its own. */
+  #degraded = false;
+  #rejoinTimer: NodeJS.Timeout | undefined;
+  /** Tokens this process invalidated lately: a shared store that still holds one is not believed. */
+  readonly #rejected: string[] = [];
 
   /**
    * @param mint one token request of the grant; never called concurrently for one session.
-   * @param engine.seed an access token already in hand (from a code exchange, say), used until it
-   *   expires or is rejected.
+   * @param engine what the grant adds: a seed token, its shared-store identity, its secret.
    */
   constructor(
     instanceUrl: string,
     mint: MintFn,
     options: CachingSessionOptions = {},
-    engine: { store?: TokenStore; seed?: MintedToken } = {},
+    engine: EngineOptions = {},
   ) {
     super();
     this.instanceUrl = instanceUrl;
     this.#mint = mint;
-    this.#store = engine.store ?? new MemoryTokenStore();
+    this.#store = new MemoryTokenStore();
+    this.#secret = engine.secret;
+    this.#fleet = sharedOf(new.target.name, options, engine.identity);
     this.#ttlMs = positiveMs('tokenTtlMs', options.tokenTtlMs, DEFAULT_TOKEN_TTL_MS);
     this.#aheadMs =
       options.refreshAheadMs === 0
@@ -148,9 +215,10 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#now = optionalFunction('now', options.now) ?? Date.now;
     this.#realClock = options.now === undefined;
     if (engine.seed !== undefined) {
+      // Kept in this process only: writing it to a shared store would need the mint lock.
       const token = this.#cacheable(engine.seed, this.#now());
       this.#remember(token);
-      this.#lock.runExclusive(() => this.#store.set(token)).catch(() => {});
+      this.#store.set(token);
     }
   }
 
@@ -225,7 +293,19 @@ export class CachingSession extends Redacted implements AuthSession {
       hit,
     }));
     await this.#lock.runExclusive(async () => {
-      await this.#store.deleteIf(staleToken);
+      this.#store.deleteIf(staleToken);
+      const shared = this.#fleet;
+      if (shared !== undefined) {
+        this.#rejected.push(staleToken);
+        if (this.#rejected.length > REJECTED_TOKENS_KEPT) this.#rejected.shift();
+        if (!this.#degraded) {
+          try {
+            await guard(shared.store.deleteIf(shared.key, staleToken));
+          } catch (error) {
+            this.#degrade(error);
+          }
+        }
+      }
       // A mint that held the lock may have re-read the same token from a shared store.
       if (this.#hit?.token.accessToken === staleToken) this.#forgetHit();
     });
@@ -239,6 +319,7 @@ export class CachingSession extends Redacted implements AuthSession {
   async close(): Promise<void> {
     this.#closed = true;
     this.#forgetHit();
+    clearInterval(this.#rejoinTimer);
     await this.#pending?.catch(() => {});
   }
 
@@ -266,11 +347,213 @@ export class CachingSession extends Redacted implements AuthSession {
 
   /** Runs under the lock: re-check the store (another writer may have filled it), else mint. */
   async #refresh(reason: MintReason, aheadOf: string | undefined): Promise<string> {
-    const stored = await this.#store.get();
+    const shared = this.#fleet;
+    if (shared !== undefined) {
+      if (!this.#degraded) {
+        try {
+          return await this.#refreshShared(shared, reason, aheadOf);
+        } catch (error) {
+          if (!(error instanceof TokenStoreError && error.transient)) throw error;
+          this.#degrade(error);
+        }
+      }
+      // Two processes presenting the same rotating refresh token revoke its whole family: a
+      // single-use secret is only ever used under the shared lock.
+      if (this.#secret !== undefined) throw new TokenStoreError('unavailable');
+    }
+    const stored = this.#store.get();
     if (stored !== undefined && this.#now() < stored.staleAt && stored.accessToken !== aheadOf) {
       this.#remember(stored);
       return stored.accessToken;
     }
+    const token = await this.#mintToken(reason, async (secret) => {
+      this.#secret = secret;
+    });
+    this.#adopt(token);
+    return token.accessToken;
+  }
+
+  /**
+   * The fleet-wide refresh: use the shared token if it is good; else take the shared lock and mint,
+   * or wait (polling) while another process holds it. A dead holder's lock expires after
+   * `lockTtlMs`, and a waiter then takes it.
+   */
+  async #refreshShared(
+    shared: { store: SharedTokenStore; key: string },
+    reason: MintReason,
+    aheadOf: string | undefined,
+  ): Promise<string> {
+    const { store, key } = shared;
+    // Real time, not the session clock: an injected clock may stand still.
+    const giveUpAt = performance.now() + store.lockTtlMs * 3;
+    let pauseMs = 5;
+    for (;;) {
+      const slot = await guard(store.read(key));
+      const usable = this.#usable(slot.token, aheadOf);
+      if (usable !== undefined) {
+        this.#adopt(usable);
+        return usable.accessToken;
+      }
+      if (!slot.locked) {
+        const fence = await guard(store.acquire(key));
+        if (fence !== undefined) return await this.#mintHolding(shared, fence, reason, aheadOf);
+      }
+      if (performance.now() > giveUpAt) throw new TokenStoreError('lock-wait');
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      pauseMs = Math.min(pauseMs * 2, 50);
+    }
+  }
+
+  /** Mints while holding the shared lock with `fence`, renewing it until the mint settles. */
+  async #mintHolding(
+    { store, key }: { store: SharedTokenStore; key: string },
+    fence: string,
+    reason: MintReason,
+    aheadOf: string | undefined,
+  ): Promise<string> {
+    const renewal = setInterval(
+      () => {
+        store.renew(key, fence).catch(() => {});
+      },
+      Math.max(1, Math.floor(store.lockTtlMs / 3)),
+    );
+    renewal.unref();
+    try {
+      // Another process may have written between our read and our lock.
+      const slot = await guard(store.read(key));
+      const usable = this.#usable(slot.token, aheadOf);
+      if (usable !== undefined) {
+        this.#adopt(usable);
+        return usable.accessToken;
+      }
+      if (slot.secret !== undefined && !this.#unsavedSecret) this.#secret = slot.secret;
+      const token = await this.#mintToken(reason, async (secret) => {
+        this.#secret = secret;
+        this.#unsavedSecret = true;
+        if (await this.#write(store, key, fence, { secret })) this.#unsavedSecret = false;
+      });
+      this.#adopt(token);
+      const entry = this.#unsavedSecret
+        ? { token, ttlMs: token.expiresAt - this.#now(), secret: this.#secret as string }
+        : { token, ttlMs: token.expiresAt - this.#now() };
+      if (await this.#write(store, key, fence, entry)) this.#unsavedSecret = false;
+      return token.accessToken;
+    } finally {
+      clearInterval(renewal);
+      await store.release(key, fence).catch(() => {});
+    }
+  }
+
+  /** A fenced write that never throws: a failure is logged, and an unreachable store degrades. */
+  async #write(
+    store: SharedTokenStore,
+    key: string,
+    fence: string,
+    entry: Parameters<SharedTokenStore['write']>[2],
+  ): Promise<boolean> {
+    try {
+      if (await guard(store.write(key, fence, entry))) return true;
+      this.#logger?.warn?.(
+        { session: this.constructor.name, instanceUrl: this.instanceUrl },
+        'cirrus-auth: shared mint lock lost before the write',
+      );
+    } catch (error) {
+      this.#degrade(error);
+    }
+    return false;
+  }
+
+  /** A shared token this session may hand out: fresh, not the one being refreshed, not rejected. */
+  #usable(token: CachedToken | undefined, aheadOf?: string): CachedToken | undefined {
+    if (token === undefined || this.#now() >= token.staleAt) return undefined;
+    if (token.accessToken === aheadOf || this.#rejected.includes(token.accessToken))
+      return undefined;
+    return token;
+  }
+
+  /** Caches a token in this process: the lock-free fast path and the local store. */
+  #adopt(token: CachedToken): void {
+    this.#remember(token);
+    this.#store.set(token);
+  }
+
+  /** The shared store failed: mint in process from now on, and check every so often if it is back. */
+  #degrade(error: unknown): void {
+    if (this.#degraded || this.#closed) return;
+    this.#degraded = true;
+    const event = {
+      session: this.constructor.name,
+      instanceUrl: this.instanceUrl,
+      outcome: 'unavailable' as const,
+      code: errorCode(error),
+    };
+    publish('store', () => event);
+    this.#logger?.warn?.(event, 'cirrus-auth: shared token store unavailable; minting in process');
+    let probing = false;
+    this.#rejoinTimer = setInterval(() => {
+      if (probing) return;
+      probing = true;
+      this.#lock
+        .runExclusive(() => this.#rejoin())
+        .catch(() => {})
+        .finally(() => {
+          probing = false;
+        });
+    }, STORE_REJOIN_INTERVAL_MS);
+    this.#rejoinTimer.unref();
+  }
+
+  /**
+   * Runs under the lock while degraded: if the store answers, adopt its token or, when it has none,
+   * offer ours (and a rotated secret it missed), so the fleet converges on one token again.
+   */
+  async #rejoin(): Promise<void> {
+    const shared = this.#fleet;
+    if (shared === undefined || !this.#degraded || this.#closed) return;
+    const { store, key } = shared;
+    let usable: CachedToken | undefined;
+    try {
+      usable = this.#usable((await guard(store.read(key))).token);
+      if (usable === undefined || this.#unsavedSecret) {
+        const fence = await guard(store.acquire(key));
+        if (fence === undefined) return;
+        try {
+          usable = this.#usable((await guard(store.read(key))).token);
+          const local = this.#usable(this.#hit?.token);
+          const entry: { token?: CachedToken; ttlMs?: number; secret?: string } = {};
+          if (usable === undefined && local !== undefined) {
+            entry.token = local;
+            entry.ttlMs = local.expiresAt - this.#now();
+          }
+          if (this.#unsavedSecret && this.#secret !== undefined) entry.secret = this.#secret;
+          if (Object.keys(entry).length > 0 && !(await guard(store.write(key, fence, entry))))
+            return;
+          this.#unsavedSecret = false;
+        } finally {
+          await store.release(key, fence).catch(() => {});
+        }
+      }
+    } catch {
+      return;
+    }
+    if (usable !== undefined) this.#adopt(usable);
+    this.#degraded = false;
+    clearInterval(this.#rejoinTimer);
+    const event = {
+      session: this.constructor.name,
+      instanceUrl: this.instanceUrl,
+      outcome: 'rejoined' as const,
+      code: undefined,
+    };
+    publish('store', () => event);
+    this.#logger?.info?.(event, 'cirrus-auth: shared token store is back');
+  }
+
+  /** One token request, with its events, logs and backoff bookkeeping. */
+  async #mintToken(
+    reason: MintReason,
+    adoptSecret: (secret: string) => Promise<void>,
+  ): Promise<CachedToken> {
     const session = this.constructor.name;
     const instanceUrl = this.instanceUrl;
     publish('mintStart', () => ({ session, instanceUrl, reason }));
@@ -278,7 +561,8 @@ export class CachingSession extends Redacted implements AuthSession {
     const started = performance.now();
     let token: CachedToken;
     try {
-      token = this.#cacheable(await this.#mint(), startedAt);
+      const minted = await this.#mint({ secret: this.#secret, adoptSecret });
+      token = this.#cacheable(minted, startedAt);
     } catch (error) {
       const durationMs = performance.now() - started;
       const code = errorCode(error);
@@ -313,17 +597,7 @@ export class CachingSession extends Redacted implements AuthSession {
     );
     this.#failure = undefined;
     this.#minted = true;
-    this.#remember(token);
-    try {
-      await this.#store.set(token);
-    } catch (error) {
-      // The token is good and cached here; only the shared copy missed this write.
-      this.#logger?.warn?.(
-        { session, instanceUrl, code: errorCode(error) },
-        'cirrus-auth: token store write failed',
-      );
-    }
-    return token.accessToken;
+    return token;
   }
 
   /** Opens the backoff window after a failed mint. */
@@ -365,11 +639,36 @@ export class CachingSession extends Redacted implements AuthSession {
     return this.#lock.runExclusive(fn);
   }
 
-  /** Forgets the cached token, whatever it is. Call it inside {@link exclusive}. */
+  /** Forgets the cached token, here and in a shared store. Call it inside {@link exclusive}. */
   protected async forgetToken(): Promise<void> {
+    const local = this.#hit?.token.accessToken ?? this.#store.get()?.accessToken;
     this.#forgetHit();
-    const stored = await this.#store.get();
-    if (stored !== undefined) await this.#store.deleteIf(stored.accessToken);
+    if (local !== undefined) this.#store.deleteIf(local);
+    const shared = this.#fleet;
+    if (shared === undefined || this.#degraded) return;
+    try {
+      const stored = (await guard(shared.store.read(shared.key))).token;
+      if (stored !== undefined) await guard(shared.store.deleteIf(shared.key, stored.accessToken));
+    } catch (error) {
+      this.#degrade(error);
+    }
+  }
+
+  /**
+   * The grant's current single-use secret: the shared store's when it answers, else this process's.
+   * Call it inside {@link exclusive}.
+   */
+  protected async currentSecret(): Promise<string | undefined> {
+    const shared = this.#fleet;
+    if (shared !== undefined && !this.#degraded) {
+      try {
+        const slot = await guard(shared.store.read(shared.key));
+        if (slot.secret !== undefined) this.#secret = slot.secret;
+      } catch (error) {
+        this.#degrade(error);
+      }
+    }
+    return this.#secret;
   }
 
   #remember(token: CachedToken): void {
@@ -392,6 +691,34 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#hot = undefined;
     clearTimeout(this.#hotTimer);
   }
+}
+
+/** Any failure of a shared store, as a transient {@link TokenStoreError} (kept if it is one). */
+async function guard<T>(operation: Promise<T>): Promise<T> {
+  try {
+    return await operation;
+  } catch (error) {
+    if (error instanceof TokenStoreError) throw error;
+    throw new TokenStoreError('unavailable', { cause: error });
+  }
+}
+
+function sharedOf(
+  session: string,
+  options: CachingSessionOptions,
+  identity: EngineOptions['identity'],
+): { store: SharedTokenStore; key: string } | undefined {
+  const storeKey =
+    options.storeKey === undefined ? undefined : requiredString('storeKey', options.storeKey);
+  const store = options.store;
+  if (store === undefined) return undefined;
+  if (!isSharedTokenStore(store)) {
+    throw new ConfigError('store', 'must be a shared token store such as RedisTokenStore');
+  }
+  if (identity === undefined) throw new ConfigError('store', `is not supported by ${session}`);
+  const user = storeKey ?? identity.user;
+  if (user === undefined) throw new ConfigError('storeKey', `is required with store here`);
+  return { store, key: sessionKey({ ...identity, user }) };
 }
 
 function errorCode(error: unknown): string {

@@ -21,6 +21,11 @@ export const DIAGNOSTICS_CHANNELS = {
   backoff: 'cirrus-auth:backoff',
   /** {@link RetryEvent}: an adapter saw an auth failure and retried (or chose not to). */
   retry: 'cirrus-auth:retry',
+  /**
+   * {@link StoreEvent}: a shared token store became unavailable (the session now mints in process)
+   * or came back (the session rejoined the fleet).
+   */
+  store: 'cirrus-auth:store',
 } as const;
 
 /** Why a mint ran. */
@@ -66,12 +71,19 @@ export interface RetryEvent {
   retried: boolean;
 }
 
+export interface StoreEvent extends SessionEvent {
+  outcome: 'unavailable' | 'rejoined';
+  /** With `'unavailable'`: the `code` of the error that caused it. */
+  code: string | undefined;
+}
+
 const channels = {
   mintStart: channel(DIAGNOSTICS_CHANNELS.mintStart),
   mintEnd: channel(DIAGNOSTICS_CHANNELS.mintEnd),
   invalidate: channel(DIAGNOSTICS_CHANNELS.invalidate),
   backoff: channel(DIAGNOSTICS_CHANNELS.backoff),
   retry: channel(DIAGNOSTICS_CHANNELS.retry),
+  store: channel(DIAGNOSTICS_CHANNELS.store),
 };
 
 /** Publishes `event` on the named channel, building it only when someone listens. */
@@ -85,7 +97,9 @@ export function publish<K extends keyof typeof channels>(
         ? InvalidateEvent
         : K extends 'backoff'
           ? BackoffEvent
-          : RetryEvent,
+          : K extends 'store'
+            ? StoreEvent
+            : RetryEvent,
 ): void {
   const target = channels[name];
   if (target.hasSubscribers) target.publish(event());

@@ -9,22 +9,8 @@ export interface CachedToken {
   readonly refreshAt: number;
 }
 
-/**
- * Where a session keeps its current token. The default keeps it in process memory; a shared
- * store (for example one backed by Redis) implements the same three operations. Every call is made
- * under the session's mint lock, so a store sees no overlapping calls from one session.
- */
-export interface TokenStore {
-  /** The current token, if any. */
-  get(): CachedToken | undefined | Promise<CachedToken | undefined>;
-  /** Replaces the current token. */
-  set(token: CachedToken): void | Promise<void>;
-  /** Clears the current token only if it is `staleToken`; answers whether it did. */
-  deleteIf(staleToken: string): boolean | Promise<boolean>;
-}
-
-/** The default {@link TokenStore}: one token in process memory. */
-export class MemoryTokenStore implements TokenStore {
+/** One token in process memory: a session's own copy, shared store or not. */
+export class MemoryTokenStore {
   #token: CachedToken | undefined;
 
   get(): CachedToken | undefined {

@@ -105,8 +105,10 @@ describe('CachingSession', () => {
   it('still caches with a TTL of a few seconds (the margin shrinks)', async () => {
     let now = 0;
     const source = countingMint();
+    // Refresh-ahead off: this is about the margin alone.
     const session = new CachingSession(INSTANCE, source.mint, {
       tokenTtlMs: 4_000,
+      refreshAheadMs: 0,
       now: () => now,
     });
     expect(expiryMarginMs(4_000)).toBe(1_000);

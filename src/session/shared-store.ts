@@ -1,0 +1,84 @@
+import { createHash } from 'node:crypto';
+import type { CachedToken } from './token-store.js';
+
+/**
+ * What a session's shared cache entry is keyed on: the login URL, the client id, the grant and the
+ * user. `user` is a username, or a hash of a secret (never the secret itself).
+ */
+export interface SessionIdentity {
+  readonly loginUrl: string;
+  readonly clientId: string;
+  readonly grant: string;
+  readonly user: string;
+}
+
+/** One session's entry in a shared store, as read. */
+export interface SharedSlot {
+  /** The current access token, if one is stored and decrypts. */
+  readonly token: CachedToken | undefined;
+  /** The grant's current single-use secret (a rotating refresh token), if one is stored. */
+  readonly secret: string | undefined;
+  /** Whether some process holds the mint lock. */
+  readonly locked: boolean;
+}
+
+/** A fenced write: applied only while the writer still holds the lock with `fence`. */
+export interface SharedWrite {
+  readonly token?: CachedToken;
+  /** How long the shared copy of `token` lives (its remaining local lifetime). */
+  readonly ttlMs?: number;
+  readonly secret?: string;
+}
+
+/**
+ * A token store shared by many processes: what a session needs to mint once per fleet. Pass one as
+ * the `store` option of any minting session; `RedisTokenStore` from
+ * `cirrus-auth/redis` is the implementation we ship. Keys come from {@link sessionKey}; every
+ * method rejects (never hangs) when the backend is unreachable, and the session then falls back to
+ * minting in process.
+ */
+export interface SharedTokenStore {
+  /** How long a mint lock lives unless renewed: a dead holder's lock frees itself after this. */
+  readonly lockTtlMs: number;
+  /** Reads one session's entry. */
+  read(key: string): Promise<SharedSlot>;
+  /** Takes the mint lock if free, answering its fencing value, else `undefined`. */
+  acquire(key: string): Promise<string | undefined>;
+  /** Extends the lock held with `fence` by `lockTtlMs`; answers whether it was still held. */
+  renew(key: string, fence: string): Promise<boolean>;
+  /** Frees the lock if it is still held with `fence`. */
+  release(key: string, fence: string): Promise<void>;
+  /** Writes while the lock is held with `fence`; answers whether it was. */
+  write(key: string, fence: string, entry: SharedWrite): Promise<boolean>;
+  /** Clears the token only if it is still `staleToken` (compare-and-swap); answers whether it did. */
+  deleteIf(key: string, staleToken: string): Promise<boolean>;
+}
+
+/**
+ * The store key of a session: the grant in clear (for operators), then a hash of the login URL,
+ * client id and user, so no secret, username or client id is readable in the key.
+ */
+export function sessionKey(identity: SessionIdentity): string {
+  const digest = createHash('sha256')
+    .update(JSON.stringify([identity.loginUrl, identity.clientId, identity.grant, identity.user]))
+    .digest('hex')
+    .slice(0, 40);
+  return `${identity.grant}:${digest}`;
+}
+
+/** A stable, one-way stand-in for a secret in a key: its SHA-256, hex. */
+export function secretFingerprint(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+/** Whether `value` looks like a {@link SharedTokenStore}. */
+export function isSharedTokenStore(value: unknown): value is SharedTokenStore {
+  if (typeof value !== 'object' || value === null) return false;
+  const store = value as Record<string, unknown>;
+  return (
+    typeof store.lockTtlMs === 'number' &&
+    ['read', 'acquire', 'renew', 'release', 'write', 'deleteIf'].every(
+      (name) => typeof store[name] === 'function',
+    )
+  );
+}

@@ -1,0 +1,287 @@
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  randomBytes,
+  randomUUID,
+} from 'node:crypto';
+import { ConfigError, TokenStoreError } from '../errors.js';
+import { MAX_TIMER_MS, optionsObject, positiveMs } from '../internal/options.js';
+import type { SharedSlot, SharedTokenStore, SharedWrite } from '../session/shared-store.js';
+import type { CachedToken } from '../session/token-store.js';
+
+/** Default `lockTtlMs`: how long a dead mint-lock holder blocks the fleet. */
+export const DEFAULT_LOCK_TTL_MS = 10_000;
+
+/** Default `commandTimeoutMs`: a Redis command slower than this counts as Redis being down. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 1_000;
+
+/** Default `keyPrefix`. */
+export const DEFAULT_KEY_PREFIX = 'cirrus-auth:';
+
+/**
+ * The part of a Redis client `RedisTokenStore` uses, so any client works: a connected node-redis
+ * client (`redis` package, `createClient()`) has `sendCommand(args)`; an ioredis client (or
+ * `Redis.Cluster`) has `call(command, ...args)`. Either method is enough.
+ */
+export type RedisCommandClient =
+  | { sendCommand(args: string[]): Promise<unknown> }
+  | { call(command: string, ...args: string[]): Promise<unknown> };
+
+/** Options of {@link RedisTokenStore}. */
+export interface RedisTokenStoreOptions {
+  /**
+   * A connected client: node-redis (`await createClient({ url }).connect()`) or ioredis. Listen
+   * for its `error` event yourself (node-redis throws unhandled ones); the store never closes it.
+   */
+  client: RedisCommandClient;
+  /**
+   * Prefix of every key the store writes. Change it when you change `encryptionKey`: entries
+   * written under another key are refused, not guessed at.
+   * @default DEFAULT_KEY_PREFIX (`cirrus-auth:`)
+   */
+  keyPrefix?: string | undefined;
+  /**
+   * How long the mint lock lives unless its holder renews it (a live holder renews it every third
+   * of this while its token request runs). A holder that dies mid-mint blocks the others this long.
+   * @default DEFAULT_LOCK_TTL_MS (10 seconds)
+   */
+  lockTtlMs?: number | undefined;
+  /**
+   * 32 bytes (a `Uint8Array`, or a base64 or hex string: `openssl rand -base64 32`). With it,
+   * access and refresh tokens are stored AES-256-GCM encrypted and bound to their key name.
+   * Without it they are stored in clear: anyone who can read this Redis (its users, its backups, a
+   * `MONITOR` session) can use them.
+   * @default none
+   */
+  encryptionKey?: string | Uint8Array | undefined;
+  /**
+   * A command slower than this rejects, and the session falls back to minting in process.
+   * @default DEFAULT_COMMAND_TIMEOUT_MS (1 second)
+   */
+  commandTimeoutMs?: number | undefined;
+}
+
+// Lua scripts run atomically in Redis. Keys share one hash tag, so they also work on a cluster.
+const READ = `return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3])}`;
+const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+const WRITE = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4]) end
+return 1`;
+const DELETE_IF = `local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+const ENCRYPTED = 'e1.';
+const PLAIN = 'p1.';
+
+/**
+ * A token store in Redis, shared by every process and machine of a fleet: pass it as the `store`
+ * option of any minting session. The fleet then makes one token request where each process would
+ * make its own, invalidates with one compare-and-swap, and keeps a rotating refresh token in Redis,
+ * read and replaced under a fenced lock, so no two processes ever present the same one. Safe to
+ * share between sessions: each has its own entry, keyed on login URL, client id, grant and user.
+ *
+ * @example
+ * ```ts
+ * import { createClient } from 'redis';
+ * import { ClientCredentialsAuth } from 'cirrus-auth';
+ * import { RedisTokenStore } from 'cirrus-auth/redis';
+ *
+ * const client = await createClient({ url: process.env.REDIS_URL }).on('error', log).connect();
+ * const session = new ClientCredentialsAuth({
+ *   clientId, clientSecret, loginUrl, instanceUrl: loginUrl,
+ *   store: new RedisTokenStore({ client, encryptionKey: process.env.TOKEN_STORE_KEY }),
+ * });
+ * ```
+ */
+export class RedisTokenStore implements SharedTokenStore {
+  readonly lockTtlMs: number;
+  readonly #send: (args: string[]) => Promise<unknown>;
+  readonly #prefix: string;
+  readonly #key: Buffer | undefined;
+  readonly #timeoutMs: number;
+
+  constructor(options: RedisTokenStoreOptions) {
+    const o = optionsObject(options);
+    this.#send = senderOf(o.client);
+    const prefix = o.keyPrefix ?? DEFAULT_KEY_PREFIX;
+    if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
+      throw new ConfigError('keyPrefix', 'must be a string without braces');
+    }
+    this.#prefix = prefix;
+    this.lockTtlMs = positiveMs('lockTtlMs', o.lockTtlMs, DEFAULT_LOCK_TTL_MS, MAX_TIMER_MS);
+    this.#timeoutMs = positiveMs(
+      'commandTimeoutMs',
+      o.commandTimeoutMs,
+      DEFAULT_COMMAND_TIMEOUT_MS,
+      MAX_TIMER_MS,
+    );
+    this.#key = o.encryptionKey === undefined ? undefined : keyOf(o.encryptionKey);
+  }
+
+  async read(key: string): Promise<SharedSlot> {
+    const names = this.#names(key);
+    const reply = await this.#command(['EVAL', READ, '3', names.token, names.secret, names.lock]);
+    const [token, secret, locked] = Array.isArray(reply) ? reply : [];
+    return {
+      token: typeof token === 'string' ? this.#tokenOf(names.token, token) : undefined,
+      secret: typeof secret === 'string' ? this.#open(names.secret, secret) : undefined,
+      locked: Number(locked) === 1,
+    };
+  }
+
+  async acquire(key: string): Promise<string | undefined> {
+    const fence = randomUUID();
+    const { lock } = this.#names(key);
+    const reply = await this.#command(['SET', lock, fence, 'NX', 'PX', String(this.lockTtlMs)]);
+    return reply === 'OK' ? fence : undefined;
+  }
+
+  async renew(key: string, fence: string): Promise<boolean> {
+    const { lock } = this.#names(key);
+    return (
+      Number(await this.#command(['EVAL', RENEW, '1', lock, fence, String(this.lockTtlMs)])) === 1
+    );
+  }
+
+  async release(key: string, fence: string): Promise<void> {
+    await this.#command(['EVAL', RELEASE, '1', this.#names(key).lock, fence]);
+  }
+
+  async write(key: string, fence: string, entry: SharedWrite): Promise<boolean> {
+    const names = this.#names(key);
+    const ttlMs = Math.floor(entry.ttlMs ?? 0);
+    const token =
+      entry.token !== undefined && ttlMs > 0
+        ? `${this.#fingerprint(entry.token.accessToken)}|${this.#seal(names.token, JSON.stringify(entry.token))}`
+        : '';
+    const secret = entry.secret === undefined ? '' : this.#seal(names.secret, entry.secret);
+    const args = [names.lock, names.token, names.secret, fence, token, String(ttlMs), secret];
+    return Number(await this.#command(['EVAL', WRITE, '3', ...args])) === 1;
+  }
+
+  async deleteIf(key: string, staleToken: string): Promise<boolean> {
+    const { token } = this.#names(key);
+    const prefix = `${this.#fingerprint(staleToken)}|`;
+    return Number(await this.#command(['EVAL', DELETE_IF, '1', token, prefix])) === 1;
+  }
+
+  /** `util.inspect` and `JSON.stringify` show the prefix only, never the encryption key. */
+  toJSON(): { type: string; keyPrefix: string; encrypted: boolean } {
+    return { type: 'RedisTokenStore', keyPrefix: this.#prefix, encrypted: this.#key !== undefined };
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `RedisTokenStore { keyPrefix: '${this.#prefix}', encrypted: ${this.#key !== undefined} }`;
+  }
+
+  #names(key: string): { token: string; secret: string; lock: string } {
+    const base = `${this.#prefix}{${key}}`;
+    return { token: `${base}:token`, secret: `${base}:refresh`, lock: `${base}:lock` };
+  }
+
+  /** One command, or a transient TokenStoreError when it fails or outlives commandTimeoutMs. */
+  async #command(args: string[]): Promise<unknown> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TokenStoreError('unavailable')), this.#timeoutMs);
+    });
+    try {
+      return await Promise.race([this.#send(args), timeout]);
+    } catch (error) {
+      if (error instanceof TokenStoreError) throw error;
+      // A client error may quote the command it failed on: keep only its name and class.
+      const cause = new Error(`${args[0]} failed: ${(error as Error)?.name ?? 'Error'}`);
+      throw new TokenStoreError('unavailable', { cause });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** What the compare-and-swap compares: a one-way digest of the token, keyed when encrypting. */
+  #fingerprint(accessToken: string): string {
+    const digest =
+      this.#key === undefined
+        ? createHash('sha256').update(accessToken)
+        : createHmac('sha256', this.#key).update(accessToken);
+    return digest.digest('hex').slice(0, 32);
+  }
+
+  #tokenOf(name: string, value: string): CachedToken | undefined {
+    const bar = value.indexOf('|');
+    const json = this.#open(name, value.slice(bar + 1));
+    let token: CachedToken;
+    try {
+      token = JSON.parse(json) as CachedToken;
+    } catch {
+      return undefined; // not ours: treated as no token, and overwritten by the next mint
+    }
+    const valid =
+      typeof token === 'object' &&
+      token !== null &&
+      typeof token.accessToken === 'string' &&
+      [token.expiresAt, token.staleAt, token.refreshAt].every(Number.isFinite);
+    return valid ? token : undefined;
+  }
+
+  #seal(name: string, plaintext: string): string {
+    if (this.#key === undefined) return PLAIN + plaintext;
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
+    cipher.setAAD(Buffer.from(name));
+    const sealed = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    return ENCRYPTED + Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString('base64url');
+  }
+
+  /** Opens a sealed value; one this process cannot open is a TokenStoreError, never a guess. */
+  #open(name: string, value: string): string {
+    if (this.#key === undefined) {
+      if (value.startsWith(PLAIN)) return value.slice(PLAIN.length);
+      throw new TokenStoreError('undecryptable');
+    }
+    if (!value.startsWith(ENCRYPTED)) throw new TokenStoreError('undecryptable');
+    try {
+      const bytes = Buffer.from(value.slice(ENCRYPTED.length), 'base64url');
+      const decipher = createDecipheriv('aes-256-gcm', this.#key, bytes.subarray(0, 12));
+      decipher.setAAD(Buffer.from(name));
+      decipher.setAuthTag(bytes.subarray(12, 28));
+      return Buffer.concat([decipher.update(bytes.subarray(28)), decipher.final()]).toString(
+        'utf8',
+      );
+    } catch {
+      throw new TokenStoreError('undecryptable');
+    }
+  }
+}
+
+function senderOf(client: unknown): (args: string[]) => Promise<unknown> {
+  const c = client as Record<string, unknown> | null;
+  // ioredis first: it has a sendCommand too, taking a Command object.
+  if (typeof c === 'object' && c !== null && typeof c.call === 'function') {
+    const call = c.call as (command: string, ...args: string[]) => Promise<unknown>;
+    return ([command, ...args]) => call.call(c, command as string, ...args);
+  }
+  if (typeof c === 'object' && c !== null && typeof c.sendCommand === 'function') {
+    const send = c.sendCommand as (args: string[]) => Promise<unknown>;
+    return (args) => send.call(c, args);
+  }
+  throw new ConfigError('client', 'must be a node-redis or ioredis client (sendCommand or call)');
+}
+
+function keyOf(value: unknown): Buffer {
+  let key: Buffer | undefined;
+  if (value instanceof Uint8Array) key = Buffer.from(value);
+  else if (typeof value === 'string' && /^[0-9a-f]{64}$/i.test(value))
+    key = Buffer.from(value, 'hex');
+  else if (typeof value === 'string') key = Buffer.from(value, 'base64');
+  if (key?.length !== 32) {
+    throw new ConfigError('encryptionKey', 'must be 32 bytes: a Uint8Array, base64 or hex string');
+  }
+  return key;
+}

@@ -1,0 +1,103 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const CHILD = fileURLToPath(new URL('./fleet-child.mjs', import.meta.url));
+
+/** What a fleet process is started with (see fleet-child.mjs). */
+export interface FleetConfig {
+  redisUrl: string;
+  client?: 'redis' | 'ioredis';
+  grant?: 'client_credentials' | 'refresh_token';
+  clientId: string;
+  clientSecret: string;
+  loginUrl: string;
+  instanceUrl: string;
+  refreshToken?: string;
+  storeKey?: string;
+  lockTtlMs?: number;
+  commandTimeoutMs?: number;
+  encryptionKey?: string;
+}
+
+/** An event a fleet process reported on its own. */
+export type FleetEvent =
+  | { type: 'mintStart'; pid: number }
+  | { type: 'store'; outcome: 'unavailable' | 'rejoined' }
+  | { type: 'rotated'; token: string };
+
+export interface FleetMember {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly events: FleetEvent[];
+  /** Sends a command and resolves with the child's answer (rejects with its error). */
+  ask<T = Record<string, unknown>>(cmd: string, args?: Record<string, unknown>): Promise<T>;
+}
+
+/** Forks `size` fleet processes, each with its own session on the shared store. */
+export async function startFleet(size: number, config: FleetConfig): Promise<FleetMember[]> {
+  return Promise.all(Array.from({ length: size }, () => startMember(config)));
+}
+
+async function startMember(config: FleetConfig): Promise<FleetMember> {
+  const child = fork(CHILD, [], {
+    env: { ...process.env, FLEET_CONFIG: JSON.stringify(config) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const events: FleetEvent[] = [];
+  const waiting = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
+  let nextId = 0;
+  const pid = await new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`fleet process exited early (${code})`)));
+    child.on(
+      'message',
+      (message: { type: string; id?: number; ok?: boolean } & Record<string, unknown>) => {
+        if (message.type === 'ready') resolve(message.pid as number);
+        else if (message.type === 'reply') {
+          const pending = waiting.get(message.id as number);
+          waiting.delete(message.id as number);
+          if (message.ok) pending?.resolve(message.result);
+          else pending?.reject(Object.assign(new Error('fleet command failed'), message.error));
+        } else events.push(message as unknown as FleetEvent);
+      },
+    );
+  });
+  child.on('exit', () => {
+    for (const pending of waiting.values()) pending.reject(new Error('fleet process exited'));
+    waiting.clear();
+  });
+  return {
+    child,
+    pid,
+    events,
+    ask<T>(cmd: string, args: Record<string, unknown> = {}) {
+      const id = nextId++;
+      return new Promise<T>((resolve, reject) => {
+        waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+        child.send({ ...args, cmd, id });
+      });
+    },
+  };
+}
+
+/** Asks every live member to exit, and kills any that does not within a second. */
+export async function stopFleet(fleet: readonly FleetMember[]): Promise<void> {
+  await Promise.all(
+    fleet.map(async (member) => {
+      if (member.child.exitCode !== null || member.child.signalCode !== null) return;
+      const exited = new Promise((resolve) => member.child.once('exit', resolve));
+      member.ask('exit').catch(() => {});
+      const timer = setTimeout(() => member.child.kill('SIGKILL'), 1_000);
+      await exited;
+      clearTimeout(timer);
+    }),
+  );
+}
+
+/** Polls `check` every 20 ms until it is true, or fails after `timeoutMs`. */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
