@@ -8,7 +8,7 @@ export interface RedisServer {
   readonly url: string;
   /** Kills the server (SIGKILL: clients see the connection drop, no goodbye). */
   stop(): Promise<void>;
-  /** Starts it again on the same port, empty. */
+  /** Starts it again on the same port, empty (does nothing while it runs). */
   start(): Promise<void>;
   /** Sends a raw command over a fresh connection; answers the raw reply text. */
   command(...args: string[]): Promise<string>;
@@ -43,6 +43,7 @@ export async function startRedis(): Promise<RedisServer> {
   let child: ChildProcess | undefined;
 
   const start = async () => {
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) return;
     const args = [
       '--port',
       String(port),

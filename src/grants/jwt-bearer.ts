@@ -70,6 +70,7 @@ export class JwtBearerAuth extends CachingSession {
     };
     super(endpoint.instanceUrl, mint, o, {
       identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'jwt_bearer', user: username },
+      mintTimeoutMs: endpoint.timeoutMs,
     });
   }
 }

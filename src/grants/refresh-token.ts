@@ -105,6 +105,7 @@ export class RefreshTokenAuth extends CachingSession {
     super(endpoint.instanceUrl, mint, o, {
       seed: seed === undefined ? undefined : { accessToken: seed },
       secret: refreshToken,
+      mintTimeoutMs: endpoint.timeoutMs,
       identity: {
         loginUrl: endpoint.loginUrl,
         clientId,

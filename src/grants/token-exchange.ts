@@ -93,6 +93,7 @@ export class TokenExchangeAuth extends CachingSession {
         : undefined;
     super(endpoint.instanceUrl, mint, o, {
       identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'token_exchange', user },
+      mintTimeoutMs: endpoint.timeoutMs,
     });
   }
 }

@@ -37,6 +37,9 @@ export const BACKOFF_MAX_MS = 60_000;
 /** While a shared store is unreachable, how often a session checks whether it is back. */
 export const STORE_REJOIN_INTERVAL_MS = 1_000;
 
+/** The mint timeout assumed for a grant that does not tell (the token endpoint's default). */
+const DEFAULT_MINT_TIMEOUT_MS = 30_000;
+
 /** How many recently invalidated tokens a session remembers, so a shared store never hands one back. */
 const REJECTED_TOKENS_KEPT = 16;
 
@@ -125,6 +128,11 @@ export interface EngineOptions {
    * lives in the store, and no mint runs outside it.
    */
   secret?: string | undefined;
+  /**
+   * The longest one mint may take (the grant's request timeout): a process waiting for another's
+   * mint gives up after twice this (the request, then the rotation handler) plus the lock's TTL.
+   */
+  mintTimeoutMs?: number | undefined;
 }
 
 /** The margin applied to a token of lifetime `ttlMs`; see {@link EXPIRY_MARGIN_MS}. */
@@ -188,6 +196,7 @@ export class CachingSession extends Redacted implements AuthSession {
   #rejoinTimer: NodeJS.Timeout | undefined;
   /** Tokens this process invalidated lately: a shared store that still holds one is not believed. */
   readonly #rejected: string[] = [];
+  readonly #mintTimeoutMs: number;
 
   /**
    * @param mint one token request of the grant; never called concurrently for one session.
@@ -204,6 +213,7 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#mint = mint;
     this.#store = new MemoryTokenStore();
     this.#secret = engine.secret;
+    this.#mintTimeoutMs = engine.mintTimeoutMs ?? DEFAULT_MINT_TIMEOUT_MS;
     this.#fleet = sharedOf(new.target.name, options, engine.identity);
     this.#ttlMs = positiveMs('tokenTtlMs', options.tokenTtlMs, DEFAULT_TOKEN_TTL_MS);
     this.#aheadMs =
@@ -384,11 +394,15 @@ export class CachingSession extends Redacted implements AuthSession {
     aheadOf: string | undefined,
   ): Promise<string> {
     const { store, key } = shared;
-    // Real time, not the session clock: an injected clock may stand still.
-    const giveUpAt = performance.now() + store.lockTtlMs * 3;
+    // Real time, not the session clock: an injected clock may stand still. A live holder renews
+    // its lock until its mint and rotation handler are done, each bounded by the mint timeout.
+    const giveUpAt = performance.now() + 2 * this.#mintTimeoutMs + store.lockTtlMs;
     let pauseMs = 5;
     for (;;) {
       const slot = await guard(store.read(key));
+      // Remember the fleet's current secret even when not minting: should Redis lose it, the
+      // newest one this process saw is the best guess left.
+      if (slot.secret !== undefined && !this.#unsavedSecret) this.#secret = slot.secret;
       const usable = this.#usable(slot.token, aheadOf);
       if (usable !== undefined) {
         this.#adopt(usable);
