@@ -24,6 +24,17 @@ export function haveRedisServer(): boolean {
   }
 }
 
+/**
+ * Whether the Redis tests run: when `redis-server` is installed, or when `.ci/run` demands it
+ * (`CIRRUS_REQUIRE_SERVICES=1`: a missing server then fails the tests instead of skipping them).
+ */
+export const redisTestsRun = haveRedisServer() || process.env.CIRRUS_REQUIRE_SERVICES === '1';
+if (!redisTestsRun) {
+  console.warn(
+    'SKIPPED: the Redis tests need redis-server (apt-get install redis-server); .ci/run installs it',
+  );
+}
+
 async function freePort(): Promise<number> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
@@ -77,6 +88,8 @@ export async function startRedis(): Promise<RedisServer> {
     started.stdout?.resume();
     started.stderr?.resume();
   };
+  // A worker that dies without running afterAll must not leave a server behind.
+  process.once('exit', () => child?.kill('SIGKILL'));
 
   const stop = async () => {
     const running = child;

@@ -16,7 +16,7 @@ if (executablePath === undefined) {
   );
 }
 
-describe.skipIf(executablePath === undefined)(
+describe.skipIf(executablePath === undefined && process.env.CIRRUS_REQUIRE_SERVICES !== '1')(
   'web server login example in headless Chromium',
   () => {
     const fx = useFakeOrg();

@@ -15,337 +15,342 @@ import {
 } from '../../src/index.js';
 import { RedisTokenStore } from '../../src/stores/redis.js';
 import { useFakeOrg } from '../_org.js';
-import { type RedisServer, startRedis } from '../_redis.js';
+import { type RedisServer, redisTestsRun, startRedis } from '../_redis.js';
 import { caught, expectNoSecrets } from '../_secrets.js';
 import { until } from './_fleet.js';
 
-// Several sessions on one store in one process behave as several processes would: each has its
-// own engine, lock and memory; only Redis is shared. The multi-process proofs are in fleet.test.ts.
-const fixture = useFakeOrg();
-let redis: RedisServer;
-const clientFor = (url: string) =>
-  createClient({
-    url,
-    disableOfflineQueue: true,
-    socket: { reconnectStrategy: () => 50, connectTimeout: 300 },
-  }).on('error', () => {});
-let client: ReturnType<typeof clientFor>;
-const KEY = Buffer.alloc(32, 7).toString('base64');
+describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => {
+  // Several sessions on one store in one process behave as several processes would: each has its
+  // own engine, lock and memory; only Redis is shared. The multi-process proofs are in fleet.test.ts.
+  const fixture = useFakeOrg();
+  let redis: RedisServer;
+  const clientFor = (url: string) =>
+    createClient({
+      url,
+      disableOfflineQueue: true,
+      socket: { reconnectStrategy: () => 50, connectTimeout: 300 },
+    }).on('error', () => {});
+  let client: ReturnType<typeof clientFor>;
+  const KEY = Buffer.alloc(32, 7).toString('base64');
 
-beforeAll(async () => {
-  redis = await startRedis();
-  client = clientFor(redis.url);
-  await client.connect();
-});
-afterAll(async () => {
-  await client?.close().catch(() => {});
-  await redis?.stop();
-});
-/** Sessions a test opened: closed after it, so none probes Redis during the next test. */
-const opened: { close(): Promise<void> }[] = [];
-function open<T extends { close(): Promise<void> }>(session: T): T {
-  opened.push(session);
-  return session;
-}
+  beforeAll(async () => {
+    redis = await startRedis();
+    client = clientFor(redis.url);
+    await client.connect();
+  });
+  afterAll(async () => {
+    await client?.close().catch(() => {});
+    await redis?.stop();
+  });
+  /** Sessions a test opened: closed after it, so none probes Redis during the next test. */
+  const opened: { close(): Promise<void> }[] = [];
+  function open<T extends { close(): Promise<void> }>(session: T): T {
+    opened.push(session);
+    return session;
+  }
 
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((session) => session.close()));
-  await redis.start();
-  await until(() => client.isReady);
-  await client.sendCommand(['FLUSHALL']);
-});
-
-function refreshingOn(store: RedisTokenStore) {
-  const refreshing = fixture.refreshing({ store });
-  open(refreshing.session);
-  return refreshing;
-}
-
-/** Every key and value in Redis, as text. */
-async function dump(): Promise<string[]> {
-  const keys = (await client.sendCommand(['KEYS', '*'])) as string[];
-  const values = await Promise.all(keys.map((key) => client.sendCommand(['GET', key])));
-  return [...keys, ...values.map(String)];
-}
-
-describe('RedisTokenStore', () => {
-  it('rejects bad options with ConfigError naming them, at construction', () => {
-    const bad: [string, () => unknown][] = [
-      ['options', () => new RedisTokenStore(undefined as never)],
-      ['client', () => new RedisTokenStore({ client: {} as never })],
-      ['client', () => new RedisTokenStore({ client: undefined as never })],
-      ['keyPrefix', () => new RedisTokenStore({ client, keyPrefix: 'a{b}' })],
-      ['keyPrefix', () => new RedisTokenStore({ client, keyPrefix: 3 as never })],
-      ['lockTtlMs', () => new RedisTokenStore({ client, lockTtlMs: 0 })],
-      ['lockTtlMs', () => new RedisTokenStore({ client, lockTtlMs: 1.5 })],
-      ['commandTimeoutMs', () => new RedisTokenStore({ client, commandTimeoutMs: -1 })],
-      ['encryptionKey', () => new RedisTokenStore({ client, encryptionKey: 'c2hvcnQ=' })],
-      ['encryptionKey', () => new RedisTokenStore({ client, encryptionKey: new Uint8Array(16) })],
-      ['encryptionKey', () => new RedisTokenStore({ client, encryptionKey: 42 as never })],
-    ];
-    for (const [option, construct] of bad) {
-      let error: unknown;
-      try {
-        construct();
-      } catch (e) {
-        error = e;
-      }
-      expect(error, option).toBeInstanceOf(ConfigError);
-      expect((error as ConfigError).option).toBe(option);
-    }
-    // 32 bytes as bytes, base64 or hex are all fine.
-    new RedisTokenStore({ client, encryptionKey: new Uint8Array(32) });
-    new RedisTokenStore({ client, encryptionKey: 'ab'.repeat(32) });
-    new RedisTokenStore({ client, encryptionKey: KEY });
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((session) => session.close()));
+    await redis.start();
+    await until(() => client.isReady);
+    await client.sendCommand(['FLUSHALL']);
   });
 
-  it('rejects a store that is not one, and sessions that cannot share one', () => {
-    const { org } = fixture;
-    expect(() => fixture.session({ store: {} as never })).toThrow(
-      expect.objectContaining({ option: 'store' }),
-    );
-    const store = new RedisTokenStore({ client });
-    expect(
-      () =>
-        new TokenExchangeAuth({
-          clientId: org.clientId,
-          instanceUrl: org.instanceUrl,
-          subjectToken: () => 'changes every time',
-          subjectTokenType: SubjectTokenType.ACCESS_TOKEN,
+  function refreshingOn(store: RedisTokenStore) {
+    const refreshing = fixture.refreshing({ store });
+    open(refreshing.session);
+    return refreshing;
+  }
+
+  /** Every key and value in Redis, as text. */
+  async function dump(): Promise<string[]> {
+    const keys = (await client.sendCommand(['KEYS', '*'])) as string[];
+    const values = await Promise.all(keys.map((key) => client.sendCommand(['GET', key])));
+    return [...keys, ...values.map(String)];
+  }
+
+  describe('RedisTokenStore', () => {
+    it('rejects bad options with ConfigError naming them, at construction', () => {
+      const bad: [string, () => unknown][] = [
+        ['options', () => new RedisTokenStore(undefined as never)],
+        ['client', () => new RedisTokenStore({ client: {} as never })],
+        ['client', () => new RedisTokenStore({ client: undefined as never })],
+        ['keyPrefix', () => new RedisTokenStore({ client, keyPrefix: 'a{b}' })],
+        ['keyPrefix', () => new RedisTokenStore({ client, keyPrefix: 3 as never })],
+        ['lockTtlMs', () => new RedisTokenStore({ client, lockTtlMs: 0 })],
+        ['lockTtlMs', () => new RedisTokenStore({ client, lockTtlMs: 1.5 })],
+        ['commandTimeoutMs', () => new RedisTokenStore({ client, commandTimeoutMs: -1 })],
+        ['encryptionKey', () => new RedisTokenStore({ client, encryptionKey: 'c2hvcnQ=' })],
+        ['encryptionKey', () => new RedisTokenStore({ client, encryptionKey: new Uint8Array(16) })],
+        ['encryptionKey', () => new RedisTokenStore({ client, encryptionKey: 42 as never })],
+      ];
+      for (const [option, construct] of bad) {
+        let error: unknown;
+        try {
+          construct();
+        } catch (e) {
+          error = e;
+        }
+        expect(error, option).toBeInstanceOf(ConfigError);
+        expect((error as ConfigError).option).toBe(option);
+      }
+      // 32 bytes as bytes, base64 or hex are all fine.
+      new RedisTokenStore({ client, encryptionKey: new Uint8Array(32) });
+      new RedisTokenStore({ client, encryptionKey: 'ab'.repeat(32) });
+      new RedisTokenStore({ client, encryptionKey: KEY });
+    });
+
+    it('rejects a store that is not one, and sessions that cannot share one', () => {
+      const { org } = fixture;
+      expect(() => fixture.session({ store: {} as never })).toThrow(
+        expect.objectContaining({ option: 'store' }),
+      );
+      const store = new RedisTokenStore({ client });
+      expect(
+        () =>
+          new TokenExchangeAuth({
+            clientId: org.clientId,
+            instanceUrl: org.instanceUrl,
+            subjectToken: () => 'changes every time',
+            subjectTokenType: SubjectTokenType.ACCESS_TOKEN,
+            store,
+          }),
+      ).toThrow(expect.objectContaining({ option: 'storeKey' }));
+      expect(() => fixture.session({ store, storeKey: '' })).toThrow(
+        expect.objectContaining({ option: 'storeKey' }),
+      );
+    });
+
+    it('keys name the grant and hash the rest: no client id, username or secret in clear', () => {
+      const identity = {
+        loginUrl: 'https://acme.my.salesforce.com',
+        clientId: '3MVG9-consumer-key',
+        grant: 'jwt_bearer',
+        user: 'integration@acme.com',
+      };
+      const key = sessionKey(identity);
+      expect(key).toMatch(/^jwt_bearer:[0-9a-f]{40}$/);
+      expect(sessionKey({ ...identity, user: 'other@acme.com' })).not.toBe(key);
+      expect(sessionKey({ ...identity, clientId: 'another-app' })).not.toBe(key);
+      expect(sessionKey({ ...identity, loginUrl: 'https://test.salesforce.com' })).not.toBe(key);
+      expect(sessionKey({ ...identity, grant: 'client_credentials' })).not.toBe(key);
+    });
+
+    it('two sessions share one token; compare-and-swap invalidation: 50 invalidations, 1 re-mint', async () => {
+      const store = new RedisTokenStore({ client });
+      const sessions = Array.from({ length: 50 }, () => open(fixture.session({ store })));
+      const first = await Promise.all(sessions.map((s) => s.getToken()));
+      expect(new Set(first).size).toBe(1);
+      expect(fixture.org.stats.tokenRequests).toBe(1);
+      // A token that is not the stored one changes nothing.
+      await sessions[0]?.invalidate('not-the-token');
+      expect(fixture.org.stats.tokenRequests).toBe(1);
+      await Promise.all(sessions.map((s) => s.invalidate(first[0] as string)));
+      const second = await Promise.all(sessions.map((s) => s.getToken()));
+      expect(new Set(second).size).toBe(1);
+      expect(second[0]).not.toBe(first[0]);
+      expect(fixture.org.stats.tokenRequests).toBe(2);
+    });
+
+    it('a live holder renews its lock: a mint slower than lockTtlMs is still the only one', async () => {
+      const store = new RedisTokenStore({ client, lockTtlMs: 200 });
+      fixture.org.setTokenDelay(900);
+      const sessions = Array.from({ length: 4 }, () => open(fixture.session({ store })));
+      const tokens = await Promise.all(sessions.map((s) => s.getToken()));
+      expect(new Set(tokens).size).toBe(1);
+      expect(fixture.org.stats.tokenRequests).toBe(1);
+    });
+
+    it('separate key prefixes are separate caches', async () => {
+      const a = open(fixture.session({ store: new RedisTokenStore({ client, keyPrefix: 'a:' }) }));
+      const b = open(fixture.session({ store: new RedisTokenStore({ client, keyPrefix: 'b:' }) }));
+      expect(await a.getToken()).not.toBe(await b.getToken());
+      expect(fixture.org.stats.tokenRequests).toBe(2);
+    });
+
+    it('works the same through an ioredis client', async () => {
+      const io = new Redis(redis.port, '127.0.0.1', { lazyConnect: false });
+      try {
+        const store = new RedisTokenStore({ client: io });
+        const viaNodeRedis = open(fixture.session({ store: new RedisTokenStore({ client }) }));
+        const viaIoredis = open(fixture.session({ store }));
+        expect(await viaIoredis.getToken()).toBe(await viaNodeRedis.getToken());
+        expect(fixture.org.stats.tokenRequests).toBe(1);
+      } finally {
+        io.disconnect();
+      }
+    });
+  });
+
+  describe('secrets at rest', () => {
+    it('with encryptionKey, Redis holds no token, refresh token or secret in clear', async () => {
+      const store = new RedisTokenStore({ client, encryptionKey: KEY });
+      const { session, rotated, refreshToken } = refreshingOn(store);
+      const token = await session.getToken();
+      expect(rotated).toHaveLength(1);
+      const everything = (await dump()).join('\n');
+      expect(everything).toContain(':refresh');
+      for (const secret of [token, refreshToken, rotated[0] as string, fixture.org.clientSecret]) {
+        expect(everything).not.toContain(secret);
+      }
+      expect(everything).not.toContain(fixture.org.clientId);
+      // A second session (another process) reads it back through the same key.
+      const other = open(
+        new RefreshTokenAuth({
+          clientId: fixture.org.clientId,
+          clientSecret: fixture.org.clientSecret,
+          refreshToken,
+          loginUrl: fixture.org.loginUrl,
+          instanceUrl: fixture.org.instanceUrl,
           store,
         }),
-    ).toThrow(expect.objectContaining({ option: 'storeKey' }));
-    expect(() => fixture.session({ store, storeKey: '' })).toThrow(
-      expect.objectContaining({ option: 'storeKey' }),
-    );
-  });
-
-  it('keys name the grant and hash the rest: no client id, username or secret in clear', () => {
-    const identity = {
-      loginUrl: 'https://acme.my.salesforce.com',
-      clientId: '3MVG9-consumer-key',
-      grant: 'jwt_bearer',
-      user: 'integration@acme.com',
-    };
-    const key = sessionKey(identity);
-    expect(key).toMatch(/^jwt_bearer:[0-9a-f]{40}$/);
-    expect(sessionKey({ ...identity, user: 'other@acme.com' })).not.toBe(key);
-    expect(sessionKey({ ...identity, clientId: 'another-app' })).not.toBe(key);
-    expect(sessionKey({ ...identity, loginUrl: 'https://test.salesforce.com' })).not.toBe(key);
-    expect(sessionKey({ ...identity, grant: 'client_credentials' })).not.toBe(key);
-  });
-
-  it('two sessions share one token; compare-and-swap invalidation: 50 invalidations, 1 re-mint', async () => {
-    const store = new RedisTokenStore({ client });
-    const sessions = Array.from({ length: 50 }, () => open(fixture.session({ store })));
-    const first = await Promise.all(sessions.map((s) => s.getToken()));
-    expect(new Set(first).size).toBe(1);
-    expect(fixture.org.stats.tokenRequests).toBe(1);
-    // A token that is not the stored one changes nothing.
-    await sessions[0]?.invalidate('not-the-token');
-    expect(fixture.org.stats.tokenRequests).toBe(1);
-    await Promise.all(sessions.map((s) => s.invalidate(first[0] as string)));
-    const second = await Promise.all(sessions.map((s) => s.getToken()));
-    expect(new Set(second).size).toBe(1);
-    expect(second[0]).not.toBe(first[0]);
-    expect(fixture.org.stats.tokenRequests).toBe(2);
-  });
-
-  it('a live holder renews its lock: a mint slower than lockTtlMs is still the only one', async () => {
-    const store = new RedisTokenStore({ client, lockTtlMs: 200 });
-    fixture.org.setTokenDelay(900);
-    const sessions = Array.from({ length: 4 }, () => open(fixture.session({ store })));
-    const tokens = await Promise.all(sessions.map((s) => s.getToken()));
-    expect(new Set(tokens).size).toBe(1);
-    expect(fixture.org.stats.tokenRequests).toBe(1);
-  });
-
-  it('separate key prefixes are separate caches', async () => {
-    const a = open(fixture.session({ store: new RedisTokenStore({ client, keyPrefix: 'a:' }) }));
-    const b = open(fixture.session({ store: new RedisTokenStore({ client, keyPrefix: 'b:' }) }));
-    expect(await a.getToken()).not.toBe(await b.getToken());
-    expect(fixture.org.stats.tokenRequests).toBe(2);
-  });
-
-  it('works the same through an ioredis client', async () => {
-    const io = new Redis(redis.port, '127.0.0.1', { lazyConnect: false });
-    try {
-      const store = new RedisTokenStore({ client: io });
-      const viaNodeRedis = open(fixture.session({ store: new RedisTokenStore({ client }) }));
-      const viaIoredis = open(fixture.session({ store }));
-      expect(await viaIoredis.getToken()).toBe(await viaNodeRedis.getToken());
+      );
+      expect(await other.getToken()).toBe(token);
       expect(fixture.org.stats.tokenRequests).toBe(1);
-    } finally {
-      io.disconnect();
-    }
-  });
-});
-
-describe('secrets at rest', () => {
-  it('with encryptionKey, Redis holds no token, refresh token or secret in clear', async () => {
-    const store = new RedisTokenStore({ client, encryptionKey: KEY });
-    const { session, rotated, refreshToken } = refreshingOn(store);
-    const token = await session.getToken();
-    expect(rotated).toHaveLength(1);
-    const everything = (await dump()).join('\n');
-    expect(everything).toContain(':refresh');
-    for (const secret of [token, refreshToken, rotated[0] as string, fixture.org.clientSecret]) {
-      expect(everything).not.toContain(secret);
-    }
-    expect(everything).not.toContain(fixture.org.clientId);
-    // A second session (another process) reads it back through the same key.
-    const other = open(
-      new RefreshTokenAuth({
-        clientId: fixture.org.clientId,
-        clientSecret: fixture.org.clientSecret,
-        refreshToken,
-        loginUrl: fixture.org.loginUrl,
-        instanceUrl: fixture.org.instanceUrl,
-        store,
-      }),
-    );
-    expect(await other.getToken()).toBe(token);
-    expect(fixture.org.stats.tokenRequests).toBe(1);
-  });
-
-  it('without encryptionKey, values are in clear (as documented) but keys still hold no secret', async () => {
-    const { session, rotated } = refreshingOn(new RedisTokenStore({ client }));
-    const token = await session.getToken();
-    const keys = ((await client.sendCommand(['KEYS', '*'])) as string[]).join('\n');
-    const values = (await dump()).join('\n');
-    expect(values).toContain(token);
-    expect(values).toContain(rotated[0]);
-    for (const secret of [token, rotated[0] as string, fixture.org.clientSecret]) {
-      expect(keys).not.toContain(secret);
-    }
-  });
-
-  it('a process with another encryptionKey gets a typed, non-transient error and mints nothing', async () => {
-    const { session, refreshToken } = refreshingOn(
-      new RedisTokenStore({ client, encryptionKey: KEY }),
-    );
-    const token = await session.getToken();
-    const intruder = open(
-      new RefreshTokenAuth({
-        clientId: fixture.org.clientId,
-        clientSecret: fixture.org.clientSecret,
-        refreshToken,
-        loginUrl: fixture.org.loginUrl,
-        instanceUrl: fixture.org.instanceUrl,
-        store: new RedisTokenStore({ client, encryptionKey: Buffer.alloc(32, 9) }),
-      }),
-    );
-    const error = await caught(() => intruder.getToken());
-    expect(error).toBeInstanceOf(TokenStoreError);
-    expect(error).toMatchObject({
-      code: 'ERR_TOKEN_STORE',
-      problem: 'undecryptable',
-      transient: false,
     });
-    expect(fixture.org.stats.tokenRequests).toBe(1);
-    expect(fixture.org.stats.familyRevocations).toBe(0);
-    expectNoSecrets(error, [token, refreshToken, fixture.org.clientSecret]);
-    // Nor does a process without a key read the sealed values as if they were clear.
-    const plain = open(fixture.session({ store: new RedisTokenStore({ client }) }));
-    await plain.getToken(); // another key entirely: its own entry
+
+    it('without encryptionKey, values are in clear (as documented) but keys still hold no secret', async () => {
+      const { session, rotated } = refreshingOn(new RedisTokenStore({ client }));
+      const token = await session.getToken();
+      const keys = ((await client.sendCommand(['KEYS', '*'])) as string[]).join('\n');
+      const values = (await dump()).join('\n');
+      expect(values).toContain(token);
+      expect(values).toContain(rotated[0]);
+      for (const secret of [token, rotated[0] as string, fixture.org.clientSecret]) {
+        expect(keys).not.toContain(secret);
+      }
+    });
+
+    it('a process with another encryptionKey gets a typed, non-transient error and mints nothing', async () => {
+      const { session, refreshToken } = refreshingOn(
+        new RedisTokenStore({ client, encryptionKey: KEY }),
+      );
+      const token = await session.getToken();
+      const intruder = open(
+        new RefreshTokenAuth({
+          clientId: fixture.org.clientId,
+          clientSecret: fixture.org.clientSecret,
+          refreshToken,
+          loginUrl: fixture.org.loginUrl,
+          instanceUrl: fixture.org.instanceUrl,
+          store: new RedisTokenStore({ client, encryptionKey: Buffer.alloc(32, 9) }),
+        }),
+      );
+      const error = await caught(() => intruder.getToken());
+      expect(error).toBeInstanceOf(TokenStoreError);
+      expect(error).toMatchObject({
+        code: 'ERR_TOKEN_STORE',
+        problem: 'undecryptable',
+        transient: false,
+      });
+      expect(fixture.org.stats.tokenRequests).toBe(1);
+      expect(fixture.org.stats.familyRevocations).toBe(0);
+      expectNoSecrets(error, [token, refreshToken, fixture.org.clientSecret]);
+      // Nor does a process without a key read the sealed values as if they were clear.
+      const plain = open(fixture.session({ store: new RedisTokenStore({ client }) }));
+      await plain.getToken(); // another key entirely: its own entry
+    });
+
+    it('inspect and JSON show the prefix, never the encryption key', () => {
+      const store = new RedisTokenStore({ client, encryptionKey: KEY });
+      for (const view of [inspect(store, { showHidden: true, depth: 5 }), JSON.stringify(store)]) {
+        expect(view).toContain('cirrus-auth:');
+        expect(view).not.toContain(KEY);
+        expect(view).not.toContain(Buffer.from(KEY, 'base64').toString('hex'));
+      }
+    });
   });
 
-  it('inspect and JSON show the prefix, never the encryption key', () => {
-    const store = new RedisTokenStore({ client, encryptionKey: KEY });
-    for (const view of [inspect(store, { showHidden: true, depth: 5 }), JSON.stringify(store)]) {
-      expect(view).toContain('cirrus-auth:');
-      expect(view).not.toContain(KEY);
-      expect(view).not.toContain(Buffer.from(KEY, 'base64').toString('hex'));
-    }
-  });
-});
+  describe('when Redis fails', () => {
+    const events: StoreEvent[] = [];
+    const listener = (event: unknown) => events.push(event as StoreEvent);
+    beforeAll(() => subscribe(DIAGNOSTICS_CHANNELS.store, listener));
+    afterAll(() => unsubscribe(DIAGNOSTICS_CHANNELS.store, listener));
+    afterEach(() => {
+      events.length = 0;
+    });
 
-describe('when Redis fails', () => {
-  const events: StoreEvent[] = [];
-  const listener = (event: unknown) => events.push(event as StoreEvent);
-  beforeAll(() => subscribe(DIAGNOSTICS_CHANNELS.store, listener));
-  afterAll(() => unsubscribe(DIAGNOSTICS_CHANNELS.store, listener));
-  afterEach(() => {
-    events.length = 0;
-  });
+    it('falls back to one in-process mint, publishes it, and rejoins when Redis is back', async () => {
+      const store = new RedisTokenStore({ client, commandTimeoutMs: 200 });
+      const a = open(fixture.session({ store }));
+      const b = open(fixture.session({ store }));
+      const token = await a.getToken();
+      await redis.stop();
+      await a.invalidate(token);
+      await b.invalidate(token);
+      const [fromA, fromB] = await Promise.all([a.getToken(), b.getToken()]);
+      expect(fromA).not.toBe(fromB); // each minted on its own: the fleet is split for now
+      expect(fixture.org.stats.tokenRequests).toBe(3);
+      expect(events.map((e) => e.outcome)).toEqual(['unavailable', 'unavailable']);
+      expect(events[0]).toMatchObject({
+        session: 'ClientCredentialsAuth',
+        code: 'ERR_TOKEN_STORE',
+      });
 
-  it('falls back to one in-process mint, publishes it, and rejoins when Redis is back', async () => {
-    const store = new RedisTokenStore({ client, commandTimeoutMs: 200 });
-    const a = open(fixture.session({ store }));
-    const b = open(fixture.session({ store }));
-    const token = await a.getToken();
-    await redis.stop();
-    await a.invalidate(token);
-    await b.invalidate(token);
-    const [fromA, fromB] = await Promise.all([a.getToken(), b.getToken()]);
-    expect(fromA).not.toBe(fromB); // each minted on its own: the fleet is split for now
-    expect(fixture.org.stats.tokenRequests).toBe(3);
-    expect(events.map((e) => e.outcome)).toEqual(['unavailable', 'unavailable']);
-    expect(events[0]).toMatchObject({ session: 'ClientCredentialsAuth', code: 'ERR_TOKEN_STORE' });
+      await redis.start();
+      await until(() => events.filter((e) => e.outcome === 'rejoined').length === 2, 5_000);
+      // One offered its token, the other adopted it: one token again, without a token request.
+      expect(await a.getToken()).toBe(await b.getToken());
+      expect(fixture.org.stats.tokenRequests).toBe(3);
+    });
 
-    await redis.start();
-    await until(() => events.filter((e) => e.outcome === 'rejoined').length === 2, 5_000);
-    // One offered its token, the other adopted it: one token again, without a token request.
-    expect(await a.getToken()).toBe(await b.getToken());
-    expect(fixture.org.stats.tokenRequests).toBe(3);
-  });
+    it('a slow Redis (CLIENT PAUSE) counts as down: requests go on after commandTimeoutMs', async () => {
+      const store = new RedisTokenStore({ client, commandTimeoutMs: 100 });
+      const session = open(fixture.session({ store }));
+      await client.sendCommand(['CLIENT', 'PAUSE', '1500', 'ALL']);
+      expect(typeof (await session.getToken())).toBe('string');
+      expect(fixture.org.stats.tokenRequests).toBe(1);
+      expect(events.map((e) => e.outcome)).toEqual(['unavailable']);
+      await until(() => events.some((e) => e.outcome === 'rejoined'), 5_000);
+      await session.close();
+    });
 
-  it('a slow Redis (CLIENT PAUSE) counts as down: requests go on after commandTimeoutMs', async () => {
-    const store = new RedisTokenStore({ client, commandTimeoutMs: 100 });
-    const session = open(fixture.session({ store }));
-    await client.sendCommand(['CLIENT', 'PAUSE', '1500', 'ALL']);
-    expect(typeof (await session.getToken())).toBe('string');
-    expect(fixture.org.stats.tokenRequests).toBe(1);
-    expect(events.map((e) => e.outcome)).toEqual(['unavailable']);
-    await until(() => events.some((e) => e.outcome === 'rejoined'), 5_000);
-    await session.close();
-  });
+    it('a rotating refresh token is never used outside the store: typed transient error, no request', async () => {
+      const store = new RedisTokenStore({ client, commandTimeoutMs: 200 });
+      const { session, refreshToken } = refreshingOn(store);
+      const token = await session.getToken();
+      await redis.stop();
+      await session.invalidate(token);
+      const error = await caught(() => session.getToken());
+      expect(error).toBeInstanceOf(TokenStoreError);
+      expect(error).toMatchObject({ problem: 'unavailable', transient: true });
+      expectNoSecrets(error, [token, refreshToken]);
+      expect(fixture.org.stats.tokenRequests).toBe(1);
 
-  it('a rotating refresh token is never used outside the store: typed transient error, no request', async () => {
-    const store = new RedisTokenStore({ client, commandTimeoutMs: 200 });
-    const { session, refreshToken } = refreshingOn(store);
-    const token = await session.getToken();
-    await redis.stop();
-    await session.invalidate(token);
-    const error = await caught(() => session.getToken());
-    expect(error).toBeInstanceOf(TokenStoreError);
-    expect(error).toMatchObject({ problem: 'unavailable', transient: true });
-    expectNoSecrets(error, [token, refreshToken]);
-    expect(fixture.org.stats.tokenRequests).toBe(1);
+      await redis.start(); // empty: the rotated token died with it, but this process still has it
+      await until(() => events.some((e) => e.outcome === 'rejoined'), 5_000);
+      expect(typeof (await session.getToken())).toBe('string');
+      expect(fixture.org.stats.tokenRequests).toBe(2);
+      expect(fixture.org.stats.familyRevocations).toBe(0);
+    });
 
-    await redis.start(); // empty: the rotated token died with it, but this process still has it
-    await until(() => events.some((e) => e.outcome === 'rejoined'), 5_000);
-    expect(typeof (await session.getToken())).toBe('string');
-    expect(fixture.org.stats.tokenRequests).toBe(2);
-    expect(fixture.org.stats.familyRevocations).toBe(0);
-  });
-
-  it('revoke() revokes the refresh token the store holds, even one another process rotated', async () => {
-    const store = new RedisTokenStore({ client });
-    const { session, refreshToken } = refreshingOn(store);
-    const rotatedElsewhere: string[] = [];
-    const other = open(
-      new RefreshTokenAuth({
-        clientId: fixture.org.clientId,
-        clientSecret: fixture.org.clientSecret,
-        refreshToken,
-        loginUrl: fixture.org.loginUrl,
-        instanceUrl: fixture.org.instanceUrl,
-        store,
-        onRefreshTokenRotated: (token) => {
-          rotatedElsewhere.push(token);
-        },
-      }),
-    );
-    const first = await session.getToken();
-    await other.invalidate(first);
-    await other.getToken(); // the other process rotates; `session` never saw the new token
-    expect(fixture.org.stats.tokenRequests).toBe(2);
-    expect(rotatedElsewhere).toHaveLength(1);
-    const latest = rotatedElsewhere[0] as string;
-    expect(fixture.org.isValidRefreshToken(latest)).toBe(true);
-    await session.revoke();
-    expect(fixture.org.isValidRefreshToken(latest)).toBe(false);
-    expect(fixture.org.stats.familyRevocations).toBe(0);
+    it('revoke() revokes the refresh token the store holds, even one another process rotated', async () => {
+      const store = new RedisTokenStore({ client });
+      const { session, refreshToken } = refreshingOn(store);
+      const rotatedElsewhere: string[] = [];
+      const other = open(
+        new RefreshTokenAuth({
+          clientId: fixture.org.clientId,
+          clientSecret: fixture.org.clientSecret,
+          refreshToken,
+          loginUrl: fixture.org.loginUrl,
+          instanceUrl: fixture.org.instanceUrl,
+          store,
+          onRefreshTokenRotated: (token) => {
+            rotatedElsewhere.push(token);
+          },
+        }),
+      );
+      const first = await session.getToken();
+      await other.invalidate(first);
+      await other.getToken(); // the other process rotates; `session` never saw the new token
+      expect(fixture.org.stats.tokenRequests).toBe(2);
+      expect(rotatedElsewhere).toHaveLength(1);
+      const latest = rotatedElsewhere[0] as string;
+      expect(fixture.org.isValidRefreshToken(latest)).toBe(true);
+      await session.revoke();
+      expect(fixture.org.isValidRefreshToken(latest)).toBe(false);
+      expect(fixture.org.stats.familyRevocations).toBe(0);
+    });
   });
 });
