@@ -16,6 +16,8 @@ import { authFetch } from 'cirrus-auth/fetch';
 import { authHooks } from 'cirrus-auth/ky';
 import { startFakeOrg } from 'cirrus-auth/testing';
 import ky from 'ky';
+import { haveRedisServer, startRedis } from '../test/_redis.ts';
+import { startFleet, stopFleet, until } from '../test/redis/_fleet.ts';
 import { heapUsed, load, loadFor, percentile, sideBySide, sleep, startPlainServer } from './lib.ts';
 
 const smoke = process.argv.includes('--smoke');
@@ -379,6 +381,104 @@ if (want(6)) {
     '< 10 for cirrus-auth',
     cirrus < 10,
   );
+}
+
+// 7. A fleet on one Redis --------------------------------------------------------------------------
+if (want(7)) {
+  if (!haveRedisServer()) {
+    row('7. fleet', 'skipped: no redis-server (apt-get install redis-server)');
+  } else {
+    const redis = await startRedis();
+    const processes = scale(8, 3);
+    const revocations = scale(5, 1);
+    // Token requests of `processes` real processes: a cold start of 200 concurrent getToken()
+    // each, then authFetch load (4 in flight per process) through server-side revocations.
+    const fleetRun = async (noStore: boolean) => {
+      await redis.command('FLUSHALL');
+      org.resetStats();
+      const fleet = await startFleet(processes, {
+        redisUrl: redis.url,
+        clientId: org.clientId,
+        clientSecret: org.clientSecret,
+        loginUrl: org.loginUrl,
+        instanceUrl: org.instanceUrl,
+        noStore,
+      });
+      try {
+        await Promise.all(fleet.map((m) => m.ask('getTokens', { n: 200 })));
+        const cold = org.stats.tokenRequests;
+        await Promise.all(fleet.map((m) => m.ask('startLoad', { concurrency: 4 })));
+        const ok = () => org.stats.apiRequestsByStatus['200'] ?? 0;
+        for (let i = 0; i < revocations; i++) {
+          const before = ok();
+          await until(() => ok() >= before + 100 * processes, 60_000);
+          org.revokeAllTokens();
+        }
+        const settled = ok();
+        await until(() => ok() >= settled + 100 * processes, 60_000);
+        const counts = await Promise.all(
+          fleet.map((m) => m.ask<{ ok: number; failed: number }>('stopLoad')),
+        );
+        return {
+          cold,
+          total: org.stats.tokenRequests,
+          requests: counts.reduce((sum, c) => sum + c.ok + c.failed, 0),
+          failed: counts.reduce((sum, c) => sum + c.failed, 0),
+        };
+      } finally {
+        await stopFleet(fleet);
+      }
+    };
+    // Refresh Token Rotation: every process starts from the same refresh token and, in turn,
+    // forces 3 refreshes. Alone, the second process presents a token the first rotated away.
+    const rotationRun = async (noStore: boolean) => {
+      await redis.command('FLUSHALL');
+      org.resetStats();
+      const fleet = await startFleet(processes, {
+        redisUrl: redis.url,
+        grant: 'refresh_token',
+        refreshToken: org.issueRefreshToken(),
+        clientId: org.clientId,
+        clientSecret: org.clientSecret,
+        loginUrl: org.loginUrl,
+        instanceUrl: org.instanceUrl,
+        noStore,
+      });
+      let failed = 0;
+      try {
+        for (let round = 0; round < 3; round++) {
+          for (const member of fleet) await member.ask('refresh', { n: 5 }).catch(() => failed++);
+        }
+        return { familyRevocations: org.stats.familyRevocations, failedRefreshes: failed };
+      } finally {
+        await stopFleet(fleet);
+      }
+    };
+    const shared = await fleetRun(false);
+    const alone = await fleetRun(true);
+    const rotationShared = await rotationRun(false);
+    const rotationAlone = await rotationRun(true);
+    await redis.stop();
+    results.fleet = {
+      processes,
+      revocations,
+      withStore: shared,
+      withoutStore: alone,
+      rotation: { withStore: rotationShared, withoutStore: rotationAlone },
+    };
+    row(
+      `7. fleet: ${processes} processes, cold start + ${revocations} revocations: token requests`,
+      `with RedisTokenStore ${shared.cold} cold / ${shared.total} total, without ${alone.cold} / ${alone.total}; failed requests ${shared.failed} of ${fmt(shared.requests)} and ${alone.failed} of ${fmt(alone.requests)}`,
+      `1 cold, ${1 + revocations} total, 0 failed with the store`,
+      shared.cold === 1 && shared.total === 1 + revocations && shared.failed === 0,
+    );
+    row(
+      `7b. fleet under rotation: ${processes} processes x 3 forced refreshes: family revocations`,
+      `with RedisTokenStore ${rotationShared.familyRevocations} (${rotationShared.failedRefreshes} failed), without ${rotationAlone.familyRevocations} (${rotationAlone.failedRefreshes} failed)`,
+      '0 with the store',
+      rotationShared.familyRevocations === 0 && rotationShared.failedRefreshes === 0,
+    );
+  }
 }
 
 await org.close();

@@ -17,6 +17,8 @@ export interface FleetConfig {
   lockTtlMs?: number;
   commandTimeoutMs?: number;
   encryptionKey?: string;
+  /** Leave the store out (each process on its own), for comparison. */
+  noStore?: boolean;
 }
 
 /** An event a fleet process reported on its own. */

@@ -32,12 +32,12 @@ const store = new RedisTokenStore({
   commandTimeoutMs: config.commandTimeoutMs,
   encryptionKey: config.encryptionKey,
 });
+// `noStore`: the same process without the shared store, for the bench's side-by-side figure.
 const common = {
   clientId: config.clientId,
   instanceUrl: config.instanceUrl,
   loginUrl: config.loginUrl,
-  store,
-  storeKey: config.storeKey,
+  ...(config.noStore ? {} : { store, storeKey: config.storeKey }),
 };
 const session =
   config.grant === 'refresh_token'
