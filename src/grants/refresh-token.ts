@@ -58,6 +58,7 @@ export interface RefreshTokenOptions extends TokenEndpointOptions, CachingSessio
 export class RefreshTokenAuth extends CachingSession {
   readonly #endpoint: TokenEndpoint;
   readonly #state: { revoked: boolean };
+  readonly #refreshToken: string;
 
   constructor(options: RefreshTokenOptions) {
     const o = optionsObject(options);
@@ -115,6 +116,7 @@ export class RefreshTokenAuth extends CachingSession {
     });
     this.#endpoint = endpoint;
     this.#state = state;
+    this.#refreshToken = refreshToken;
   }
 
   /**
@@ -123,11 +125,10 @@ export class RefreshTokenAuth extends CachingSession {
    * does nothing.
    */
   revoke(): Promise<void> {
-    return this.exclusive(async () => {
+    return this.retireSecret(async (secret) => {
       if (this.#state.revoked) return;
-      await revokeToken(this.#endpoint, (await this.currentSecret()) as string);
+      await revokeToken(this.#endpoint, secret ?? this.#refreshToken);
       this.#state.revoked = true;
-      await this.forgetToken();
     });
   }
 }

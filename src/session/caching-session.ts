@@ -8,9 +8,18 @@ import { Redacted } from './redacted.js';
 import {
   isSharedTokenStore,
   type SessionIdentity,
+  type SharedSlot,
   type SharedTokenStore,
+  type SharedWrite,
   sessionKey,
 } from './shared-store.js';
+
+/** A shared store and this session's key in it. */
+interface Fleet {
+  readonly store: SharedTokenStore;
+  readonly key: string;
+}
+
 import { type CachedToken, MemoryTokenStore } from './token-store.js';
 
 /** Default local lifetime of a token whose response carries no `expires_in` (Salesforce's usual). */
@@ -186,11 +195,11 @@ export class CachingSession extends Redacted implements AuthSession {
   #minted = false;
   #closed = false;
   /** The shared store and this session's key in it, when `store` was given. */
-  readonly #fleet: { store: SharedTokenStore; key: string } | undefined;
+  readonly #fleet: Fleet | undefined;
   /** The grant's single-use secret, as last read from the store or adopted. */
   #secret: string | undefined;
-  /** True when the last rotated secret could not be written to the shared store. */
-  #unsavedSecret = false;
+  /** A rotated secret the shared store missed, and the one presented to get it. */
+  #unsaved: { presented: string } | undefined;
   /** True while the shared store is unreachable and this process mints on its own. */
   #degraded = false;
   #rejoinTimer: NodeJS.Timeout | undefined;
@@ -331,6 +340,14 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#forgetHit();
     clearInterval(this.#rejoinTimer);
     await this.#pending?.catch(() => {});
+    // A rotated refresh token the store missed gets one last chance to reach it.
+    const fleet = this.#fleet;
+    const unsaved = this.#unsaved;
+    if (fleet !== undefined && unsaved !== undefined && this.#secret !== undefined) {
+      await guard(fleet.store.swapSecret(fleet.key, unsaved.presented, this.#secret)).catch(
+        () => {},
+      );
+    }
   }
 
   /** `await using session = new ClientCredentialsAuth(...)` closes it at the end of the scope. */
@@ -357,11 +374,11 @@ export class CachingSession extends Redacted implements AuthSession {
 
   /** Runs under the lock: re-check the store (another writer may have filled it), else mint. */
   async #refresh(reason: MintReason, aheadOf: string | undefined): Promise<string> {
-    const shared = this.#fleet;
-    if (shared !== undefined) {
+    const fleet = this.#fleet;
+    if (fleet !== undefined) {
       if (!this.#degraded) {
         try {
-          return await this.#refreshShared(shared, reason, aheadOf);
+          return await this.#refreshShared(fleet, reason, aheadOf);
         } catch (error) {
           if (!(error instanceof TokenStoreError && error.transient)) throw error;
           this.#degrade(error);
@@ -389,28 +406,30 @@ export class CachingSession extends Redacted implements AuthSession {
    * `lockTtlMs`, and a waiter then takes it.
    */
   async #refreshShared(
-    shared: { store: SharedTokenStore; key: string },
+    fleet: Fleet,
     reason: MintReason,
     aheadOf: string | undefined,
   ): Promise<string> {
-    const { store, key } = shared;
-    // Real time, not the session clock: an injected clock may stand still. A live holder renews
-    // its lock until its mint and rotation handler are done, each bounded by the mint timeout.
-    const giveUpAt = performance.now() + 2 * this.#mintTimeoutMs + store.lockTtlMs;
+    const { store, key } = fleet;
+    const giveUpAt = performance.now() + this.#holdBoundMs(store);
     let pauseMs = 5;
     for (;;) {
+      if (this.#closed) throw new SessionClosedError();
       const slot = await guard(store.read(key));
-      // Remember the fleet's current secret even when not minting: should Redis lose it, the
-      // newest one this process saw is the best guess left.
-      if (slot.secret !== undefined && !this.#unsavedSecret) this.#secret = slot.secret;
+      this.#learnSecret(slot);
       const usable = this.#usable(slot.token, aheadOf);
       if (usable !== undefined) {
         this.#adopt(usable);
         return usable.accessToken;
       }
-      if (!slot.locked) {
+      // A secret someone presented without storing its successor must not be presented again.
+      const blocked = slot.locked || (this.#secret !== undefined && slot.inflight);
+      if (!blocked) {
         const fence = await guard(store.acquire(key));
-        if (fence !== undefined) return await this.#mintHolding(shared, fence, reason, aheadOf);
+        if (fence !== undefined) {
+          const token = await this.#mintHolding(fleet, fence, reason, aheadOf);
+          if (token !== undefined) return token;
+        }
       }
       if (performance.now() > giveUpAt) throw new TokenStoreError('lock-wait');
       await new Promise((resolve) => setTimeout(resolve, pauseMs));
@@ -418,16 +437,30 @@ export class CachingSession extends Redacted implements AuthSession {
     }
   }
 
-  /** Mints while holding the shared lock with `fence`, renewing it until the mint settles. */
+  /**
+   * How long a live holder may keep the shared lock: its token request and its rotation handler,
+   * each bounded by the mint timeout, plus the lock's TTL. Waiters give up after this.
+   */
+  #holdBoundMs(store: SharedTokenStore): number {
+    return 2 * this.#mintTimeoutMs + store.lockTtlMs;
+  }
+
+  /**
+   * Mints while holding the shared lock with `fence`, renewing it until the mint settles; answers
+   * `undefined` when the secret turns out to be in flight elsewhere (keep waiting).
+   */
   async #mintHolding(
-    { store, key }: { store: SharedTokenStore; key: string },
+    fleet: Fleet,
     fence: string,
     reason: MintReason,
     aheadOf: string | undefined,
-  ): Promise<string> {
+  ): Promise<string | undefined> {
+    const { store, key } = fleet;
     const renewal = setInterval(
       () => {
-        store.renew(key, fence).catch(() => {});
+        Promise.resolve()
+          .then(() => store.renew(key, fence))
+          .catch(() => {});
       },
       Math.max(1, Math.floor(store.lockTtlMs / 3)),
     );
@@ -435,27 +468,59 @@ export class CachingSession extends Redacted implements AuthSession {
     try {
       // Another process may have written between our read and our lock.
       const slot = await guard(store.read(key));
+      this.#learnSecret(slot);
       const usable = this.#usable(slot.token, aheadOf);
       if (usable !== undefined) {
         this.#adopt(usable);
         return usable.accessToken;
       }
-      if (slot.secret !== undefined && !this.#unsavedSecret) this.#secret = slot.secret;
-      const token = await this.#mintToken(reason, async (secret) => {
-        this.#secret = secret;
-        this.#unsavedSecret = true;
-        if (await this.#write(store, key, fence, { secret })) this.#unsavedSecret = false;
-      });
+      const presented = this.#secret;
+      if (presented !== undefined) {
+        if (slot.inflight) return undefined;
+        // Mark the secret in flight before presenting it, and only while still holding the lock:
+        // should this process fail to store the rotated one, nobody presents this one again.
+        const marked = await guard(
+          store.write(key, fence, { inflightMs: this.#holdBoundMs(store) }),
+        );
+        if (!marked) return undefined;
+      }
+      let token: CachedToken;
+      try {
+        token = await this.#mintToken(reason, async (secret) => {
+          this.#secret = secret;
+          this.#unsaved = { presented: presented as string };
+          try {
+            if (await guard(store.swapSecret(key, presented as string, secret))) {
+              this.#unsaved = undefined;
+            }
+          } catch {
+            // Kept in memory and retried by the rejoin probe; the marker holds the fleet back.
+          }
+        });
+      } catch (error) {
+        // The secret was not consumed (or its successor is stored): others may present it again.
+        if (presented !== undefined && this.#unsaved === undefined) {
+          await this.#write(store, key, fence, { clearInflight: true });
+        }
+        throw error;
+      }
       this.#adopt(token);
-      const entry = this.#unsavedSecret
-        ? { token, ttlMs: token.expiresAt - this.#now(), secret: this.#secret as string }
-        : { token, ttlMs: token.expiresAt - this.#now() };
-      if (await this.#write(store, key, fence, entry)) this.#unsavedSecret = false;
+      const ttlMs = token.expiresAt - this.#now();
+      const clearInflight = presented !== undefined && this.#unsaved === undefined;
+      await this.#write(store, key, fence, { token, ttlMs, clearInflight });
+      if (this.#unsaved !== undefined) this.#degrade(new TokenStoreError('unavailable'));
       return token.accessToken;
     } finally {
       clearInterval(renewal);
-      await store.release(key, fence).catch(() => {});
+      await Promise.resolve()
+        .then(() => store.release(key, fence))
+        .catch(() => {});
     }
+  }
+
+  /** Takes the fleet's current secret, unless this process holds a newer one the store missed. */
+  #learnSecret(slot: SharedSlot): void {
+    if (slot.secret !== undefined && this.#unsaved === undefined) this.#secret = slot.secret;
   }
 
   /** A fenced write that never throws: a failure is logged, and an unreachable store degrades. */
@@ -463,7 +528,7 @@ export class CachingSession extends Redacted implements AuthSession {
     store: SharedTokenStore,
     key: string,
     fence: string,
-    entry: Parameters<SharedTokenStore['write']>[2],
+    entry: SharedWrite,
   ): Promise<boolean> {
     try {
       if (await guard(store.write(key, fence, entry))) return true;
@@ -491,9 +556,13 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#store.set(token);
   }
 
-  /** The shared store failed: mint in process from now on, and check every so often if it is back. */
+  /**
+   * The shared store failed (transiently): mint in process from now on, and check every so often
+   * whether it is back. A non-transient failure (a value that does not decrypt) is no outage.
+   */
   #degrade(error: unknown): void {
     if (this.#degraded || this.#closed) return;
+    if (error instanceof AuthError && !error.transient) return;
     this.#degraded = true;
     const event = {
       session: this.constructor.name,
@@ -518,33 +587,45 @@ export class CachingSession extends Redacted implements AuthSession {
   }
 
   /**
-   * Runs under the lock while degraded: if the store answers, adopt its token or, when it has none,
-   * offer ours (and a rotated secret it missed), so the fleet converges on one token again.
+   * Runs under the lock while degraded: if the store answers, first store a rotated secret it
+   * missed, then adopt its token or, when it has none, offer ours, so the fleet converges again.
    */
   async #rejoin(): Promise<void> {
-    const shared = this.#fleet;
-    if (shared === undefined || !this.#degraded || this.#closed) return;
-    const { store, key } = shared;
+    const fleet = this.#fleet;
+    if (fleet === undefined || !this.#degraded || this.#closed) return;
+    const { store, key } = fleet;
     let usable: CachedToken | undefined;
     try {
-      usable = this.#usable((await guard(store.read(key))).token);
-      if (usable === undefined || this.#unsavedSecret) {
+      const unsaved = this.#unsaved;
+      if (unsaved !== undefined && this.#secret !== undefined) {
+        if (!(await guard(store.swapSecret(key, unsaved.presented, this.#secret)))) {
+          // The fleet moved on without it (the marker expired): ours is a dead branch.
+          this.#logger?.warn?.(
+            { session: this.constructor.name, instanceUrl: this.instanceUrl },
+            'cirrus-auth: a rotated refresh token was superseded in the shared store',
+          );
+        }
+        this.#unsaved = undefined;
+      }
+      const slot = await guard(store.read(key));
+      this.#learnSecret(slot);
+      usable = this.#usable(slot.token);
+      // Someone is writing (perhaps another process offering its token): look again next time.
+      if (usable === undefined && slot.locked) return;
+      const local = this.#usable(this.#hit?.token);
+      if (usable === undefined && local !== undefined) {
         const fence = await guard(store.acquire(key));
         if (fence === undefined) return;
         try {
           usable = this.#usable((await guard(store.read(key))).token);
-          const local = this.#usable(this.#hit?.token);
-          const entry: { token?: CachedToken; ttlMs?: number; secret?: string } = {};
-          if (usable === undefined && local !== undefined) {
-            entry.token = local;
-            entry.ttlMs = local.expiresAt - this.#now();
+          if (usable === undefined) {
+            const ttlMs = local.expiresAt - this.#now();
+            if (!(await guard(store.write(key, fence, { token: local, ttlMs })))) return;
           }
-          if (this.#unsavedSecret && this.#secret !== undefined) entry.secret = this.#secret;
-          if (Object.keys(entry).length > 0 && !(await guard(store.write(key, fence, entry))))
-            return;
-          this.#unsavedSecret = false;
         } finally {
-          await store.release(key, fence).catch(() => {});
+          await Promise.resolve()
+            .then(() => store.release(key, fence))
+            .catch(() => {});
         }
       }
     } catch {
@@ -653,36 +734,38 @@ export class CachingSession extends Redacted implements AuthSession {
     return this.#lock.runExclusive(fn);
   }
 
-  /** Forgets the cached token, here and in a shared store. Call it inside {@link exclusive}. */
-  protected async forgetToken(): Promise<void> {
-    const local = this.#hit?.token.accessToken ?? this.#store.get()?.accessToken;
-    this.#forgetHit();
-    if (local !== undefined) this.#store.deleteIf(local);
-    const shared = this.#fleet;
-    if (shared === undefined || this.#degraded) return;
-    try {
-      const stored = (await guard(shared.store.read(shared.key))).token;
-      if (stored !== undefined) await guard(shared.store.deleteIf(shared.key, stored.accessToken));
-    } catch (error) {
-      this.#degrade(error);
-    }
-  }
-
   /**
-   * The grant's current single-use secret: the shared store's when it answers, else this process's.
-   * Call it inside {@link exclusive}.
+   * Runs `fn` with the grant's current secret while no mint runs, here or (with a shared store)
+   * anywhere in the fleet, then forgets the token and the secret everywhere: for revocation. The
+   * secret is the store's latest, so a token another process rotated is the one revoked.
    */
-  protected async currentSecret(): Promise<string | undefined> {
-    const shared = this.#fleet;
-    if (shared !== undefined && !this.#degraded) {
-      try {
-        const slot = await guard(shared.store.read(shared.key));
-        if (slot.secret !== undefined) this.#secret = slot.secret;
-      } catch (error) {
-        this.#degrade(error);
+  protected retireSecret(fn: (secret: string | undefined) => Promise<void>): Promise<void> {
+    return this.#lock.runExclusive(async () => {
+      const fleet = this.#fleet;
+      if (fleet !== undefined && !this.#degraded) {
+        const { store, key } = fleet;
+        const giveUpAt = performance.now() + this.#holdBoundMs(store);
+        let fence = await guard(store.acquire(key));
+        while (fence === undefined) {
+          if (performance.now() > giveUpAt) throw new TokenStoreError('lock-wait');
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          fence = await guard(store.acquire(key));
+        }
+        try {
+          this.#learnSecret(await guard(store.read(key)));
+          await fn(this.#secret);
+          await this.#write(store, key, fence, { clear: true });
+        } finally {
+          await Promise.resolve()
+            .then(() => store.release(key, fence))
+            .catch(() => {});
+        }
+      } else {
+        await fn(this.#secret);
       }
-    }
-    return this.#secret;
+      this.#forgetHit();
+      this.#store.clear();
+    });
   }
 
   #remember(token: CachedToken): void {
@@ -721,7 +804,7 @@ function sharedOf(
   session: string,
   options: CachingSessionOptions,
   identity: EngineOptions['identity'],
-): { store: SharedTokenStore; key: string } | undefined {
+): Fleet | undefined {
   const storeKey =
     options.storeKey === undefined ? undefined : requiredString('storeKey', options.storeKey);
   const store = options.store;

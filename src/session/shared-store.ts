@@ -20,14 +20,25 @@ export interface SharedSlot {
   readonly secret: string | undefined;
   /** Whether some process holds the mint lock. */
   readonly locked: boolean;
+  /**
+   * Whether a process presented the current secret and has not yet stored what it got back: no
+   * one else may present it until that process does, or the marker expires.
+   */
+  readonly inflight: boolean;
 }
 
 /** A fenced write: applied only while the writer still holds the lock with `fence`. */
 export interface SharedWrite {
+  /** Replaces the token; with `ttlMs` of 0 or less, clears it instead. */
   readonly token?: CachedToken;
   /** How long the shared copy of `token` lives (its remaining local lifetime). */
   readonly ttlMs?: number;
-  readonly secret?: string;
+  /** Sets the in-flight marker for this long: the writer is about to present the secret. */
+  readonly inflightMs?: number;
+  /** Clears the in-flight marker. */
+  readonly clearInflight?: boolean;
+  /** Clears the token, the secret and the marker (after a revocation). */
+  readonly clear?: boolean;
 }
 
 /**
@@ -50,6 +61,12 @@ export interface SharedTokenStore {
   release(key: string, fence: string): Promise<void>;
   /** Writes while the lock is held with `fence`; answers whether it was. */
   write(key: string, fence: string, entry: SharedWrite): Promise<boolean>;
+  /**
+   * Stores a rotated `secret` if the stored one is still `presented` (or none is stored), and
+   * clears the in-flight marker; answers whether it did. Not fenced: a holder that lost its lock
+   * mid-mint must still be able to store what it got.
+   */
+  swapSecret(key: string, presented: string, secret: string): Promise<boolean>;
   /** Clears the token only if it is still `staleToken` (compare-and-swap); answers whether it did. */
   deleteIf(key: string, staleToken: string): Promise<boolean>;
 }
@@ -77,7 +94,7 @@ export function isSharedTokenStore(value: unknown): value is SharedTokenStore {
   const store = value as Record<string, unknown>;
   return (
     typeof store.lockTtlMs === 'number' &&
-    ['read', 'acquire', 'renew', 'release', 'write', 'deleteIf'].every(
+    ['read', 'acquire', 'renew', 'release', 'write', 'swapSecret', 'deleteIf'].every(
       (name) => typeof store[name] === 'function',
     )
   );

@@ -21,6 +21,10 @@ export class MemoryTokenStore {
     this.#token = token;
   }
 
+  clear(): void {
+    this.#token = undefined;
+  }
+
   deleteIf(staleToken: string): boolean {
     if (this.#token?.accessToken !== staleToken) return false;
     this.#token = undefined;

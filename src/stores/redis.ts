@@ -22,8 +22,9 @@ export const DEFAULT_KEY_PREFIX = 'cirrus-auth:';
 
 /**
  * The part of a Redis client `RedisTokenStore` uses, so any client works: a connected node-redis
- * client (`redis` package, `createClient()`) has `sendCommand(args)`; an ioredis client (or
- * `Redis.Cluster`) has `call(command, ...args)`. Either method is enough.
+ * client (`redis` package, `createClient()`) has `sendCommand(args)`; an ioredis client has
+ * `call(command, ...args)`. Either method is enough. node-redis's cluster client has another
+ * `sendCommand` signature and is not supported.
  */
 export type RedisCommandClient =
   | { sendCommand(args: string[]): Promise<unknown> }
@@ -63,15 +64,24 @@ export interface RedisTokenStoreOptions {
   commandTimeoutMs?: number | undefined;
 }
 
-// Lua scripts run atomically in Redis. Keys share one hash tag, so they also work on a cluster.
-const READ = `return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3])}`;
+// Lua scripts run atomically in Redis. A session's keys share one hash tag (one cluster slot).
+const READ = `return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]),
+redis.call('EXISTS', KEYS[3]), redis.call('EXISTS', KEYS[4])}`;
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 const WRITE = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4]) end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[2], KEYS[3], KEYS[4]) return 1 end
+if ARGV[3] == '-' then redis.call('DEL', KEYS[2])
+elseif ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('SET', KEYS[4], '1', 'PX', ARGV[5]) end
+if ARGV[6] == '1' then redis.call('DEL', KEYS[4]) end
+return 1`;
+const SWAP_SECRET = `local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[2])
 return 1`;
 const DELETE_IF = `local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -127,12 +137,21 @@ export class RedisTokenStore implements SharedTokenStore {
 
   async read(key: string): Promise<SharedSlot> {
     const names = this.#names(key);
-    const reply = await this.#command(['EVAL', READ, '3', names.token, names.secret, names.lock]);
-    const [token, secret, locked] = Array.isArray(reply) ? reply : [];
+    const reply = await this.#command([
+      'EVAL',
+      READ,
+      '4',
+      names.token,
+      names.secret,
+      names.lock,
+      names.inflight,
+    ]);
+    const [token, secret, locked, inflight] = Array.isArray(reply) ? reply : [];
     return {
       token: typeof token === 'string' ? this.#tokenOf(names.token, token) : undefined,
-      secret: typeof secret === 'string' ? this.#open(names.secret, secret) : undefined,
+      secret: typeof secret === 'string' ? this.#unseal(names.secret, secret) : undefined,
       locked: Number(locked) === 1,
+      inflight: Number(inflight) === 1,
     };
   }
 
@@ -157,13 +176,41 @@ export class RedisTokenStore implements SharedTokenStore {
   async write(key: string, fence: string, entry: SharedWrite): Promise<boolean> {
     const names = this.#names(key);
     const ttlMs = Math.floor(entry.ttlMs ?? 0);
-    const token =
-      entry.token !== undefined && ttlMs > 0
-        ? `${this.#fingerprint(entry.token.accessToken)}|${this.#seal(names.token, JSON.stringify(entry.token))}`
-        : '';
-    const secret = entry.secret === undefined ? '' : this.#seal(names.secret, entry.secret);
-    const args = [names.lock, names.token, names.secret, fence, token, String(ttlMs), secret];
-    return Number(await this.#command(['EVAL', WRITE, '3', ...args])) === 1;
+    let token = '';
+    if (entry.token !== undefined) {
+      token =
+        ttlMs > 0
+          ? this.#sealed(names.token, entry.token.accessToken, JSON.stringify(entry.token))
+          : '-';
+    }
+    const inflightMs =
+      entry.inflightMs === undefined ? '' : String(Math.max(1, Math.floor(entry.inflightMs)));
+    const args = [
+      fence,
+      entry.clear ? '1' : '0',
+      token,
+      String(ttlMs),
+      inflightMs,
+      entry.clearInflight ? '1' : '0',
+    ];
+    const keys = [names.lock, names.token, names.secret, names.inflight];
+    return Number(await this.#command(['EVAL', WRITE, '4', ...keys, ...args])) === 1;
+  }
+
+  async swapSecret(key: string, presented: string, secret: string): Promise<boolean> {
+    const names = this.#names(key);
+    const value = this.#sealed(names.secret, secret, secret);
+    const prefix = `${this.#fingerprint(presented)}|`;
+    const reply = await this.#command([
+      'EVAL',
+      SWAP_SECRET,
+      '2',
+      names.secret,
+      names.inflight,
+      prefix,
+      value,
+    ]);
+    return Number(reply) === 1;
   }
 
   async deleteIf(key: string, staleToken: string): Promise<boolean> {
@@ -181,9 +228,14 @@ export class RedisTokenStore implements SharedTokenStore {
     return `RedisTokenStore { keyPrefix: '${this.#prefix}', encrypted: ${this.#key !== undefined} }`;
   }
 
-  #names(key: string): { token: string; secret: string; lock: string } {
+  #names(key: string): { token: string; secret: string; lock: string; inflight: string } {
     const base = `${this.#prefix}{${key}}`;
-    return { token: `${base}:token`, secret: `${base}:refresh`, lock: `${base}:lock` };
+    return {
+      token: `${base}:token`,
+      secret: `${base}:refresh`,
+      lock: `${base}:lock`,
+      inflight: `${base}:inflight`,
+    };
   }
 
   /** One command, or a transient TokenStoreError when it fails or outlives commandTimeoutMs. */
@@ -204,18 +256,26 @@ export class RedisTokenStore implements SharedTokenStore {
     }
   }
 
-  /** What the compare-and-swap compares: a one-way digest of the token, keyed when encrypting. */
-  #fingerprint(accessToken: string): string {
+  /** What compare-and-swap compares: a one-way digest of a token, keyed when encrypting. */
+  #fingerprint(token: string): string {
     const digest =
       this.#key === undefined
-        ? createHash('sha256').update(accessToken)
-        : createHmac('sha256', this.#key).update(accessToken);
+        ? createHash('sha256').update(token)
+        : createHmac('sha256', this.#key).update(token);
     return digest.digest('hex').slice(0, 32);
   }
 
+  /** `digest|sealed`: Lua compares the digest, only this process opens the rest. */
+  #sealed(name: string, token: string, payload: string): string {
+    return `${this.#fingerprint(token)}|${this.#seal(name, payload)}`;
+  }
+
+  #unseal(name: string, value: string): string {
+    return this.#open(name, value.slice(value.indexOf('|') + 1));
+  }
+
   #tokenOf(name: string, value: string): CachedToken | undefined {
-    const bar = value.indexOf('|');
-    const json = this.#open(name, value.slice(bar + 1));
+    const json = this.#unseal(name, value);
     let token: CachedToken;
     try {
       token = JSON.parse(json) as CachedToken;
@@ -248,7 +308,10 @@ export class RedisTokenStore implements SharedTokenStore {
     if (!value.startsWith(ENCRYPTED)) throw new TokenStoreError('undecryptable');
     try {
       const bytes = Buffer.from(value.slice(ENCRYPTED.length), 'base64url');
-      const decipher = createDecipheriv('aes-256-gcm', this.#key, bytes.subarray(0, 12));
+      if (bytes.length < 28) throw new Error('too short');
+      const decipher = createDecipheriv('aes-256-gcm', this.#key, bytes.subarray(0, 12), {
+        authTagLength: 16,
+      });
       decipher.setAAD(Buffer.from(name));
       decipher.setAuthTag(bytes.subarray(12, 28));
       return Buffer.concat([decipher.update(bytes.subarray(28)), decipher.final()]).toString(

@@ -7,6 +7,8 @@ import {
   ConfigError,
   DIAGNOSTICS_CHANNELS,
   RefreshTokenAuth,
+  SessionClosedError,
+  type SharedTokenStore,
   type StoreEvent,
   SubjectTokenType,
   sessionKey,
@@ -351,6 +353,174 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       await session.revoke();
       expect(fixture.org.isValidRefreshToken(latest)).toBe(false);
       expect(fixture.org.stats.familyRevocations).toBe(0);
+      // Nothing of the session is left in Redis for the fleet to present.
+      expect(await dump()).toEqual([]);
+    });
+  });
+
+  describe('a rotated refresh token the store missed', () => {
+    /** The real store, whose swapSecret fails while `failing` is set (a Redis hiccup). */
+    function flaky(inner: RedisTokenStore) {
+      const state = { failing: true, swaps: 0 };
+      const store: SharedTokenStore = {
+        lockTtlMs: inner.lockTtlMs,
+        read: (key) => inner.read(key),
+        acquire: (key) => inner.acquire(key),
+        renew: (key, fence) => inner.renew(key, fence),
+        release: (key, fence) => inner.release(key, fence),
+        write: (key, fence, entry) => inner.write(key, fence, entry),
+        deleteIf: (key, token) => inner.deleteIf(key, token),
+        swapSecret: (key, presented, secret) => {
+          state.swaps++;
+          return state.failing
+            ? Promise.reject(new Error('connection lost'))
+            : inner.swapSecret(key, presented, secret);
+        },
+      };
+      return { store, state };
+    }
+    const sibling = (refreshToken: string, store: SharedTokenStore) =>
+      open(
+        new RefreshTokenAuth({
+          clientId: fixture.org.clientId,
+          clientSecret: fixture.org.clientSecret,
+          refreshToken,
+          loginUrl: fixture.org.loginUrl,
+          instanceUrl: fixture.org.instanceUrl,
+          store,
+        }),
+      );
+
+    it('holds the fleet back (in-flight marker) until the holder stores it: 0 family revocations', async () => {
+      const { store: failing, state } = flaky(new RedisTokenStore({ client }));
+      const { session, rotated, refreshToken } = refreshingOn(failing as RedisTokenStore);
+      const token = await session.getToken(); // rotated, but the store kept the old refresh token
+      expect(rotated).toHaveLength(1);
+      expect(state.swaps).toBe(1);
+      state.failing = false;
+
+      const other = sibling(refreshToken, new RedisTokenStore({ client }));
+      await other.invalidate(token);
+      // `other` must not present the refresh token the store still holds (it is dead): it waits
+      // for the marker, which `session`'s rejoin probe clears once it stores the rotated one.
+      const fresh = await other.getToken();
+      expect(fresh).not.toBe(token);
+      expect(state.swaps).toBe(2);
+      expect(fixture.org.stats.tokenRequests).toBe(2);
+      expect(fixture.org.stats.familyRevocations).toBe(0);
+    });
+
+    it('close() makes one last attempt to store it', async () => {
+      const inner = new RedisTokenStore({ client });
+      const { store: failing, state } = flaky(inner);
+      const { session, rotated } = refreshingOn(failing as RedisTokenStore);
+      await session.getToken();
+      state.failing = false;
+      await session.close();
+      expect(state.swaps).toBe(2);
+      // Stored in clear here (no encryptionKey), so a scan finds it.
+      const values = await dump();
+      expect(values.some((v) => v.includes(rotated[0] as string))).toBe(true);
+    });
+
+    it("close() while waiting for another process's mint rejects the wait with SessionClosedError", async () => {
+      const store = new RedisTokenStore({ client });
+      fixture.org.setTokenDelay(1_500);
+      const holder = open(fixture.session({ store }));
+      const waiter = fixture.session({ store });
+      const held = holder.getToken();
+      await until(() => fixture.org.stats.tokenRequests === 1);
+      const waiting = waiter.getToken().then(
+        () => 'token',
+        (error: unknown) => error,
+      );
+      await waiter.close();
+      const outcome = await waiting;
+      expect(outcome).toBeInstanceOf(SessionClosedError);
+      // Closed without waiting for the other process's token request to finish.
+      expect(await Promise.race([held.then(() => 'done'), Promise.resolve('pending')])).toBe(
+        'pending',
+      );
+      await held;
+      expect(fixture.org.stats.tokenRequests).toBe(1);
+    });
+
+    it('a custom store whose renew throws synchronously never crashes the process', async () => {
+      const inner = new RedisTokenStore({ client, lockTtlMs: 30 });
+      const store: SharedTokenStore = {
+        lockTtlMs: 30,
+        read: (key) => inner.read(key),
+        acquire: (key) => inner.acquire(key),
+        renew: () => {
+          throw new Error('not implemented');
+        },
+        release: () => {
+          throw new Error('not implemented either');
+        },
+        write: (key, fence, entry) => inner.write(key, fence, entry),
+        deleteIf: (key, token) => inner.deleteIf(key, token),
+        swapSecret: (key, presented, secret) => inner.swapSecret(key, presented, secret),
+      };
+      fixture.org.setTokenDelay(200); // several renewals fire during the mint
+      const session = open(fixture.session({ store }));
+      expect(typeof (await session.getToken())).toBe('string');
+    });
+  });
+
+  describe('the store itself', () => {
+    const key = sessionKey({
+      loginUrl: 'https://acme.my.salesforce.com',
+      clientId: 'app',
+      grant: 'refresh_token',
+      user: 'u',
+    });
+    const token = (accessToken: string) => ({
+      accessToken,
+      expiresAt: Date.now() + 60_000,
+      staleAt: Date.now() + 50_000,
+      refreshAt: Date.now() + 40_000,
+    });
+
+    it('swapSecret is a compare-and-swap on the presented secret, and clears the in-flight marker', async () => {
+      const store = new RedisTokenStore({ client, encryptionKey: KEY });
+      expect(await store.swapSecret(key, 'initial', 'second')).toBe(true); // none stored yet
+      expect(await store.swapSecret(key, 'initial', 'forked')).toBe(false); // not current
+      const fence = (await store.acquire(key)) as string;
+      expect(await store.write(key, fence, { inflightMs: 10_000 })).toBe(true);
+      expect(await store.read(key)).toMatchObject({
+        secret: 'second',
+        inflight: true,
+        locked: true,
+      });
+      expect(await store.swapSecret(key, 'second', 'third')).toBe(true);
+      expect(await store.read(key)).toMatchObject({ secret: 'third', inflight: false });
+      // Writes are fenced: a lost lock writes nothing.
+      await store.release(key, fence);
+      expect(await store.write(key, fence, { token: token('t1'), ttlMs: 10_000 })).toBe(false);
+      expect((await store.read(key)).token).toBeUndefined();
+    });
+
+    it('a token write with no lifetime left clears the stored token', async () => {
+      const store = new RedisTokenStore({ client });
+      const fence = (await store.acquire(key)) as string;
+      await store.write(key, fence, { token: token('t1'), ttlMs: 10_000 });
+      expect((await store.read(key)).token?.accessToken).toBe('t1');
+      await store.write(key, fence, { token: token('t2'), ttlMs: 0 });
+      expect((await store.read(key)).token).toBeUndefined();
+    });
+
+    it('a sealed value with a truncated authentication tag is refused, not accepted', async () => {
+      const store = new RedisTokenStore({ client, encryptionKey: KEY });
+      expect(await store.swapSecret(key, 'x', 'secret-value')).toBe(true);
+      const name = `cirrus-auth:{${key}}:refresh`;
+      const stored = (await client.sendCommand(['GET', name])) as string;
+      const [digest, sealed] = stored.split('|') as [string, string];
+      const bytes = Buffer.from(sealed.slice('e1.'.length), 'base64url');
+      // iv (12) + a 4-byte tag, no ciphertext: GCM without a minimum tag length would try it.
+      const forged = `${digest}|e1.${Buffer.concat([bytes.subarray(0, 12), bytes.subarray(12, 16)]).toString('base64url')}`;
+      await client.sendCommand(['SET', name, forged]);
+      const error = await caught(() => store.read(key));
+      expect(error).toMatchObject({ code: 'ERR_TOKEN_STORE', problem: 'undecryptable' });
     });
   });
 });
