@@ -9,6 +9,7 @@ import {
   isSharedTokenStore,
   type SessionIdentity,
   type SharedSlot,
+  type SharedToken,
   type SharedTokenStore,
   type SharedWrite,
   sessionKey,
@@ -200,6 +201,8 @@ export class CachingSession extends Redacted implements AuthSession {
   #secret: string | undefined;
   /** A rotated secret the shared store missed, and the one presented to get it. */
   #unsaved: { presented: string } | undefined;
+  /** While a rotated secret is retried into the store: one last attempt, for close(). */
+  #flushing: { finish(): Promise<void> } | undefined;
   /** True while the shared store is unreachable and this process mints on its own. */
   #degraded = false;
   #rejoinTimer: NodeJS.Timeout | undefined;
@@ -319,7 +322,7 @@ export class CachingSession extends Redacted implements AuthSession {
         if (this.#rejected.length > REJECTED_TOKENS_KEPT) this.#rejected.shift();
         if (!this.#degraded) {
           try {
-            await guard(shared.store.deleteIf(shared.key, staleToken));
+            await guard(() => shared.store.deleteIf(shared.key, staleToken));
           } catch (error) {
             this.#degrade(error);
           }
@@ -341,13 +344,7 @@ export class CachingSession extends Redacted implements AuthSession {
     clearInterval(this.#rejoinTimer);
     await this.#pending?.catch(() => {});
     // A rotated refresh token the store missed gets one last chance to reach it.
-    const fleet = this.#fleet;
-    const unsaved = this.#unsaved;
-    if (fleet !== undefined && unsaved !== undefined && this.#secret !== undefined) {
-      await guard(fleet.store.swapSecret(fleet.key, unsaved.presented, this.#secret)).catch(
-        () => {},
-      );
-    }
+    await this.#flushing?.finish();
   }
 
   /** `await using session = new ClientCredentialsAuth(...)` closes it at the end of the scope. */
@@ -381,7 +378,8 @@ export class CachingSession extends Redacted implements AuthSession {
           return await this.#refreshShared(fleet, reason, aheadOf);
         } catch (error) {
           if (!(error instanceof TokenStoreError && error.transient)) throw error;
-          this.#degrade(error);
+          // A lock held too long is no outage: mint here this once, stay with the fleet.
+          if (error.problem !== 'lock-wait') this.#degrade(error);
         }
       }
       // Two processes presenting the same rotating refresh token revoke its whole family: a
@@ -410,25 +408,47 @@ export class CachingSession extends Redacted implements AuthSession {
     reason: MintReason,
     aheadOf: string | undefined,
   ): Promise<string> {
-    const { store, key } = fleet;
+    const fence = await this.#acquireShared(fleet, (slot) => {
+      const usable = this.#usable(slot.token, aheadOf);
+      if (usable !== undefined) this.#adopt(usable);
+      return usable?.accessToken;
+    });
+    if (typeof fence !== 'object') return fence;
+    return await this.#mintHolding(fleet, fence.fence, reason);
+  }
+
+  /**
+   * Polls the shared entry until `done` finds what it needs in it (answered as a string), or the
+   * lock is free and no secret is in flight, then takes the lock (answered as `{ fence }`).
+   * Gives up (TokenStoreError 'lock-wait') after a live holder's longest possible hold.
+   */
+  async #acquireShared(
+    { store, key }: Fleet,
+    done: (slot: SharedSlot) => string | undefined,
+  ): Promise<string | { fence: string }> {
     const giveUpAt = performance.now() + this.#holdBoundMs(store);
     let pauseMs = 5;
     for (;;) {
       if (this.#closed) throw new SessionClosedError();
-      const slot = await guard(store.read(key));
+      const slot = await guard(() => store.read(key));
       this.#learnSecret(slot);
-      const usable = this.#usable(slot.token, aheadOf);
-      if (usable !== undefined) {
-        this.#adopt(usable);
-        return usable.accessToken;
-      }
+      const found = done(slot);
+      if (found !== undefined) return found;
       // A secret someone presented without storing its successor must not be presented again.
-      const blocked = slot.locked || (this.#secret !== undefined && slot.inflight);
-      if (!blocked) {
-        const fence = await guard(store.acquire(key));
+      if (!slot.locked && !(this.#secret !== undefined && slot.inflight)) {
+        const fence = await guard(() => store.acquire(key));
         if (fence !== undefined) {
-          const token = await this.#mintHolding(fleet, fence, reason, aheadOf);
-          if (token !== undefined) return token;
+          // Another process may have written between our read and our lock: read again.
+          const again = await guard(() => store.read(key)).catch(async (error: unknown) => {
+            await this.#release(store, key, fence);
+            throw error;
+          });
+          this.#learnSecret(again);
+          const late = done(again);
+          const blocked = this.#secret !== undefined && again.inflight;
+          if (late === undefined && !blocked) return { fence };
+          await this.#release(store, key, fence);
+          if (late !== undefined) return late;
         }
       }
       if (performance.now() > giveUpAt) throw new TokenStoreError('lock-wait');
@@ -445,17 +465,8 @@ export class CachingSession extends Redacted implements AuthSession {
     return 2 * this.#mintTimeoutMs + store.lockTtlMs;
   }
 
-  /**
-   * Mints while holding the shared lock with `fence`, renewing it until the mint settles; answers
-   * `undefined` when the secret turns out to be in flight elsewhere (keep waiting).
-   */
-  async #mintHolding(
-    fleet: Fleet,
-    fence: string,
-    reason: MintReason,
-    aheadOf: string | undefined,
-  ): Promise<string | undefined> {
-    const { store, key } = fleet;
+  /** Renews the lock (and its in-flight marker) every third of its TTL until stopped. */
+  #renewing(store: SharedTokenStore, key: string, fence: string): NodeJS.Timeout {
     const renewal = setInterval(
       () => {
         Promise.resolve()
@@ -465,24 +476,33 @@ export class CachingSession extends Redacted implements AuthSession {
       Math.max(1, Math.floor(store.lockTtlMs / 3)),
     );
     renewal.unref();
+    return renewal;
+  }
+
+  async #release(store: SharedTokenStore, key: string, fence: string): Promise<void> {
+    await Promise.resolve()
+      .then(() => store.release(key, fence))
+      .catch(() => {});
+  }
+
+  /**
+   * Mints while holding the shared lock with `fence`, renewing it until the mint settles. A
+   * rotated secret the store missed keeps the lock (and the in-flight marker) held, renewed and
+   * retried until it is stored: until then nobody else presents the old one.
+   */
+  async #mintHolding(
+    { store, key }: Fleet,
+    fence: string,
+    reason: MintReason,
+  ): Promise<string> {
+    const renewal = this.#renewing(store, key, fence);
+    let keep = false;
     try {
-      // Another process may have written between our read and our lock.
-      const slot = await guard(store.read(key));
-      this.#learnSecret(slot);
-      const usable = this.#usable(slot.token, aheadOf);
-      if (usable !== undefined) {
-        this.#adopt(usable);
-        return usable.accessToken;
-      }
       const presented = this.#secret;
       if (presented !== undefined) {
-        if (slot.inflight) return undefined;
-        // Mark the secret in flight before presenting it, and only while still holding the lock:
-        // should this process fail to store the rotated one, nobody presents this one again.
-        const marked = await guard(
-          store.write(key, fence, { inflightMs: this.#holdBoundMs(store) }),
-        );
-        if (!marked) return undefined;
+        // Mark the secret in flight before presenting it, and only while still holding the lock.
+        const marked = await guard(() => store.write(key, fence, { inflight: true }));
+        if (!marked) throw new TokenStoreError('lock-wait');
       }
       let token: CachedToken;
       try {
@@ -490,32 +510,105 @@ export class CachingSession extends Redacted implements AuthSession {
           this.#secret = secret;
           this.#unsaved = { presented: presented as string };
           try {
-            if (await guard(store.swapSecret(key, presented as string, secret))) {
+            if (await guard(() => store.swapSecret(key, presented as string, secret))) {
               this.#unsaved = undefined;
             }
           } catch {
-            // Kept in memory and retried by the rejoin probe; the marker holds the fleet back.
+            // Retried while the lock stays held (see below).
           }
         });
-      } catch (error) {
-        // The secret was not consumed (or its successor is stored): others may present it again.
-        if (presented !== undefined && this.#unsaved === undefined) {
-          await this.#write(store, key, fence, { clearInflight: true });
-        }
-        throw error;
+      } finally {
+        keep = this.#unsaved !== undefined;
       }
       this.#adopt(token);
-      const ttlMs = token.expiresAt - this.#now();
-      const clearInflight = presented !== undefined && this.#unsaved === undefined;
-      await this.#write(store, key, fence, { token, ttlMs, clearInflight });
-      if (this.#unsaved !== undefined) this.#degrade(new TokenStoreError('unavailable'));
+      const shared = this.#sharedToken(token);
+      if (!(await this.#write(store, key, fence, { token: shared }))) {
+        this.#logger?.warn?.(
+          { session: this.constructor.name, instanceUrl: this.instanceUrl },
+          'cirrus-auth: the shared token store missed a new token',
+        );
+      }
       return token.accessToken;
     } finally {
-      clearInterval(renewal);
-      await Promise.resolve()
-        .then(() => store.release(key, fence))
-        .catch(() => {});
+      if (keep) this.#keepUntilSaved(store, key, fence, renewal);
+      else {
+        clearInterval(renewal);
+        await this.#release(store, key, fence);
+      }
     }
+  }
+
+  /**
+   * Retries storing a rotated secret every third of the lock's TTL, keeping the lock and marker
+   * renewed meanwhile; frees them once stored (or once the store holds another lineage).
+   */
+  #keepUntilSaved(
+    store: SharedTokenStore,
+    key: string,
+    fence: string,
+    renewal: NodeJS.Timeout,
+  ): void {
+    let busy = false;
+    const stop = async () => {
+      clearInterval(retry);
+      clearInterval(renewal);
+      this.#flushing = undefined;
+      await this.#release(store, key, fence);
+    };
+    const attempt = async (): Promise<void> => {
+      const unsaved = this.#unsaved;
+      const secret = this.#secret;
+      if (unsaved === undefined || secret === undefined) return stop();
+      if (await guard(() => store.swapSecret(key, unsaved.presented, secret))) {
+        this.#unsaved = undefined;
+      } else {
+        // The fleet moved on without it (the lock expired while this process was cut off).
+        this.#logger?.warn?.(
+          { session: this.constructor.name, instanceUrl: this.instanceUrl },
+          'cirrus-auth: a rotated refresh token was superseded in the shared store',
+        );
+        this.#unsaved = undefined;
+      }
+      await stop();
+    };
+    const retry = setInterval(
+      () => {
+        if (busy) return;
+        busy = true;
+        attempt()
+          .catch(() => {})
+          .finally(() => {
+            busy = false;
+          });
+      },
+      Math.max(1, Math.floor(store.lockTtlMs / 3)),
+    );
+    retry.unref();
+    this.#flushing = {
+      finish: () => attempt().catch(() => stop()),
+    };
+  }
+
+  /** A token as the shared store keeps it: the time it has left, not this clock's readings. */
+  #sharedToken(token: CachedToken): SharedToken {
+    const now = this.#now();
+    return {
+      accessToken: token.accessToken,
+      expiresInMs: token.expiresAt - now,
+      staleInMs: token.staleAt - now,
+      refreshInMs: token.refreshAt - now,
+    };
+  }
+
+  /** A shared token on this session's clock. */
+  #localToken(token: SharedToken): CachedToken {
+    const now = this.#now();
+    return {
+      accessToken: token.accessToken,
+      expiresAt: now + token.expiresInMs,
+      staleAt: now + token.staleInMs,
+      refreshAt: now + token.refreshInMs,
+    };
   }
 
   /** Takes the fleet's current secret, unless this process holds a newer one the store missed. */
@@ -523,7 +616,7 @@ export class CachingSession extends Redacted implements AuthSession {
     if (slot.secret !== undefined && this.#unsaved === undefined) this.#secret = slot.secret;
   }
 
-  /** A fenced write that never throws: a failure is logged, and an unreachable store degrades. */
+  /** A fenced write that never throws: an unreachable store degrades. */
   async #write(
     store: SharedTokenStore,
     key: string,
@@ -531,23 +624,20 @@ export class CachingSession extends Redacted implements AuthSession {
     entry: SharedWrite,
   ): Promise<boolean> {
     try {
-      if (await guard(store.write(key, fence, entry))) return true;
-      this.#logger?.warn?.(
-        { session: this.constructor.name, instanceUrl: this.instanceUrl },
-        'cirrus-auth: shared mint lock lost before the write',
-      );
+      return await guard(() => store.write(key, fence, entry));
     } catch (error) {
       this.#degrade(error);
+      return false;
     }
-    return false;
   }
 
   /** A shared token this session may hand out: fresh, not the one being refreshed, not rejected. */
-  #usable(token: CachedToken | undefined, aheadOf?: string): CachedToken | undefined {
-    if (token === undefined || this.#now() >= token.staleAt) return undefined;
-    if (token.accessToken === aheadOf || this.#rejected.includes(token.accessToken))
+  #usable(shared: SharedToken | undefined, aheadOf?: string): CachedToken | undefined {
+    if (shared === undefined || shared.staleInMs <= 0) return undefined;
+    if (shared.accessToken === aheadOf || this.#rejected.includes(shared.accessToken)) {
       return undefined;
-    return token;
+    }
+    return this.#localToken(shared);
   }
 
   /** Caches a token in this process: the lock-free fast path and the local store. */
@@ -587,8 +677,8 @@ export class CachingSession extends Redacted implements AuthSession {
   }
 
   /**
-   * Runs under the lock while degraded: if the store answers, first store a rotated secret it
-   * missed, then adopt its token or, when it has none, offer ours, so the fleet converges again.
+   * Runs under the lock while degraded: if the store answers, adopt its token or, when it has none,
+   * offer ours, so the fleet converges on one token again.
    */
   async #rejoin(): Promise<void> {
     const fleet = this.#fleet;
@@ -596,36 +686,23 @@ export class CachingSession extends Redacted implements AuthSession {
     const { store, key } = fleet;
     let usable: CachedToken | undefined;
     try {
-      const unsaved = this.#unsaved;
-      if (unsaved !== undefined && this.#secret !== undefined) {
-        if (!(await guard(store.swapSecret(key, unsaved.presented, this.#secret)))) {
-          // The fleet moved on without it (the marker expired): ours is a dead branch.
-          this.#logger?.warn?.(
-            { session: this.constructor.name, instanceUrl: this.instanceUrl },
-            'cirrus-auth: a rotated refresh token was superseded in the shared store',
-          );
-        }
-        this.#unsaved = undefined;
-      }
-      const slot = await guard(store.read(key));
+      const slot = await guard(() => store.read(key));
       this.#learnSecret(slot);
       usable = this.#usable(slot.token);
       // Someone is writing (perhaps another process offering its token): look again next time.
       if (usable === undefined && slot.locked) return;
-      const local = this.#usable(this.#hit?.token);
-      if (usable === undefined && local !== undefined) {
-        const fence = await guard(store.acquire(key));
+      const local = this.#hit?.token;
+      if (usable === undefined && local !== undefined && this.#now() < local.staleAt) {
+        const fence = await guard(() => store.acquire(key));
         if (fence === undefined) return;
         try {
-          usable = this.#usable((await guard(store.read(key))).token);
+          usable = this.#usable((await guard(() => store.read(key))).token);
           if (usable === undefined) {
-            const ttlMs = local.expiresAt - this.#now();
-            if (!(await guard(store.write(key, fence, { token: local, ttlMs })))) return;
+            const token = this.#sharedToken(local);
+            if (!(await guard(() => store.write(key, fence, { token })))) return;
           }
         } finally {
-          await Promise.resolve()
-            .then(() => store.release(key, fence))
-            .catch(() => {});
+          await this.#release(store, key, fence);
         }
       }
     } catch {
@@ -742,26 +819,24 @@ export class CachingSession extends Redacted implements AuthSession {
   protected retireSecret(fn: (secret: string | undefined) => Promise<void>): Promise<void> {
     return this.#lock.runExclusive(async () => {
       const fleet = this.#fleet;
-      if (fleet !== undefined && !this.#degraded) {
-        const { store, key } = fleet;
-        const giveUpAt = performance.now() + this.#holdBoundMs(store);
-        let fence = await guard(store.acquire(key));
-        while (fence === undefined) {
-          if (performance.now() > giveUpAt) throw new TokenStoreError('lock-wait');
-          await new Promise((resolve) => setTimeout(resolve, 50));
-          fence = await guard(store.acquire(key));
-        }
-        try {
-          this.#learnSecret(await guard(store.read(key)));
-          await fn(this.#secret);
-          await this.#write(store, key, fence, { clear: true });
-        } finally {
-          await Promise.resolve()
-            .then(() => store.release(key, fence))
-            .catch(() => {});
-        }
-      } else {
+      if (fleet === undefined) {
         await fn(this.#secret);
+      } else {
+        // Revoking a token other than the fleet's current one would leave the fleet running.
+        if (this.#degraded) throw new TokenStoreError('unavailable');
+        const { store, key } = fleet;
+        const taken = await this.#acquireShared(fleet, () => undefined);
+        const fence = (taken as { fence: string }).fence;
+        const renewal = this.#renewing(store, key, fence);
+        try {
+          await fn(this.#secret);
+          if (!(await guard(() => store.write(key, fence, { clear: true })))) {
+            throw new TokenStoreError('lock-wait');
+          }
+        } finally {
+          clearInterval(renewal);
+          await this.#release(store, key, fence);
+        }
       }
       this.#forgetHit();
       this.#store.clear();
@@ -791,9 +866,9 @@ export class CachingSession extends Redacted implements AuthSession {
 }
 
 /** Any failure of a shared store, as a transient {@link TokenStoreError} (kept if it is one). */
-async function guard<T>(operation: Promise<T>): Promise<T> {
+async function guard<T>(operation: () => Promise<T>): Promise<T> {
   try {
-    return await operation;
+    return await operation();
   } catch (error) {
     if (error instanceof TokenStoreError) throw error;
     throw new TokenStoreError('unavailable', { cause: error });

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { CachedToken } from './token-store.js';
 
 /**
  * What a session's shared cache entry is keyed on: the login URL, the client id, the grant and the
@@ -12,31 +11,44 @@ export interface SessionIdentity {
   readonly user: string;
 }
 
+/**
+ * A token as a shared store keeps it: lifetimes are relative (milliseconds left), so processes
+ * whose clocks differ, or a test's injected clock, agree on when it goes stale.
+ */
+export interface SharedToken {
+  readonly accessToken: string;
+  /** Until it is presumed dead. */
+  readonly expiresInMs: number;
+  /** Until sessions stop handing it out. */
+  readonly staleInMs: number;
+  /** Until a background refresh starts. */
+  readonly refreshInMs: number;
+}
+
 /** One session's entry in a shared store, as read. */
 export interface SharedSlot {
-  /** The current access token, if one is stored and decrypts. */
-  readonly token: CachedToken | undefined;
+  /** The current access token, if one is stored and decrypts, with the time it has left. */
+  readonly token: SharedToken | undefined;
   /** The grant's current single-use secret (a rotating refresh token), if one is stored. */
   readonly secret: string | undefined;
   /** Whether some process holds the mint lock. */
   readonly locked: boolean;
   /**
-   * Whether a process presented the current secret and has not yet stored what it got back: no
-   * one else may present it until that process does, or the marker expires.
+   * Whether a process presented the current secret and has not yet stored what it got back (or
+   * released its lock): no one else may present it until then, or until the marker expires.
    */
   readonly inflight: boolean;
 }
 
 /** A fenced write: applied only while the writer still holds the lock with `fence`. */
 export interface SharedWrite {
-  /** Replaces the token; with `ttlMs` of 0 or less, clears it instead. */
-  readonly token?: CachedToken;
-  /** How long the shared copy of `token` lives (its remaining local lifetime). */
-  readonly ttlMs?: number;
-  /** Sets the in-flight marker for this long: the writer is about to present the secret. */
-  readonly inflightMs?: number;
-  /** Clears the in-flight marker. */
-  readonly clearInflight?: boolean;
+  /** Replaces the token, for `token.expiresInMs`; with 0 or less left, clears it instead. */
+  readonly token?: SharedToken;
+  /**
+   * Marks the secret in flight: the writer is about to present it. The marker lives as long as
+   * the lock, is renewed with it, and goes with `release`.
+   */
+  readonly inflight?: boolean;
   /** Clears the token, the secret and the marker (after a revocation). */
   readonly clear?: boolean;
 }
@@ -55,9 +67,12 @@ export interface SharedTokenStore {
   read(key: string): Promise<SharedSlot>;
   /** Takes the mint lock if free, answering its fencing value, else `undefined`. */
   acquire(key: string): Promise<string | undefined>;
-  /** Extends the lock held with `fence` by `lockTtlMs`; answers whether it was still held. */
+  /**
+   * Extends the lock held with `fence`, and its in-flight marker, by `lockTtlMs`; answers whether
+   * it was still held.
+   */
   renew(key: string, fence: string): Promise<boolean>;
-  /** Frees the lock if it is still held with `fence`. */
+  /** Frees the lock if it is still held with `fence`, and clears an in-flight marker it set. */
   release(key: string, fence: string): Promise<void>;
   /** Writes while the lock is held with `fence`; answers whether it was. */
   write(key: string, fence: string, entry: SharedWrite): Promise<boolean>;

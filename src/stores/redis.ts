@@ -8,8 +8,12 @@ import {
 } from 'node:crypto';
 import { ConfigError, TokenStoreError } from '../errors.js';
 import { MAX_TIMER_MS, optionsObject, positiveMs } from '../internal/options.js';
-import type { SharedSlot, SharedTokenStore, SharedWrite } from '../session/shared-store.js';
-import type { CachedToken } from '../session/token-store.js';
+import type {
+  SharedSlot,
+  SharedToken,
+  SharedTokenStore,
+  SharedWrite,
+} from '../session/shared-store.js';
 
 /** Default `lockTtlMs`: how long a dead mint-lock holder blocks the fleet. */
 export const DEFAULT_LOCK_TTL_MS = 10_000;
@@ -65,18 +69,21 @@ export interface RedisTokenStoreOptions {
 }
 
 // Lua scripts run atomically in Redis. A session's keys share one hash tag (one cluster slot).
-const READ = `return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]),
-redis.call('EXISTS', KEYS[3]), redis.call('EXISTS', KEYS[4])}`;
-const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0`;
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+const READ = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]),
+redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3]), redis.call('EXISTS', KEYS[4])}`;
+// The lock and the in-flight marker hold the holder's fence; both are renewed and freed together.
+const RENEW = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+return 1`;
+const RELEASE = `if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 const WRITE = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] == '1' then redis.call('DEL', KEYS[2], KEYS[3], KEYS[4]) return 1 end
 if ARGV[3] == '-' then redis.call('DEL', KEYS[2])
 elseif ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
-if ARGV[5] ~= '' then redis.call('SET', KEYS[4], '1', 'PX', ARGV[5]) end
-if ARGV[6] == '1' then redis.call('DEL', KEYS[4]) end
+if ARGV[5] == '1' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[6]) end
 return 1`;
 const SWAP_SECRET = `local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
@@ -146,9 +153,10 @@ export class RedisTokenStore implements SharedTokenStore {
       names.lock,
       names.inflight,
     ]);
-    const [token, secret, locked, inflight] = Array.isArray(reply) ? reply : [];
+    const [token, pttl, secret, locked, inflight] = Array.isArray(reply) ? reply : [];
     return {
-      token: typeof token === 'string' ? this.#tokenOf(names.token, token) : undefined,
+      token:
+        typeof token === 'string' ? this.#tokenOf(names.token, token, Number(pttl)) : undefined,
       secret: typeof secret === 'string' ? this.#unseal(names.secret, secret) : undefined,
       locked: Number(locked) === 1,
       inflight: Number(inflight) === 1,
@@ -163,19 +171,19 @@ export class RedisTokenStore implements SharedTokenStore {
   }
 
   async renew(key: string, fence: string): Promise<boolean> {
-    const { lock } = this.#names(key);
-    return (
-      Number(await this.#command(['EVAL', RENEW, '1', lock, fence, String(this.lockTtlMs)])) === 1
-    );
+    const { lock, inflight } = this.#names(key);
+    const args = ['EVAL', RENEW, '2', lock, inflight, fence, String(this.lockTtlMs)];
+    return Number(await this.#command(args)) === 1;
   }
 
   async release(key: string, fence: string): Promise<void> {
-    await this.#command(['EVAL', RELEASE, '1', this.#names(key).lock, fence]);
+    const { lock, inflight } = this.#names(key);
+    await this.#command(['EVAL', RELEASE, '2', lock, inflight, fence]);
   }
 
   async write(key: string, fence: string, entry: SharedWrite): Promise<boolean> {
     const names = this.#names(key);
-    const ttlMs = Math.floor(entry.ttlMs ?? 0);
+    const ttlMs = Math.floor(entry.token?.expiresInMs ?? 0);
     let token = '';
     if (entry.token !== undefined) {
       token =
@@ -183,15 +191,13 @@ export class RedisTokenStore implements SharedTokenStore {
           ? this.#sealed(names.token, entry.token.accessToken, JSON.stringify(entry.token))
           : '-';
     }
-    const inflightMs =
-      entry.inflightMs === undefined ? '' : String(Math.max(1, Math.floor(entry.inflightMs)));
     const args = [
       fence,
       entry.clear ? '1' : '0',
       token,
       String(ttlMs),
-      inflightMs,
-      entry.clearInflight ? '1' : '0',
+      entry.inflight ? '1' : '0',
+      String(this.lockTtlMs),
     ];
     const keys = [names.lock, names.token, names.secret, names.inflight];
     return Number(await this.#command(['EVAL', WRITE, '4', ...keys, ...args])) === 1;
@@ -274,20 +280,31 @@ export class RedisTokenStore implements SharedTokenStore {
     return this.#open(name, value.slice(value.indexOf('|') + 1));
   }
 
-  #tokenOf(name: string, value: string): CachedToken | undefined {
+  /**
+   * A stored token with the time it has left: its key's remaining TTL (Redis's clock) is the
+   * time to expiry, and the margins written with it give the rest.
+   */
+  #tokenOf(name: string, value: string, remainingMs: number): SharedToken | undefined {
     const json = this.#unseal(name, value);
-    let token: CachedToken;
+    let written: SharedToken;
     try {
-      token = JSON.parse(json) as CachedToken;
+      written = JSON.parse(json) as SharedToken;
     } catch {
       return undefined; // not ours: treated as no token, and overwritten by the next mint
     }
     const valid =
-      typeof token === 'object' &&
-      token !== null &&
-      typeof token.accessToken === 'string' &&
-      [token.expiresAt, token.staleAt, token.refreshAt].every(Number.isFinite);
-    return valid ? token : undefined;
+      typeof written === 'object' &&
+      written !== null &&
+      typeof written.accessToken === 'string' &&
+      [written.expiresInMs, written.staleInMs, written.refreshInMs].every(Number.isFinite) &&
+      remainingMs > 0;
+    if (!valid) return undefined;
+    return {
+      accessToken: written.accessToken,
+      expiresInMs: remainingMs,
+      staleInMs: remainingMs - (written.expiresInMs - written.staleInMs),
+      refreshInMs: remainingMs - (written.expiresInMs - written.refreshInMs),
+    };
   }
 
   #seal(name: string, plaintext: string): string {

@@ -392,7 +392,7 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       );
 
     it('holds the fleet back (in-flight marker) until the holder stores it: 0 family revocations', async () => {
-      const { store: failing, state } = flaky(new RedisTokenStore({ client }));
+      const { store: failing, state } = flaky(new RedisTokenStore({ client, lockTtlMs: 300 }));
       const { session, rotated, refreshToken } = refreshingOn(failing as RedisTokenStore);
       const token = await session.getToken(); // rotated, but the store kept the old refresh token
       expect(rotated).toHaveLength(1);
@@ -401,11 +401,29 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
 
       const other = sibling(refreshToken, new RedisTokenStore({ client }));
       await other.invalidate(token);
-      // `other` must not present the refresh token the store still holds (it is dead): it waits
-      // for the marker, which `session`'s rejoin probe clears once it stores the rotated one.
+      // `other` must not present the refresh token the store still holds (it is dead): it waits,
+      // as `session` keeps the lock and its in-flight marker until it stores the rotated one.
       const fresh = await other.getToken();
       expect(fresh).not.toBe(token);
       expect(state.swaps).toBe(2);
+      expect(fixture.org.stats.tokenRequests).toBe(2);
+      expect(fixture.org.stats.familyRevocations).toBe(0);
+    });
+
+    it("is not lost when the refresh fails after Salesforce rotated it (another org's instance_url)", async () => {
+      const { store: failing, state } = flaky(new RedisTokenStore({ client, lockTtlMs: 300 }));
+      const { session, rotated, refreshToken } = refreshingOn(failing as RedisTokenStore);
+      fixture.org.failTokenEndpoint(
+        { kind: 'instance-url', instanceUrl: 'https://elsewhere.my.salesforce.com' },
+        { times: 1 },
+      );
+      const error = await caught(() => session.getToken());
+      expect(error).toMatchObject({ code: 'ERR_INSTANCE_URL_MISMATCH' });
+      expect(rotated).toHaveLength(1); // adopted before the answer failed
+      state.failing = false;
+      // Another process refreshes: it must present the rotated token, never the one it replaced.
+      const other = sibling(refreshToken, new RedisTokenStore({ client }));
+      expect(typeof (await other.getToken())).toBe('string');
       expect(fixture.org.stats.tokenRequests).toBe(2);
       expect(fixture.org.stats.familyRevocations).toBe(0);
     });
@@ -467,6 +485,31 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
     });
   });
 
+  describe('across clocks', () => {
+    it('a session on an injected clock and one on the real clock share a token (lifetimes are relative)', async () => {
+      const store = new RedisTokenStore({ client });
+      let fake = 1_000;
+      const injected = open(fixture.session({ store, now: () => fake }));
+      const real = open(fixture.session({ store }));
+      const token = await injected.getToken();
+      expect(await real.getToken()).toBe(token);
+      fake += 60 * 60_000; // an hour later on the injected clock only
+      expect(fixture.org.stats.tokenRequests).toBe(1);
+      expect(await real.getToken()).toBe(token);
+    });
+
+    it('revoke() while the store is unreachable rejects instead of revoking a possibly stale token', async () => {
+      const store = new RedisTokenStore({ client, commandTimeoutMs: 200 });
+      const { session } = refreshingOn(store);
+      const token = await session.getToken();
+      await redis.stop();
+      await session.invalidate(token); // notices the outage
+      const error = await caught(() => session.revoke());
+      expect(error).toMatchObject({ code: 'ERR_TOKEN_STORE', problem: 'unavailable' });
+      expect(fixture.org.stats.revocations).toBe(0);
+    });
+  });
+
   describe('the store itself', () => {
     const key = sessionKey({
       loginUrl: 'https://acme.my.salesforce.com',
@@ -474,11 +517,11 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       grant: 'refresh_token',
       user: 'u',
     });
-    const token = (accessToken: string) => ({
+    const token = (accessToken: string, expiresInMs = 60_000) => ({
       accessToken,
-      expiresAt: Date.now() + 60_000,
-      staleAt: Date.now() + 50_000,
-      refreshAt: Date.now() + 40_000,
+      expiresInMs,
+      staleInMs: expiresInMs - 10_000,
+      refreshInMs: expiresInMs - 20_000,
     });
 
     it('swapSecret is a compare-and-swap on the presented secret, and clears the in-flight marker', async () => {
@@ -486,7 +529,7 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       expect(await store.swapSecret(key, 'initial', 'second')).toBe(true); // none stored yet
       expect(await store.swapSecret(key, 'initial', 'forked')).toBe(false); // not current
       const fence = (await store.acquire(key)) as string;
-      expect(await store.write(key, fence, { inflightMs: 10_000 })).toBe(true);
+      expect(await store.write(key, fence, { inflight: true })).toBe(true);
       expect(await store.read(key)).toMatchObject({
         secret: 'second',
         inflight: true,
@@ -494,18 +537,32 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       });
       expect(await store.swapSecret(key, 'second', 'third')).toBe(true);
       expect(await store.read(key)).toMatchObject({ secret: 'third', inflight: false });
-      // Writes are fenced: a lost lock writes nothing.
+      // Release frees the lock and the holder's own marker.
+      expect(await store.write(key, fence, { inflight: true })).toBe(true);
       await store.release(key, fence);
-      expect(await store.write(key, fence, { token: token('t1'), ttlMs: 10_000 })).toBe(false);
+      expect(await store.read(key)).toMatchObject({ locked: false, inflight: false });
+      // Writes are fenced: a lost lock writes nothing.
+      expect(await store.write(key, fence, { token: token('t1') })).toBe(false);
       expect((await store.read(key)).token).toBeUndefined();
+    });
+
+    it("keeps lifetimes relative: a reader sees the time left by Redis's clock, whatever its own", async () => {
+      const store = new RedisTokenStore({ client });
+      const fence = (await store.acquire(key)) as string;
+      await store.write(key, fence, { token: token('t1', 60_000) });
+      const read = (await store.read(key)).token;
+      expect(read?.expiresInMs).toBeGreaterThan(59_000);
+      expect(read?.expiresInMs).toBeLessThanOrEqual(60_000);
+      expect((read?.expiresInMs ?? 0) - (read?.staleInMs ?? 0)).toBe(10_000);
+      expect((read?.expiresInMs ?? 0) - (read?.refreshInMs ?? 0)).toBe(20_000);
     });
 
     it('a token write with no lifetime left clears the stored token', async () => {
       const store = new RedisTokenStore({ client });
       const fence = (await store.acquire(key)) as string;
-      await store.write(key, fence, { token: token('t1'), ttlMs: 10_000 });
+      await store.write(key, fence, { token: token('t1') });
       expect((await store.read(key)).token?.accessToken).toBe('t1');
-      await store.write(key, fence, { token: token('t2'), ttlMs: 0 });
+      await store.write(key, fence, { token: token('t2', 0) });
       expect((await store.read(key)).token).toBeUndefined();
     });
 
