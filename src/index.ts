@@ -91,11 +91,11 @@ export {
 export {
   type SessionIdentity,
   type SharedSlot,
+  type SharedToken,
   type SharedTokenStore,
   type SharedWrite,
   sessionKey,
 } from './session/shared-store.js';
-export type { CachedToken } from './session/token-store.js';
 export {
   DEFAULT_LOGIN_URL,
   DEFAULT_TIMEOUT_MS,
