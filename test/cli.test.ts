@@ -158,7 +158,7 @@ describe('the cirrus-auth command', () => {
       const result = await run(['check'], { ...env, SF_REFRESH_TOKEN_FILE: file });
       expect(result.code).toBe(0);
     }
-    expect(fx.org.isValidRefreshToken(readFileSync(file, 'utf8'))).toBe(true);
+    expect(fx.org.isValidRefreshToken(readFileSync(file, 'utf8').split('\n')[0] ?? '')).toBe(true);
     expect(fx.org.stats.familyRevocations).toBe(0);
 
     const warned = await run(['check'], { ...env, SF_REFRESH_TOKEN: fx.org.issueRefreshToken() });

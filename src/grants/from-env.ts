@@ -72,7 +72,11 @@ export function fromEnv(
   const optional = (name: string, value: string | undefined) =>
     value === undefined ? {} : { [name]: value };
 
-  const rotation = refreshTokenFile(get('SF_REFRESH_TOKEN_FILE'), options.onRefreshTokenRotated);
+  const rotation = refreshTokenFile(
+    get('SF_REFRESH_TOKEN_FILE'),
+    options.onRefreshTokenRotated,
+    grant === 'sfdx-auth-url' ? get('SFDX_AUTH_URL') : get('SF_REFRESH_TOKEN'),
+  );
   // With a shared store, key on the variable's token, not on a saved rotation of it: every process
   // of the fleet then meets in one entry, whatever its file holds.
   const storeKeyOf = (source: string) =>
@@ -206,9 +210,15 @@ export function selectGrant(env: Record<string, string | undefined> = process.en
  * variable (which is dead after the first rotation); each new one is written atomically (0600)
  * before the app's own handler runs.
  */
+/**
+ * `SF_REFRESH_TOKEN_FILE`: the last rotated refresh token, and a digest of the variable it
+ * descends from. A saved token is used only while that variable is unchanged: after a fresh
+ * authorisation sets a new SF_REFRESH_TOKEN (or SFDX_AUTH_URL), the new one wins.
+ */
 function refreshTokenFile(
   file: string | undefined,
   handler: FromEnvOptions['onRefreshTokenRotated'],
+  source: string | undefined,
 ): {
   saved: { refreshToken?: string };
   handler: { onRefreshTokenRotated?: (token: string) => Promise<void> };
@@ -218,9 +228,12 @@ function refreshTokenFile(
       saved: {},
       handler: handler ? { onRefreshTokenRotated: async (t) => handler(t) } : {},
     };
+  const lineage = `source=${secretFingerprint(source ?? '').slice(0, 32)}`;
   let saved: string | undefined;
   try {
-    saved = readFileSync(file, 'utf8').trim() || undefined;
+    const [token, origin] = readFileSync(file, 'utf8').trim().split('\n');
+    // A file without an origin line predates it: trusted, as before.
+    if (origin === undefined || origin.trim() === lineage) saved = token?.trim() || undefined;
   } catch (error) {
     // Not written yet: the first rotation creates it. Any other failure must not silently fall
     // back to a variable that rotation may have killed.
@@ -233,7 +246,7 @@ function refreshTokenFile(
     const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     const fd = openSync(temp, 'wx', 0o600);
     try {
-      writeSync(fd, token);
+      writeSync(fd, `${token}\n${lineage}\n`);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

@@ -490,11 +490,7 @@ export class CachingSession extends Redacted implements AuthSession {
    * rotated secret the store missed keeps the lock (and the in-flight marker) held, renewed and
    * retried until it is stored: until then nobody else presents the old one.
    */
-  async #mintHolding(
-    { store, key }: Fleet,
-    fence: string,
-    reason: MintReason,
-  ): Promise<string> {
+  async #mintHolding({ store, key }: Fleet, fence: string, reason: MintReason): Promise<string> {
     const renewal = this.#renewing(store, key, fence);
     let keep = false;
     try {

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -115,6 +115,36 @@ describe('fromEnv', () => {
     expect(fx.org.isValidToken(await session.getToken())).toBe(true);
     const seeded = fromEnv({ ...base(), SF_REFRESH_TOKEN: 'rt', SF_ACCESS_TOKEN: 'at-in-hand' });
     expect(await seeded.getToken()).toBe('at-in-hand');
+  });
+
+  it('SF_REFRESH_TOKEN_FILE: a saved rotation wins over its own variable, a newly set variable wins over it', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cirrus-')), 'refresh-token');
+    const first = fx.org.issueRefreshToken();
+    const env = {
+      ...base(),
+      SF_CLIENT_SECRET: fx.org.clientSecret,
+      SF_REFRESH_TOKEN: first,
+      SF_REFRESH_TOKEN_FILE: file,
+    };
+    await fromEnv(env).getToken(); // rotates `first` away and saves its successor
+    const saved = readFileSync(file, 'utf8').split('\n')[0] as string;
+    expect(fx.org.isValidRefreshToken(first)).toBe(false);
+    expect(fx.org.isValidRefreshToken(saved)).toBe(true);
+    // Same variable: the saved token is used (presenting `first` would revoke the family).
+    await fromEnv(env).getToken();
+    expect(fx.org.stats.familyRevocations).toBe(0);
+    // A re-authorisation sets a new variable: it wins over the file, which is then rewritten.
+    const second = fx.org.issueRefreshToken();
+    const before = fx.org.stats.tokenRequests;
+    await fromEnv({ ...env, SF_REFRESH_TOKEN: second }).getToken();
+    expect(fx.org.stats.tokenRequests).toBe(before + 1);
+    expect(fx.org.lastTokenRequest?.refresh_token).toBe(second);
+    expect(fx.org.stats.familyRevocations).toBe(0);
+    // A file written before the origin line existed is still trusted.
+    const legacy = fx.org.issueRefreshToken();
+    writeFileSync(file, legacy);
+    await fromEnv({ ...env, SF_REFRESH_TOKEN: 'a-variable-rotation-killed' }).getToken();
+    expect(fx.org.lastTokenRequest?.refresh_token).toBe(legacy);
   });
 
   it('picks JWT bearer from SF_PRIVATE_KEY or SF_PRIVATE_KEY_FILE', async () => {
