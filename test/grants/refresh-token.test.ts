@@ -139,6 +139,33 @@ describe('RefreshTokenAuth', () => {
     expect(fx.org.stats.familyRevocations).toBe(0);
   });
 
+  it('a handler that outlives timeoutMs still sees rotations in order: a late call never persists an older token last', async () => {
+    const persisted: string[] = [];
+    let calls = 0;
+    const { session, refreshToken } = refreshing({
+      timeoutMs: 150,
+      onRefreshTokenRotated: async (token) => {
+        // The first call hangs past timeoutMs; the engine moves on and rotates twice more.
+        if (calls++ === 0) await new Promise((r) => setTimeout(r, 400));
+        persisted.push(token);
+      },
+    });
+    const warned = nextWarning();
+    const issued: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const token = await session.getToken();
+      issued.push(fx.org.lastTokenRequest?.refresh_token ?? '');
+      await session.invalidate(token);
+    }
+    expect((await warned).cause).toBeInstanceOf(Error);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(persisted).toHaveLength(3);
+    // Each persisted token is the one the next refresh presented, in that order.
+    expect(issued[0]).toBe(refreshToken);
+    expect(persisted.slice(0, 2)).toEqual(issued.slice(1));
+    expect(fx.org.isValidRefreshToken(persisted[2] as string)).toBe(true);
+  });
+
   it('a caller aborting mid-refresh does not strand the rotation', async () => {
     const { session, rotated } = refreshing();
     fx.org.setTokenDelay(100);
