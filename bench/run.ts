@@ -454,8 +454,48 @@ if (want(7)) {
         await stopFleet(fleet);
       }
     };
+    // The holder of the mint lock is killed (SIGKILL) while its token request hangs: how long
+    // until the others have a token, with lockTtlMs 1 s.
+    const takeoverRun = async () => {
+      await redis.command('FLUSHALL');
+      org.resetStats();
+      const lockTtlMs = 1_000;
+      const fleet = await startFleet(processes, {
+        redisUrl: redis.url,
+        clientId: org.clientId,
+        clientSecret: org.clientSecret,
+        loginUrl: org.loginUrl,
+        instanceUrl: org.instanceUrl,
+        lockTtlMs,
+      });
+      try {
+        org.setTokenDelay(60_000);
+        const answers = fleet.map((m) =>
+          m.ask('getTokens', { n: 20 }).then(
+            () => m,
+            () => undefined,
+          ),
+        );
+        await until(() => org.stats.tokenRequests === 1);
+        const holder = fleet.find((m) => m.events.some((e) => e.type === 'mintStart'));
+        org.setTokenDelay(0);
+        const killedAt = performance.now();
+        holder?.child.kill('SIGKILL');
+        const served = (await Promise.all(answers)).filter((m) => m !== undefined).length;
+        return {
+          lockTtlMs,
+          takeoverMs: performance.now() - killedAt,
+          served,
+          tokenRequests: org.stats.tokenRequests,
+        };
+      } finally {
+        org.setTokenDelay(0);
+        await stopFleet(fleet);
+      }
+    };
     const shared = await fleetRun(false);
     const alone = await fleetRun(true);
+    const takeover = await takeoverRun();
     const rotationShared = await rotationRun(false);
     const rotationAlone = await rotationRun(true);
     await redis.stop();
@@ -465,6 +505,7 @@ if (want(7)) {
       withStore: shared,
       withoutStore: alone,
       rotation: { withStore: rotationShared, withoutStore: rotationAlone },
+      takeover,
     };
     row(
       `7. fleet: ${processes} processes, cold start + ${revocations} revocations: token requests`,
@@ -473,7 +514,13 @@ if (want(7)) {
       shared.cold === 1 && shared.total === 1 + revocations && shared.failed === 0,
     );
     row(
-      `7b. fleet under rotation: ${processes} processes x 3 forced refreshes: family revocations`,
+      `7b. fleet: lock holder SIGKILLed mid-mint (lockTtlMs ${takeover.lockTtlMs} ms): the other ${processes - 1} have a token after`,
+      `${fmt(takeover.takeoverMs)} ms, ${takeover.served} of ${processes - 1} served, ${takeover.tokenRequests} token requests`,
+      `< lockTtlMs + one mint, ${processes - 1} served`,
+      takeover.served === processes - 1 && takeover.takeoverMs < takeover.lockTtlMs + 1_000,
+    );
+    row(
+      `7c. fleet under rotation: ${processes} processes x 3 forced refreshes: family revocations`,
       `with RedisTokenStore ${rotationShared.familyRevocations} (${rotationShared.failedRefreshes} failed), without ${rotationAlone.familyRevocations} (${rotationAlone.failedRefreshes} failed)`,
       '0 with the store',
       rotationShared.familyRevocations === 0 && rotationShared.failedRefreshes === 0,
