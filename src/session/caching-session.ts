@@ -544,12 +544,22 @@ export class CachingSession extends Redacted implements AuthSession {
     fence: string,
     renewal: NodeJS.Timeout,
   ): void {
-    let busy = false;
-    const stop = async () => {
+    const halt = () => {
       clearInterval(retry);
       clearInterval(renewal);
       this.#flushing = undefined;
+    };
+    const stop = async () => {
+      halt();
       await this.#release(store, key, fence);
+    };
+    // One attempt at a time, whether the timer or close() asks.
+    let running: Promise<void> | undefined;
+    const once = () => {
+      running ??= attempt().finally(() => {
+        running = undefined;
+      });
+      return running;
     };
     const attempt = async (): Promise<void> => {
       const unsaved = this.#unsaved;
@@ -569,20 +579,13 @@ export class CachingSession extends Redacted implements AuthSession {
     };
     const retry = setInterval(
       () => {
-        if (busy) return;
-        busy = true;
-        attempt()
-          .catch(() => {})
-          .finally(() => {
-            busy = false;
-          });
+        once().catch(() => {});
       },
       Math.max(1, Math.floor(store.lockTtlMs / 3)),
     );
     retry.unref();
-    this.#flushing = {
-      finish: () => attempt().catch(() => stop()),
-    };
+    // On close, a last attempt; if it fails too the lock is left to expire (nobody will store it).
+    this.#flushing = { finish: () => once().catch(halt) };
   }
 
   /** A token as the shared store keeps it: the time it has left, not this clock's readings. */
