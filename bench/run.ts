@@ -493,9 +493,39 @@ if (want(7)) {
         await stopFleet(fleet);
       }
     };
+    // The token endpoint answers 503 for a while: token requests of the whole fleet.
+    const outageMs = scale(5_000, 1_000);
+    const outageRun = async (noStore: boolean) => {
+      await redis.command('FLUSHALL');
+      const fleet = await startFleet(processes, {
+        redisUrl: redis.url,
+        clientId: org.clientId,
+        clientSecret: org.clientSecret,
+        loginUrl: org.loginUrl,
+        instanceUrl: org.instanceUrl,
+        noStore,
+      });
+      try {
+        await Promise.all(fleet.map((m) => m.ask('getTokens', { n: 10 })));
+        org.failTokenEndpoint({ kind: 'status', status: 503, body: '' });
+        org.revokeAllTokens();
+        org.resetStats();
+        await Promise.all(fleet.map((m) => m.ask('startLoad', { concurrency: 2 })));
+        await sleep(outageMs);
+        const requests = org.stats.tokenRequests;
+        org.healTokenEndpoint();
+        await Promise.all(fleet.map((m) => m.ask('stopLoad')));
+        return requests;
+      } finally {
+        org.healTokenEndpoint();
+        await stopFleet(fleet);
+      }
+    };
     const shared = await fleetRun(false);
     const alone = await fleetRun(true);
     const takeover = await takeoverRun();
+    const outageShared = await outageRun(false);
+    const outageAlone = await outageRun(true);
     const rotationShared = await rotationRun(false);
     const rotationAlone = await rotationRun(true);
     await redis.stop();
@@ -506,6 +536,7 @@ if (want(7)) {
       withoutStore: alone,
       rotation: { withStore: rotationShared, withoutStore: rotationAlone },
       takeover,
+      outage: { outageMs, withStore: outageShared, withoutStore: outageAlone },
     };
     row(
       `7. fleet: ${processes} processes, cold start + ${revocations} revocations: token requests`,
@@ -520,7 +551,13 @@ if (want(7)) {
       takeover.served === processes - 1 && takeover.takeoverMs < takeover.lockTtlMs + 1_000,
     );
     row(
-      `7c. fleet under rotation: ${processes} processes x 3 forced refreshes: family revocations`,
+      `7c. fleet: token endpoint answers 503 for ${outageMs / 1000} s under load: token requests`,
+      `with RedisTokenStore ${outageShared}, without ${outageAlone}`,
+      `fewer than ${processes} with the store`,
+      outageShared < processes,
+    );
+    row(
+      `7d. fleet under rotation: ${processes} processes x 3 forced refreshes: family revocations`,
       `with RedisTokenStore ${rotationShared.familyRevocations} (${rotationShared.failedRefreshes} failed), without ${rotationAlone.familyRevocations} (${rotationAlone.failedRefreshes} failed)`,
       '0 with the store',
       rotationShared.familyRevocations === 0 && rotationShared.failedRefreshes === 0,

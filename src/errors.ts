@@ -35,6 +35,7 @@ export const ErrorCode = {
   REFRESH_LOOP: 'ERR_REFRESH_LOOP',
   SESSION_CLOSED: 'ERR_SESSION_CLOSED',
   TOKEN_STORE: 'ERR_TOKEN_STORE',
+  SHARED_BACKOFF: 'ERR_SHARED_BACKOFF',
 } as const;
 
 /** One of the {@link ErrorCode} values. */
@@ -277,5 +278,26 @@ export class TokenStoreError extends AuthError {
     };
     super(messages[problem], ErrorCode.TOKEN_STORE, problem !== 'undecryptable', options);
     this.problem = problem;
+  }
+}
+
+/**
+ * Another process of the fleet just failed to mint (its failure is shared through the store), so
+ * this one does not try either until `retryAfterMs` has passed: one token request per backoff
+ * window for the whole fleet, not one per process. `failedWith` is that failure's `code`;
+ * `transient` is its `transient`.
+ */
+export class SharedBackoffError extends AuthError {
+  readonly failedWith: string;
+  readonly retryAfterMs: number;
+
+  constructor(failedWith: string, transient: boolean, retryAfterMs: number) {
+    super(
+      `Another process's token request failed (${failedWith}); retrying in ${Math.ceil(retryAfterMs)} ms`,
+      ErrorCode.SHARED_BACKOFF,
+      transient,
+    );
+    this.failedWith = failedWith;
+    this.retryAfterMs = retryAfterMs;
   }
 }

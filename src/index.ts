@@ -24,6 +24,7 @@ export {
   ResponseTooLargeError,
   SessionClosedError,
   SessionRevokedError,
+  SharedBackoffError,
   SigningError,
   StateMismatchError,
   SubjectTokenError,
@@ -90,6 +91,7 @@ export {
 } from './session/diagnostics.js';
 export {
   type SessionIdentity,
+  type SharedFailure,
   type SharedSlot,
   type SharedToken,
   type SharedTokenStore,

@@ -1,5 +1,11 @@
 import { Mutex } from 'async-mutex';
-import { AuthError, ConfigError, SessionClosedError, TokenStoreError } from '../errors.js';
+import {
+  AuthError,
+  ConfigError,
+  SessionClosedError,
+  SharedBackoffError,
+  TokenStoreError,
+} from '../errors.js';
 import { checkSignal, raceAbort } from '../internal/abort.js';
 import { MAX_TIMER_MS, optionalFunction, positiveMs, requiredString } from '../internal/options.js';
 import type { AuthSession, GetTokenOptions } from './auth-session.js';
@@ -8,6 +14,7 @@ import { Redacted } from './redacted.js';
 import {
   isSharedTokenStore,
   type SessionIdentity,
+  type SharedFailure,
   type SharedSlot,
   type SharedToken,
   type SharedTokenStore,
@@ -410,8 +417,13 @@ export class CachingSession extends Redacted implements AuthSession {
   ): Promise<string> {
     const fence = await this.#acquireShared(fleet, (slot) => {
       const usable = this.#usable(slot.token, aheadOf);
-      if (usable !== undefined) this.#adopt(usable);
-      return usable?.accessToken;
+      if (usable !== undefined) {
+        this.#adopt(usable);
+        return usable.accessToken;
+      }
+      // Another process's mint just failed: back off with the fleet instead of asking again.
+      if (slot.failure !== undefined) throw this.#sharedBackoff(slot.failure);
+      return undefined;
     });
     if (typeof fence !== 'object') return fence;
     return await this.#mintHolding(fleet, fence.fence, reason);
@@ -444,7 +456,13 @@ export class CachingSession extends Redacted implements AuthSession {
             throw error;
           });
           this.#learnSecret(again);
-          const late = done(again);
+          let late: string | undefined;
+          try {
+            late = done(again);
+          } catch (error) {
+            await this.#release(store, key, fence);
+            throw error;
+          }
           const blocked = this.#secret !== undefined && again.inflight;
           if (late === undefined && !blocked) return { fence };
           await this.#release(store, key, fence);
@@ -513,6 +531,15 @@ export class CachingSession extends Redacted implements AuthSession {
             // Retried while the lock stays held (see below).
           }
         });
+      } catch (error) {
+        // Share the backoff window this failure opened: the fleet waits it out together.
+        const failure = this.#failure;
+        if (failure !== undefined && failure.error === error) {
+          const retryInMs = failure.retryAt - this.#now();
+          const shared = { code: errorCode(error), transient: isTransient(error), retryInMs };
+          await this.#write(store, key, fence, { failure: shared });
+        }
+        throw error;
       } finally {
         keep = this.#unsaved !== undefined;
       }
@@ -641,8 +668,20 @@ export class CachingSession extends Redacted implements AuthSession {
 
   /** Caches a token in this process: the lock-free fast path and the local store. */
   #adopt(token: CachedToken): void {
+    this.#failure = undefined;
     this.#remember(token);
     this.#store.set(token);
+  }
+
+  /** Joins the fleet's backoff window: callers get this error, without a request, until it ends. */
+  #sharedBackoff(failure: SharedFailure): SharedBackoffError {
+    const error = new SharedBackoffError(failure.code, failure.transient, failure.retryInMs);
+    this.#failure = {
+      error,
+      failures: this.#failure?.failures ?? 0,
+      retryAt: this.#now() + failure.retryInMs,
+    };
+    return error;
   }
 
   /**

@@ -38,12 +38,28 @@ export interface SharedSlot {
    * released its lock): no one else may present it until then, or until the marker expires.
    */
   readonly inflight: boolean;
+  /** The last mint's failure, while the fleet backs off from the token endpoint. */
+  readonly failure: SharedFailure | undefined;
+}
+
+/** A failed mint, shared so the whole fleet backs off together. */
+export interface SharedFailure {
+  /** The failure's error `code` (never its message). */
+  readonly code: string;
+  readonly transient: boolean;
+  /** How long the fleet waits before the next token request. */
+  readonly retryInMs: number;
 }
 
 /** A fenced write: applied only while the writer still holds the lock with `fence`. */
 export interface SharedWrite {
-  /** Replaces the token, for `token.expiresInMs`; with 0 or less left, clears it instead. */
+  /**
+   * Replaces the token, for `token.expiresInMs` (with 0 or less left, clears it instead), and
+   * ends any shared backoff.
+   */
   readonly token?: SharedToken;
+  /** Opens a shared backoff window of `failure.retryInMs`. */
+  readonly failure?: SharedFailure;
   /**
    * Marks the secret in flight: the writer is about to present it. The marker lives as long as
    * the lock, is renewed with it, and goes with `release`.

@@ -9,6 +9,7 @@ import {
 import { ConfigError, TokenStoreError } from '../errors.js';
 import { MAX_TIMER_MS, optionsObject, positiveMs } from '../internal/options.js';
 import type {
+  SharedFailure,
   SharedSlot,
   SharedToken,
   SharedTokenStore,
@@ -70,7 +71,8 @@ export interface RedisTokenStoreOptions {
 
 // Lua scripts run atomically in Redis. A session's keys share one hash tag (one cluster slot).
 const READ = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]),
-redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3]), redis.call('EXISTS', KEYS[4])}`;
+redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3]), redis.call('EXISTS', KEYS[4]),
+redis.call('GET', KEYS[5]), redis.call('PTTL', KEYS[5])}`;
 // The lock and the in-flight marker hold the holder's fence; both are renewed and freed together.
 const RENEW = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -80,10 +82,12 @@ const RELEASE = `if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL',
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 const WRITE = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == '1' then redis.call('DEL', KEYS[2], KEYS[3], KEYS[4]) return 1 end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5]) return 1 end
+if ARGV[3] ~= '' then redis.call('DEL', KEYS[5]) end
 if ARGV[3] == '-' then redis.call('DEL', KEYS[2])
 elseif ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
 if ARGV[5] == '1' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[6]) end
+if ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8]) end
 return 1`;
 const SWAP_SECRET = `local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
@@ -147,19 +151,23 @@ export class RedisTokenStore implements SharedTokenStore {
     const reply = await this.#command([
       'EVAL',
       READ,
-      '4',
+      '5',
       names.token,
       names.secret,
       names.lock,
       names.inflight,
+      names.failure,
     ]);
-    const [token, pttl, secret, locked, inflight] = Array.isArray(reply) ? reply : [];
+    const [token, pttl, secret, locked, inflight, failure, failurePttl] = Array.isArray(reply)
+      ? reply
+      : [];
     return {
       token:
         typeof token === 'string' ? this.#tokenOf(names.token, token, Number(pttl)) : undefined,
       secret: typeof secret === 'string' ? this.#unseal(names.secret, secret) : undefined,
       locked: Number(locked) === 1,
       inflight: Number(inflight) === 1,
+      failure: typeof failure === 'string' ? failureOf(failure, Number(failurePttl)) : undefined,
     };
   }
 
@@ -198,9 +206,13 @@ export class RedisTokenStore implements SharedTokenStore {
       String(ttlMs),
       entry.inflight ? '1' : '0',
       String(this.lockTtlMs),
+      entry.failure === undefined
+        ? ''
+        : JSON.stringify({ code: entry.failure.code, transient: entry.failure.transient }),
+      String(Math.max(1, Math.floor(entry.failure?.retryInMs ?? 1))),
     ];
-    const keys = [names.lock, names.token, names.secret, names.inflight];
-    return Number(await this.#command(['EVAL', WRITE, '4', ...keys, ...args])) === 1;
+    const keys = [names.lock, names.token, names.secret, names.inflight, names.failure];
+    return Number(await this.#command(['EVAL', WRITE, '5', ...keys, ...args])) === 1;
   }
 
   async swapSecret(key: string, presented: string, secret: string): Promise<boolean> {
@@ -234,13 +246,14 @@ export class RedisTokenStore implements SharedTokenStore {
     return `RedisTokenStore { keyPrefix: '${this.#prefix}', encrypted: ${this.#key !== undefined} }`;
   }
 
-  #names(key: string): { token: string; secret: string; lock: string; inflight: string } {
+  #names(key: string) {
     const base = `${this.#prefix}{${key}}`;
     return {
       token: `${base}:token`,
       secret: `${base}:refresh`,
       lock: `${base}:lock`,
       inflight: `${base}:inflight`,
+      failure: `${base}:failure`,
     };
   }
 
@@ -337,6 +350,19 @@ export class RedisTokenStore implements SharedTokenStore {
     } catch {
       throw new TokenStoreError('undecryptable');
     }
+  }
+}
+
+/** A shared failure as stored (code and transient, in clear: no secret), with the time it has left. */
+function failureOf(value: string, remainingMs: number): SharedFailure | undefined {
+  try {
+    const { code, transient } = JSON.parse(value) as { code?: unknown; transient?: unknown };
+    if (typeof code !== 'string' || typeof transient !== 'boolean' || !(remainingMs > 0)) {
+      return undefined;
+    }
+    return { code, transient, retryInMs: remainingMs };
+  } catch {
+    return undefined;
   }
 }
 

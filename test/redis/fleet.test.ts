@@ -163,6 +163,24 @@ describe.skipIf(!redisTestsRun)('a fleet of processes on one redis-server', () =
       expect(elapsedMs).toBeLessThan(lockTtlMs + 2_000);
     });
 
+    it('a token endpoint outage: the fleet backs off as one, fewer token requests than processes', async () => {
+      fleet = await startFleet(PROCESSES, configFor({ client }));
+      await Promise.all(fleet.map((member) => member.ask('getTokens', { n: 10 })));
+      org.failTokenEndpoint({ kind: 'status', status: 503, body: '' });
+      org.revokeAllTokens();
+      org.resetStats();
+      await Promise.all(fleet.map((member) => member.ask('startLoad', { concurrency: 2 })));
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      const duringOutage = org.stats.tokenRequests;
+      org.healTokenEndpoint();
+      const ok = () => org.stats.apiRequestsByStatus['200'] ?? 0;
+      await until(() => ok() >= 200, 15_000);
+      await Promise.all(fleet.map((member) => member.ask('stopLoad')));
+      // Backing off process by process, each would have asked at least once (8) and again per window.
+      expect(duringOutage).toBeGreaterThanOrEqual(1);
+      expect(duringOutage).toBeLessThan(PROCESSES);
+    });
+
     it('Redis stopped mid-run: 0 failed requests; restarted: the fleet converges on one token', async () => {
       fleet = await startFleet(PROCESSES, configFor({ client, commandTimeoutMs: 200 }));
       await Promise.all(fleet.map((member) => member.ask('startLoad', { concurrency: 4 })));

@@ -7,7 +7,9 @@ import {
   ConfigError,
   DIAGNOSTICS_CHANNELS,
   RefreshTokenAuth,
+  type RefreshTokenOptions,
   SessionClosedError,
+  SharedBackoffError,
   type SharedTokenStore,
   type StoreEvent,
   SubjectTokenType,
@@ -58,8 +60,8 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
     await client.sendCommand(['FLUSHALL']);
   });
 
-  function refreshingOn(store: RedisTokenStore) {
-    const refreshing = fixture.refreshing({ store });
+  function refreshingOn(store: RedisTokenStore, overrides: Partial<RefreshTokenOptions> = {}) {
+    const refreshing = fixture.refreshing({ store, ...overrides });
     open(refreshing.session);
     return refreshing;
   }
@@ -412,7 +414,10 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
 
     it("is not lost when the refresh fails after Salesforce rotated it (another org's instance_url)", async () => {
       const { store: failing, state } = flaky(new RedisTokenStore({ client, lockTtlMs: 300 }));
-      const { session, rotated, refreshToken } = refreshingOn(failing as RedisTokenStore);
+      // No backoff, so the failure is not shared and the other process refreshes at once.
+      const { session, rotated, refreshToken } = refreshingOn(failing as RedisTokenStore, {
+        backoff: false,
+      });
       fixture.org.failTokenEndpoint(
         { kind: 'instance-url', instanceUrl: 'https://elsewhere.my.salesforce.com' },
         { times: 1 },
@@ -482,6 +487,34 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       fixture.org.setTokenDelay(200); // several renewals fire during the mint
       const session = open(fixture.session({ store }));
       expect(typeof (await session.getToken())).toBe('string');
+    });
+  });
+
+  describe('a failed mint', () => {
+    it('opens one backoff window for every process: the others get SharedBackoffError, no request', async () => {
+      const store = new RedisTokenStore({ client });
+      const backoff = { initialMs: 200, maxMs: 200 };
+      const a = open(fixture.session({ store, backoff }));
+      const b = open(fixture.session({ store, backoff }));
+      fixture.org.failTokenEndpoint({ kind: 'status', status: 503, body: '' });
+      const first = await caught(() => a.getToken());
+      expect(first).toMatchObject({ transient: true });
+      const shared = await caught(() => b.getToken());
+      expect(shared).toBeInstanceOf(SharedBackoffError);
+      expect(shared).toMatchObject({
+        code: 'ERR_SHARED_BACKOFF',
+        failedWith: (first as { code: string }).code,
+        transient: true,
+      });
+      expect((shared as SharedBackoffError).retryAfterMs).toBeLessThanOrEqual(200);
+      expect(await caught(() => b.getToken())).toBe(shared); // from memory now, no Redis read
+      expect(fixture.org.stats.tokenRequests).toBe(1);
+
+      fixture.org.healTokenEndpoint();
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const token = await b.getToken();
+      expect(await a.getToken()).toBe(token);
+      expect(fixture.org.stats.tokenRequests).toBe(2);
     });
   });
 
