@@ -231,9 +231,12 @@ function refreshTokenFile(
   const lineage = `source=${secretFingerprint(source ?? '').slice(0, 32)}`;
   let saved: string | undefined;
   try {
-    const [token, origin] = readFileSync(file, 'utf8').trim().split('\n');
+    const [token, origin] = readFileSync(file, 'utf8')
+      .split(/\r?\n/)
+      .map((line) => line.trim())
+      .filter((line) => line !== '');
     // A file without an origin line predates it: trusted, as before.
-    if (origin === undefined || origin.trim() === lineage) saved = token?.trim() || undefined;
+    if (origin === undefined || origin === lineage) saved = token;
   } catch (error) {
     // Not written yet: the first rotation creates it. Any other failure must not silently fall
     // back to a variable that rotation may have killed.

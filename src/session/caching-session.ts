@@ -2,9 +2,12 @@ import { Mutex } from 'async-mutex';
 import {
   AuthError,
   ConfigError,
+  OAuthError,
+  ResponseTooLargeError,
   SessionClosedError,
   SharedBackoffError,
   TokenStoreError,
+  UnexpectedResponseError,
 } from '../errors.js';
 import { checkSignal, raceAbort } from '../internal/abort.js';
 import { MAX_TIMER_MS, optionalFunction, positiveMs, requiredString } from '../internal/options.js';
@@ -422,7 +425,9 @@ export class CachingSession extends Redacted implements AuthSession {
         return usable.accessToken;
       }
       // Another process's mint just failed: back off with the fleet instead of asking again.
-      if (slot.failure !== undefined) throw this.#sharedBackoff(slot.failure);
+      if (slot.failure !== undefined && this.#backoff !== undefined) {
+        throw this.#sharedBackoff(slot.failure);
+      }
       return undefined;
     });
     if (typeof fence !== 'object') return fence;
@@ -532,11 +537,16 @@ export class CachingSession extends Redacted implements AuthSession {
           }
         });
       } catch (error) {
-        // Share the backoff window this failure opened: the fleet waits it out together.
+        // Share the backoff window this failure opened, when the token endpoint caused it (not
+        // this process's own key, config or network): the fleet waits it out together.
         const failure = this.#failure;
-        if (failure !== undefined && failure.error === error) {
-          const retryInMs = failure.retryAt - this.#now();
-          const shared = { code: errorCode(error), transient: isTransient(error), retryInMs };
+        if (failure !== undefined && failure.error === error && fromTokenEndpoint(error)) {
+          const shared = {
+            code: errorCode(error),
+            transient: isTransient(error),
+            failures: failure.failures,
+            retryInMs: failure.retryAt - this.#now(),
+          };
           await this.#write(store, key, fence, { failure: shared });
         }
         throw error;
@@ -678,7 +688,7 @@ export class CachingSession extends Redacted implements AuthSession {
     const error = new SharedBackoffError(failure.code, failure.transient, failure.retryInMs);
     this.#failure = {
       error,
-      failures: this.#failure?.failures ?? 0,
+      failures: Math.max(failure.failures, this.#failure?.failures ?? 0),
       retryAt: this.#now() + failure.retryInMs,
     };
     return error;
@@ -933,6 +943,18 @@ function sharedOf(
 
 function errorCode(error: unknown): string {
   return error instanceof AuthError ? error.code : 'ERR_UNKNOWN';
+}
+
+/**
+ * Whether a failed mint is the token endpoint's doing, and so the same for every process: an
+ * OAuth error, an answer that is not a token (a 5xx, a 429, HTML), or one too large.
+ */
+function fromTokenEndpoint(error: unknown): boolean {
+  return (
+    error instanceof OAuthError ||
+    error instanceof UnexpectedResponseError ||
+    error instanceof ResponseTooLargeError
+  );
 }
 
 function isTransient(error: unknown): boolean {

@@ -39,7 +39,7 @@ export interface SharedSlot {
    */
   readonly inflight: boolean;
   /** The last mint's failure, while the fleet backs off from the token endpoint. */
-  readonly failure: SharedFailure | undefined;
+  readonly failure?: SharedFailure | undefined;
 }
 
 /** A failed mint, shared so the whole fleet backs off together. */
@@ -47,6 +47,8 @@ export interface SharedFailure {
   /** The failure's error `code` (never its message). */
   readonly code: string;
   readonly transient: boolean;
+  /** Consecutive failed mints across the fleet, so the window keeps doubling whoever tries next. */
+  readonly failures: number;
   /** How long the fleet waits before the next token request. */
   readonly retryInMs: number;
 }

@@ -208,7 +208,11 @@ export class RedisTokenStore implements SharedTokenStore {
       String(this.lockTtlMs),
       entry.failure === undefined
         ? ''
-        : JSON.stringify({ code: entry.failure.code, transient: entry.failure.transient }),
+        : JSON.stringify({
+            code: entry.failure.code,
+            transient: entry.failure.transient,
+            failures: entry.failure.failures,
+          }),
       String(Math.max(1, Math.floor(entry.failure?.retryInMs ?? 1))),
     ];
     const keys = [names.lock, names.token, names.secret, names.inflight, names.failure];
@@ -356,11 +360,12 @@ export class RedisTokenStore implements SharedTokenStore {
 /** A shared failure as stored (code and transient, in clear: no secret), with the time it has left. */
 function failureOf(value: string, remainingMs: number): SharedFailure | undefined {
   try {
-    const { code, transient } = JSON.parse(value) as { code?: unknown; transient?: unknown };
+    const { code, transient, failures } = JSON.parse(value) as Record<string, unknown>;
     if (typeof code !== 'string' || typeof transient !== 'boolean' || !(remainingMs > 0)) {
       return undefined;
     }
-    return { code, transient, retryInMs: remainingMs };
+    const count = typeof failures === 'number' && Number.isSafeInteger(failures) ? failures : 1;
+    return { code, transient, failures: Math.max(1, count), retryInMs: remainingMs };
   } catch {
     return undefined;
   }

@@ -145,6 +145,11 @@ describe('fromEnv', () => {
     writeFileSync(file, legacy);
     await fromEnv({ ...env, SF_REFRESH_TOKEN: 'a-variable-rotation-killed' }).getToken();
     expect(fx.org.lastTokenRequest?.refresh_token).toBe(legacy);
+    // Edited on Windows, with a blank first line: still read.
+    const edited = fx.org.issueRefreshToken();
+    writeFileSync(file, `\r\n${edited}\r\n`);
+    await fromEnv({ ...env, SF_REFRESH_TOKEN: 'a-variable-rotation-killed' }).getToken();
+    expect(fx.org.lastTokenRequest?.refresh_token).toBe(edited);
   });
 
   it('picks JWT bearer from SF_PRIVATE_KEY or SF_PRIVATE_KEY_FILE', async () => {

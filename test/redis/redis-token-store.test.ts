@@ -516,6 +516,24 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       expect(await a.getToken()).toBe(token);
       expect(fixture.org.stats.tokenRequests).toBe(2);
     });
+    it('is shared only when the token endpoint caused it; `backoff: false` ignores it', async () => {
+      const store = new RedisTokenStore({ client });
+      const backoff = { initialMs: 200, maxMs: 200 };
+      const a = open(fixture.session({ store, backoff }));
+      const b = open(fixture.session({ store, backoff }));
+      // A connection reset may be this process's own network: the others still try.
+      fixture.org.failTokenEndpoint({ kind: 'reset' }, { times: 2 });
+      expect(await caught(() => a.getToken())).toMatchObject({ code: 'ERR_TRANSPORT' });
+      expect(await caught(() => b.getToken())).toMatchObject({ code: 'ERR_TRANSPORT' });
+      expect(fixture.org.stats.tokenRequests).toBe(2);
+      // A 503 is shared, but a session that turned backoff off asks anyway.
+      fixture.org.failTokenEndpoint({ kind: 'status', status: 503, body: '' }, { times: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      await caught(() => a.getToken());
+      const eager = open(fixture.session({ store, backoff: false }));
+      expect(typeof (await eager.getToken())).toBe('string');
+      expect(fixture.org.stats.tokenRequests).toBe(4);
+    });
   });
 
   describe('across clocks', () => {
