@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import axios, {
   type AxiosAdapter,
   type AxiosInstance,
@@ -13,6 +14,7 @@ import {
   type AdapterOptions,
   type AdapterPolicy,
   adapterPolicy,
+  DETECTION_PEEK_BYTES,
   formSize,
   reportRetry,
 } from './shared.js';
@@ -110,13 +112,15 @@ function authAdapter(
     const first = await outcome(send(config));
     const response =
       first.response ?? (axios.isAxiosError(first.error) ? first.error.response : undefined);
-    if (
-      response === undefined ||
-      !policy.mayBeAuthFailure(response.status) ||
-      !(await policy.isAuthFailure(toFetchResponse(response)))
-    ) {
-      return settle(first);
+    if (response === undefined || !policy.mayBeAuthFailure(response.status)) return settle(first);
+    // A streamed error body (responseType: 'stream') is peeked, and handed on whole.
+    let head: Buffer | undefined;
+    if (isNodeStream(response.data)) {
+      const peeked = await peekStream(response.data, DETECTION_PEEK_BYTES);
+      head = peeked.head;
+      response.data = peeked.replay;
     }
+    if (!(await policy.isAuthFailure(toFetchResponse(response, head)))) return settle(first);
 
     let fresh: string;
     try {
@@ -136,6 +140,52 @@ function authAdapter(
     destroyStream(response.data);
     return send(config);
   };
+}
+
+function isNodeStream(data: unknown): data is Readable {
+  return data instanceof Readable;
+}
+
+/**
+ * Reads up to `limit` bytes of a stream, and answers them with a stream that yields them and then
+ * the rest: the caller still gets the whole body. Destroying the replay destroys the original.
+ */
+async function peekStream(
+  stream: Readable,
+  limit: number,
+): Promise<{ head: Buffer; replay: Readable }> {
+  const iterator = stream[Symbol.asyncIterator]();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let done = false;
+  try {
+    while (size < limit) {
+      const next = await iterator.next();
+      if (next.done) {
+        done = true;
+        break;
+      }
+      const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(String(next.value));
+      chunks.push(chunk);
+      size += chunk.length;
+    }
+  } catch {
+    done = true; // a broken body: what was read is all there is
+  }
+  const head = Buffer.concat(chunks);
+  const replay = Readable.from(
+    (async function* () {
+      if (head.length > 0) yield head;
+      if (done) return;
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return;
+        yield next.value;
+      }
+    })(),
+  );
+  replay.once('close', () => stream.destroy());
+  return { head, replay };
 }
 
 /** A 401 read as a stream (responseType: 'stream') holds its socket until destroyed. */
@@ -194,15 +244,17 @@ function isReplayable(data: unknown): boolean {
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
 /** A fetch `Response` view of an axios response, for the shared `isAuthFailure` predicate. */
-function toFetchResponse(response: AxiosResponse): Response {
+function toFetchResponse(response: AxiosResponse, peeked?: Buffer): Response {
   const headers = new Headers();
   for (const [name, value] of Object.entries(response.headers ?? {})) {
     if (value === undefined || value === null) continue;
     headers.set(name, Array.isArray(value) ? value.join(', ') : String(value));
   }
   const { data } = response;
-  let body: BodyInit | null = null;
-  if (typeof data === 'string' || data instanceof ArrayBuffer || ArrayBuffer.isView(data)) {
+  let body: BodyInit | null = peeked === undefined ? null : new Uint8Array(peeked);
+  if (peeked !== undefined) {
+    // The head of a streamed body, already read.
+  } else if (typeof data === 'string' || data instanceof ArrayBuffer || ArrayBuffer.isView(data)) {
     body = data as BodyInit;
   } else if (data !== undefined && data !== null && typeof data === 'object' && !('pipe' in data)) {
     body = JSON.stringify(data);

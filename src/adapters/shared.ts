@@ -50,7 +50,8 @@ export const NON_CURABLE_401_MESSAGES: readonly string[] = [
 const OAUTH_ENDPOINT = /\/services\/oauth2\/(token|revoke|introspect|authorize)\/?$/i;
 
 /** How many bytes of a response the default detection reads at most. */
-const DETECTION_PEEK_BYTES = 16 * 1024;
+/** How much of an error body the failure predicates read. */
+export const DETECTION_PEEK_BYTES = 16 * 1024;
 
 /** What an adapter needs from its options, validated once when the adapter is created. */
 export interface AdapterPolicy {

@@ -90,6 +90,36 @@ describe('attachAuth (axios specifics)', () => {
     expect(Buffer.from(next.data.bodyBase64, 'base64').toString()).toBe('one shot');
   });
 
+  it("responseType 'stream': a non-curable 401 is read, not retried, and its body is handed on whole", async () => {
+    const session = fx.session();
+    const api = axios.create({ baseURL: session.instanceUrl, validateStatus: () => true });
+    attachAuth(api, session);
+    await session.getToken();
+    fx.org.resetStats();
+    fx.org.rejectApiTokens('not-valid-for-rest');
+    const response = await api.get(LIMITS, { responseType: 'stream' });
+    expect(response.status).toBe(401);
+    const chunks: Buffer[] = [];
+    for await (const chunk of response.data as Readable) chunks.push(Buffer.from(chunk));
+    const body = Buffer.concat(chunks).toString();
+    expect(body).toContain('not valid for use with the REST API');
+    expect(JSON.parse(body)).toBeInstanceOf(Array); // the whole body, not just the peeked part
+    expect(fx.org.stats.apiRequests).toBe(1);
+    expect(fx.org.stats.tokenRequests).toBe(0);
+  });
+
+  it("responseType 'stream': a curable 401 is retried and the retry's stream reaches the caller", async () => {
+    const session = await fx.staleSession();
+    const api = axios.create({ baseURL: session.instanceUrl });
+    attachAuth(api, session);
+    const response = await api.get(LIMITS, { responseType: 'stream' });
+    expect(response.status).toBe(200);
+    const chunks: Buffer[] = [];
+    for await (const chunk of response.data as Readable) chunks.push(Buffer.from(chunk));
+    expect(JSON.parse(Buffer.concat(chunks).toString())).toHaveProperty('DailyApiRequests');
+    expect(fx.org.stats.apiRequestsByStatus).toEqual({ 200: 1, 401: 1 });
+  });
+
   it('honours a per-request adapter', async () => {
     const session = await fx.staleSession();
     const api = axios.create({ baseURL: session.instanceUrl });
