@@ -177,7 +177,10 @@ interface Failure {
  * The caching engine behind every minting session: cache, expiry margin, single-flight minting,
  * compare-and-swap invalidation, refresh-ahead, serve-stale on transient failure and failure
  * backoff. It knows nothing of the grant: it calls `mint` and caches the answer. Safe to call
- * concurrently; at most one mint runs per session.
+ * concurrently; at most one mint runs per session. With a shared `store` the same holds across a
+ * fleet of processes: one mint, one compare-and-swap, one rotating secret (the `#…Shared`,
+ * `#mintHolding`, `#keepUntilSaved`, `#degrade` and `#rejoin` methods below), and the hot path
+ * still never leaves the process.
  */
 export class CachingSession extends Redacted implements AuthSession {
   readonly instanceUrl: string;
