@@ -76,7 +76,6 @@ export {
   DEFAULT_REFRESH_AHEAD_MS,
   DEFAULT_TOKEN_TTL_MS,
   EXPIRY_MARGIN_MS,
-  STORE_REJOIN_INTERVAL_MS,
 } from './session/caching-session.js';
 export {
   type BackoffEvent,
@@ -89,6 +88,7 @@ export {
   type RetryEvent,
   type StoreEvent,
 } from './session/diagnostics.js';
+export { STORE_REJOIN_INTERVAL_MS } from './session/fleet.js';
 export {
   type SessionIdentity,
   type SharedFailure,

@@ -2,35 +2,23 @@ import { Mutex } from 'async-mutex';
 import {
   AuthError,
   ConfigError,
-  OAuthError,
-  ResponseTooLargeError,
   SessionClosedError,
   SharedBackoffError,
   TokenStoreError,
-  UnexpectedResponseError,
 } from '../errors.js';
 import { checkSignal, raceAbort } from '../internal/abort.js';
 import { MAX_TIMER_MS, optionalFunction, positiveMs, requiredString } from '../internal/options.js';
 import type { AuthSession, GetTokenOptions } from './auth-session.js';
 import { type Logger, type MintReason, publish } from './diagnostics.js';
+import { type FleetHost, FleetMember } from './fleet.js';
 import { Redacted } from './redacted.js';
 import {
   isSharedTokenStore,
   type SessionIdentity,
   type SharedFailure,
-  type SharedSlot,
-  type SharedToken,
   type SharedTokenStore,
-  type SharedWrite,
   sessionKey,
 } from './shared-store.js';
-
-/** A shared store and this session's key in it. */
-interface Fleet {
-  readonly store: SharedTokenStore;
-  readonly key: string;
-}
-
 import { type CachedToken, MemoryTokenStore } from './token-store.js';
 
 /** Default local lifetime of a token whose response carries no `expires_in` (Salesforce's usual). */
@@ -54,14 +42,8 @@ export const BACKOFF_INITIAL_MS = 1_000;
 /** The longest wait between failed mints (a `Retry-After` may ask for more, up to 10 minutes). */
 export const BACKOFF_MAX_MS = 60_000;
 
-/** While a shared store is unreachable, how often a session checks whether it is back. */
-export const STORE_REJOIN_INTERVAL_MS = 1_000;
-
 /** The mint timeout assumed for a grant that does not tell (the token endpoint's default). */
 const DEFAULT_MINT_TIMEOUT_MS = 30_000;
-
-/** How many recently invalidated tokens a session remembers, so a shared store never hands one back. */
-const REJECTED_TOKENS_KEPT = 16;
 
 /** A server's `Retry-After` is honoured up to this long. */
 const RETRY_AFTER_CAP_MS = 10 * 60_000;
@@ -208,20 +190,10 @@ export class CachingSession extends Redacted implements AuthSession {
   #failure: Failure | undefined;
   #minted = false;
   #closed = false;
-  /** The shared store and this session's key in it, when `store` was given. */
-  readonly #fleet: Fleet | undefined;
-  /** The grant's single-use secret, as last read from the store or adopted. */
+  /** This session's part in a fleet sharing a store, when `store` was given. */
+  readonly #fleet: FleetMember | undefined;
+  /** The grant's single-use secret, without a shared store (with one, the fleet member keeps it). */
   #secret: string | undefined;
-  /** A rotated secret the shared store missed, and the one presented to get it. */
-  #unsaved: { presented: string } | undefined;
-  /** While a rotated secret is retried into the store: one last attempt, for close(). */
-  #flushing: { finish(): Promise<void> } | undefined;
-  /** True while the shared store is unreachable and this process mints on its own. */
-  #degraded = false;
-  #rejoinTimer: NodeJS.Timeout | undefined;
-  /** Tokens this process invalidated lately: a shared store that still holds one is not believed. */
-  readonly #rejected: string[] = [];
-  readonly #mintTimeoutMs: number;
 
   /**
    * @param mint one token request of the grant; never called concurrently for one session.
@@ -238,8 +210,6 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#mint = mint;
     this.#store = new MemoryTokenStore();
     this.#secret = engine.secret;
-    this.#mintTimeoutMs = engine.mintTimeoutMs ?? DEFAULT_MINT_TIMEOUT_MS;
-    this.#fleet = sharedOf(new.target.name, options, engine.identity);
     this.#ttlMs = positiveMs('tokenTtlMs', options.tokenTtlMs, DEFAULT_TOKEN_TTL_MS);
     this.#aheadMs =
       options.refreshAheadMs === 0
@@ -249,6 +219,17 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#logger = loggerOf(options.logger);
     this.#now = optionalFunction('now', options.now) ?? Date.now;
     this.#realClock = options.now === undefined;
+    // Last: the fleet member reads the options parsed above.
+    const shared = sharedOf(new.target.name, options, engine.identity);
+    this.#fleet =
+      shared &&
+      new FleetMember(
+        shared.store,
+        shared.key,
+        this.#fleetHost(new.target.name),
+        engine.mintTimeoutMs ?? DEFAULT_MINT_TIMEOUT_MS,
+        engine.secret,
+      );
     if (engine.seed !== undefined) {
       // Kept in this process only: writing it to a shared store would need the mint lock.
       const token = this.#cacheable(engine.seed, this.#now());
@@ -329,18 +310,7 @@ export class CachingSession extends Redacted implements AuthSession {
     }));
     await this.#lock.runExclusive(async () => {
       this.#store.deleteIf(staleToken);
-      const shared = this.#fleet;
-      if (shared !== undefined) {
-        this.#rejected.push(staleToken);
-        if (this.#rejected.length > REJECTED_TOKENS_KEPT) this.#rejected.shift();
-        if (!this.#degraded) {
-          try {
-            await guard(() => shared.store.deleteIf(shared.key, staleToken));
-          } catch (error) {
-            this.#degrade(error);
-          }
-        }
-      }
+      await this.#fleet?.invalidate(staleToken);
       // A mint that held the lock may have re-read the same token from a shared store.
       if (this.#hit?.token.accessToken === staleToken) this.#forgetHit();
     });
@@ -354,10 +324,8 @@ export class CachingSession extends Redacted implements AuthSession {
   async close(): Promise<void> {
     this.#closed = true;
     this.#forgetHit();
-    clearInterval(this.#rejoinTimer);
     await this.#pending?.catch(() => {});
-    // A rotated refresh token the store missed gets one last chance to reach it.
-    await this.#flushing?.finish();
+    await this.#fleet?.close();
   }
 
   /** `await using session = new ClientCredentialsAuth(...)` closes it at the end of the scope. */
@@ -386,297 +354,50 @@ export class CachingSession extends Redacted implements AuthSession {
   async #refresh(reason: MintReason, aheadOf: string | undefined): Promise<string> {
     const fleet = this.#fleet;
     if (fleet !== undefined) {
-      if (!this.#degraded) {
+      if (!fleet.degraded) {
         try {
-          return await this.#refreshShared(fleet, reason, aheadOf);
+          return await fleet.refresh(reason, aheadOf);
         } catch (error) {
           if (!(error instanceof TokenStoreError && error.transient)) throw error;
           // A lock held too long is no outage: mint here this once, stay with the fleet.
-          if (error.problem !== 'lock-wait') this.#degrade(error);
+          if (error.problem !== 'lock-wait') fleet.degrade(error);
         }
       }
       // Two processes presenting the same rotating refresh token revoke its whole family: a
       // single-use secret is only ever used under the shared lock.
-      if (this.#secret !== undefined) throw new TokenStoreError('unavailable');
+      if (fleet.hasSecret) throw new TokenStoreError('unavailable');
     }
     const stored = this.#store.get();
     if (stored !== undefined && this.#now() < stored.staleAt && stored.accessToken !== aheadOf) {
       this.#remember(stored);
       return stored.accessToken;
     }
-    const token = await this.#mintToken(reason, async (secret) => {
+    const token = await this.#mintToken(reason, this.#secret, async (secret) => {
       this.#secret = secret;
     });
     this.#adopt(token);
     return token.accessToken;
   }
 
-  /**
-   * The fleet-wide refresh: use the shared token if it is good; else take the shared lock and mint,
-   * or wait (polling) while another process holds it. A dead holder's lock expires after
-   * `lockTtlMs`, and a waiter then takes it.
-   */
-  async #refreshShared(
-    fleet: Fleet,
-    reason: MintReason,
-    aheadOf: string | undefined,
-  ): Promise<string> {
-    const fence = await this.#acquireShared(fleet, (slot) => {
-      const usable = this.#usable(slot.token, aheadOf);
-      if (usable !== undefined) {
-        this.#adopt(usable);
-        return usable.accessToken;
-      }
-      // Another process's mint just failed: back off with the fleet instead of asking again.
-      if (slot.failure !== undefined && this.#backoff !== undefined) {
-        throw this.#sharedBackoff(slot.failure);
-      }
-      return undefined;
-    });
-    if (typeof fence !== 'object') return fence;
-    return await this.#mintHolding(fleet, fence.fence, reason);
-  }
-
-  /**
-   * Polls the shared entry until `done` finds what it needs in it (answered as a string), or the
-   * lock is free and no secret is in flight, then takes the lock (answered as `{ fence }`).
-   * Gives up (TokenStoreError 'lock-wait') after a live holder's longest possible hold.
-   */
-  async #acquireShared(
-    { store, key }: Fleet,
-    done: (slot: SharedSlot) => string | undefined,
-  ): Promise<string | { fence: string }> {
-    const giveUpAt = performance.now() + this.#holdBoundMs(store);
-    let pauseMs = 5;
-    for (;;) {
-      if (this.#closed) throw new SessionClosedError();
-      const slot = await guard(() => store.read(key));
-      this.#learnSecret(slot);
-      const found = done(slot);
-      if (found !== undefined) return found;
-      // A secret someone presented without storing its successor must not be presented again.
-      if (!slot.locked && !(this.#secret !== undefined && slot.inflight)) {
-        const fence = await guard(() => store.acquire(key));
-        if (fence !== undefined) {
-          // Another process may have written between our read and our lock: read again.
-          const again = await guard(() => store.read(key)).catch(async (error: unknown) => {
-            await this.#release(store, key, fence);
-            throw error;
-          });
-          this.#learnSecret(again);
-          let late: string | undefined;
-          try {
-            late = done(again);
-          } catch (error) {
-            await this.#release(store, key, fence);
-            throw error;
-          }
-          const blocked = this.#secret !== undefined && again.inflight;
-          if (late === undefined && !blocked) return { fence };
-          await this.#release(store, key, fence);
-          if (late !== undefined) return late;
-        }
-      }
-      if (performance.now() > giveUpAt) throw new TokenStoreError('lock-wait');
-      await new Promise((resolve) => setTimeout(resolve, pauseMs));
-      pauseMs = Math.min(pauseMs * 2, 50);
-    }
-  }
-
-  /**
-   * How long a live holder may keep the shared lock: its token request and its rotation handler,
-   * each bounded by the mint timeout, plus the lock's TTL. Waiters give up after this.
-   */
-  #holdBoundMs(store: SharedTokenStore): number {
-    return 2 * this.#mintTimeoutMs + store.lockTtlMs;
-  }
-
-  /** Renews the lock (and its in-flight marker) every third of its TTL until stopped. */
-  #renewing(store: SharedTokenStore, key: string, fence: string): NodeJS.Timeout {
-    const renewal = setInterval(
-      () => {
-        Promise.resolve()
-          .then(() => store.renew(key, fence))
-          .catch(() => {});
-      },
-      Math.max(1, Math.floor(store.lockTtlMs / 3)),
-    );
-    renewal.unref();
-    return renewal;
-  }
-
-  async #release(store: SharedTokenStore, key: string, fence: string): Promise<void> {
-    await Promise.resolve()
-      .then(() => store.release(key, fence))
-      .catch(() => {});
-  }
-
-  /**
-   * Mints while holding the shared lock with `fence`, renewing it until the mint settles. A
-   * rotated secret the store missed keeps the lock (and the in-flight marker) held, renewed and
-   * retried until it is stored: until then nobody else presents the old one.
-   */
-  async #mintHolding({ store, key }: Fleet, fence: string, reason: MintReason): Promise<string> {
-    const renewal = this.#renewing(store, key, fence);
-    let keep = false;
-    try {
-      const presented = this.#secret;
-      if (presented !== undefined) {
-        // Mark the secret in flight before presenting it, and only while still holding the lock.
-        const marked = await guard(() => store.write(key, fence, { inflight: true }));
-        if (!marked) throw new TokenStoreError('lock-wait');
-      }
-      let token: CachedToken;
-      try {
-        token = await this.#mintToken(reason, async (secret) => {
-          this.#secret = secret;
-          this.#unsaved = { presented: presented as string };
-          try {
-            if (await guard(() => store.swapSecret(key, presented as string, secret))) {
-              this.#unsaved = undefined;
-            }
-          } catch {
-            // Retried while the lock stays held (see below).
-          }
-        });
-      } catch (error) {
-        // Share the backoff window this failure opened, when the token endpoint caused it (not
-        // this process's own key, config or network): the fleet waits it out together.
+  /** What the fleet member sees of this engine. */
+  #fleetHost(session: string): FleetHost {
+    return {
+      session,
+      instanceUrl: this.instanceUrl,
+      logger: this.#logger,
+      backsOff: this.#backoff !== undefined,
+      now: () => this.#now(),
+      isClosed: () => this.#closed,
+      mint: (reason, secret, adoptSecret) => this.#mintToken(reason, secret, adoptSecret),
+      windowOf: (error) => {
         const failure = this.#failure;
-        if (failure !== undefined && failure.error === error && fromTokenEndpoint(error)) {
-          const shared = {
-            code: errorCode(error),
-            transient: isTransient(error),
-            failures: failure.failures,
-            retryInMs: failure.retryAt - this.#now(),
-          };
-          await this.#write(store, key, fence, { failure: shared });
-        }
-        throw error;
-      } finally {
-        keep = this.#unsaved !== undefined;
-      }
-      this.#adopt(token);
-      const shared = this.#sharedToken(token);
-      if (!(await this.#write(store, key, fence, { token: shared }))) {
-        this.#logger?.warn?.(
-          { session: this.constructor.name, instanceUrl: this.instanceUrl },
-          'cirrus-auth: the shared token store missed a new token',
-        );
-      }
-      return token.accessToken;
-    } finally {
-      if (keep) this.#keepUntilSaved(store, key, fence, renewal);
-      else {
-        clearInterval(renewal);
-        await this.#release(store, key, fence);
-      }
-    }
-  }
-
-  /**
-   * Retries storing a rotated secret every third of the lock's TTL, keeping the lock and marker
-   * renewed meanwhile; frees them once stored (or once the store holds another lineage).
-   */
-  #keepUntilSaved(
-    store: SharedTokenStore,
-    key: string,
-    fence: string,
-    renewal: NodeJS.Timeout,
-  ): void {
-    const halt = () => {
-      clearInterval(retry);
-      clearInterval(renewal);
-      this.#flushing = undefined;
-    };
-    const stop = async () => {
-      halt();
-      await this.#release(store, key, fence);
-    };
-    // One attempt at a time, whether the timer or close() asks.
-    let running: Promise<void> | undefined;
-    const once = () => {
-      running ??= attempt().finally(() => {
-        running = undefined;
-      });
-      return running;
-    };
-    const attempt = async (): Promise<void> => {
-      const unsaved = this.#unsaved;
-      const secret = this.#secret;
-      if (unsaved === undefined || secret === undefined) return stop();
-      if (await guard(() => store.swapSecret(key, unsaved.presented, secret))) {
-        this.#unsaved = undefined;
-      } else {
-        // The fleet moved on without it (the lock expired while this process was cut off).
-        this.#logger?.warn?.(
-          { session: this.constructor.name, instanceUrl: this.instanceUrl },
-          'cirrus-auth: a rotated refresh token was superseded in the shared store',
-        );
-        this.#unsaved = undefined;
-      }
-      await stop();
-    };
-    const retry = setInterval(
-      () => {
-        once().catch(() => {});
+        return failure !== undefined && failure.error === error ? failure : undefined;
       },
-      Math.max(1, Math.floor(store.lockTtlMs / 3)),
-    );
-    retry.unref();
-    // On close, a last attempt; if it fails too the lock is left to expire (nobody will store it).
-    this.#flushing = { finish: () => once().catch(halt) };
-  }
-
-  /** A token as the shared store keeps it: the time it has left, not this clock's readings. */
-  #sharedToken(token: CachedToken): SharedToken {
-    const now = this.#now();
-    return {
-      accessToken: token.accessToken,
-      expiresInMs: token.expiresAt - now,
-      staleInMs: token.staleAt - now,
-      refreshInMs: token.refreshAt - now,
+      joinBackoff: (failure) => this.#joinBackoff(failure),
+      adopt: (token) => this.#adopt(token),
+      cached: () => this.#hit?.token,
+      exclusive: (fn) => this.#lock.runExclusive(fn),
     };
-  }
-
-  /** A shared token on this session's clock. */
-  #localToken(token: SharedToken): CachedToken {
-    const now = this.#now();
-    return {
-      accessToken: token.accessToken,
-      expiresAt: now + token.expiresInMs,
-      staleAt: now + token.staleInMs,
-      refreshAt: now + token.refreshInMs,
-    };
-  }
-
-  /** Takes the fleet's current secret, unless this process holds a newer one the store missed. */
-  #learnSecret(slot: SharedSlot): void {
-    if (slot.secret !== undefined && this.#unsaved === undefined) this.#secret = slot.secret;
-  }
-
-  /** A fenced write that never throws: an unreachable store degrades. */
-  async #write(
-    store: SharedTokenStore,
-    key: string,
-    fence: string,
-    entry: SharedWrite,
-  ): Promise<boolean> {
-    try {
-      return await guard(() => store.write(key, fence, entry));
-    } catch (error) {
-      this.#degrade(error);
-      return false;
-    }
-  }
-
-  /** A shared token this session may hand out: fresh, not the one being refreshed, not rejected. */
-  #usable(shared: SharedToken | undefined, aheadOf?: string): CachedToken | undefined {
-    if (shared === undefined || shared.staleInMs <= 0) return undefined;
-    if (shared.accessToken === aheadOf || this.#rejected.includes(shared.accessToken)) {
-      return undefined;
-    }
-    return this.#localToken(shared);
   }
 
   /** Caches a token in this process: the lock-free fast path and the local store. */
@@ -687,7 +408,7 @@ export class CachingSession extends Redacted implements AuthSession {
   }
 
   /** Joins the fleet's backoff window: callers get this error, without a request, until it ends. */
-  #sharedBackoff(failure: SharedFailure): SharedBackoffError {
+  #joinBackoff(failure: SharedFailure): SharedBackoffError {
     const error = new SharedBackoffError(failure.code, failure.transient, failure.retryInMs);
     this.#failure = {
       error,
@@ -697,84 +418,10 @@ export class CachingSession extends Redacted implements AuthSession {
     return error;
   }
 
-  /**
-   * The shared store failed (transiently): mint in process from now on, and check every so often
-   * whether it is back. A non-transient failure (a value that does not decrypt) is no outage.
-   */
-  #degrade(error: unknown): void {
-    if (this.#degraded || this.#closed) return;
-    if (error instanceof AuthError && !error.transient) return;
-    this.#degraded = true;
-    const event = {
-      session: this.constructor.name,
-      instanceUrl: this.instanceUrl,
-      outcome: 'unavailable' as const,
-      code: errorCode(error),
-    };
-    publish('store', () => event);
-    this.#logger?.warn?.(event, 'cirrus-auth: shared token store unavailable; minting in process');
-    let probing = false;
-    this.#rejoinTimer = setInterval(() => {
-      if (probing) return;
-      probing = true;
-      this.#lock
-        .runExclusive(() => this.#rejoin())
-        .catch(() => {})
-        .finally(() => {
-          probing = false;
-        });
-    }, STORE_REJOIN_INTERVAL_MS);
-    this.#rejoinTimer.unref();
-  }
-
-  /**
-   * Runs under the lock while degraded: if the store answers, adopt its token or, when it has none,
-   * offer ours, so the fleet converges on one token again.
-   */
-  async #rejoin(): Promise<void> {
-    const fleet = this.#fleet;
-    if (fleet === undefined || !this.#degraded || this.#closed) return;
-    const { store, key } = fleet;
-    let usable: CachedToken | undefined;
-    try {
-      const slot = await guard(() => store.read(key));
-      this.#learnSecret(slot);
-      usable = this.#usable(slot.token);
-      // Someone is writing (perhaps another process offering its token): look again next time.
-      if (usable === undefined && slot.locked) return;
-      const local = this.#hit?.token;
-      if (usable === undefined && local !== undefined && this.#now() < local.staleAt) {
-        const fence = await guard(() => store.acquire(key));
-        if (fence === undefined) return;
-        try {
-          usable = this.#usable((await guard(() => store.read(key))).token);
-          if (usable === undefined) {
-            const token = this.#sharedToken(local);
-            if (!(await guard(() => store.write(key, fence, { token })))) return;
-          }
-        } finally {
-          await this.#release(store, key, fence);
-        }
-      }
-    } catch {
-      return;
-    }
-    if (usable !== undefined) this.#adopt(usable);
-    this.#degraded = false;
-    clearInterval(this.#rejoinTimer);
-    const event = {
-      session: this.constructor.name,
-      instanceUrl: this.instanceUrl,
-      outcome: 'rejoined' as const,
-      code: undefined,
-    };
-    publish('store', () => event);
-    this.#logger?.info?.(event, 'cirrus-auth: shared token store is back');
-  }
-
   /** One token request, with its events, logs and backoff bookkeeping. */
   async #mintToken(
     reason: MintReason,
+    secret: string | undefined,
     adoptSecret: (secret: string) => Promise<void>,
   ): Promise<CachedToken> {
     const session = this.constructor.name;
@@ -784,7 +431,7 @@ export class CachingSession extends Redacted implements AuthSession {
     const started = performance.now();
     let token: CachedToken;
     try {
-      const minted = await this.#mint({ secret: this.#secret, adoptSecret });
+      const minted = await this.#mint({ secret, adoptSecret });
       token = this.#cacheable(minted, startedAt);
     } catch (error) {
       const durationMs = performance.now() - started;
@@ -870,25 +517,8 @@ export class CachingSession extends Redacted implements AuthSession {
   protected retireSecret(fn: (secret: string | undefined) => Promise<void>): Promise<void> {
     return this.#lock.runExclusive(async () => {
       const fleet = this.#fleet;
-      if (fleet === undefined) {
-        await fn(this.#secret);
-      } else {
-        // Revoking a token other than the fleet's current one would leave the fleet running.
-        if (this.#degraded) throw new TokenStoreError('unavailable');
-        const { store, key } = fleet;
-        const taken = await this.#acquireShared(fleet, () => undefined);
-        const fence = (taken as { fence: string }).fence;
-        const renewal = this.#renewing(store, key, fence);
-        try {
-          await fn(this.#secret);
-          if (!(await guard(() => store.write(key, fence, { clear: true })))) {
-            throw new TokenStoreError('lock-wait');
-          }
-        } finally {
-          clearInterval(renewal);
-          await this.#release(store, key, fence);
-        }
-      }
+      if (fleet === undefined) await fn(this.#secret);
+      else await fleet.retire(fn);
       this.#forgetHit();
       this.#store.clear();
     });
@@ -916,21 +546,11 @@ export class CachingSession extends Redacted implements AuthSession {
   }
 }
 
-/** Any failure of a shared store, as a transient {@link TokenStoreError} (kept if it is one). */
-async function guard<T>(operation: () => Promise<T>): Promise<T> {
-  try {
-    return await operation();
-  } catch (error) {
-    if (error instanceof TokenStoreError) throw error;
-    throw new TokenStoreError('unavailable', { cause: error });
-  }
-}
-
 function sharedOf(
   session: string,
   options: CachingSessionOptions,
   identity: EngineOptions['identity'],
-): Fleet | undefined {
+): { store: SharedTokenStore; key: string } | undefined {
   const storeKey =
     options.storeKey === undefined ? undefined : requiredString('storeKey', options.storeKey);
   const store = options.store;
@@ -946,18 +566,6 @@ function sharedOf(
 
 function errorCode(error: unknown): string {
   return error instanceof AuthError ? error.code : 'ERR_UNKNOWN';
-}
-
-/**
- * Whether a failed mint is the token endpoint's doing, and so the same for every process: an
- * OAuth error, an answer that is not a token (a 5xx, a 429, HTML), or one too large.
- */
-function fromTokenEndpoint(error: unknown): boolean {
-  return (
-    error instanceof OAuthError ||
-    error instanceof UnexpectedResponseError ||
-    error instanceof ResponseTooLargeError
-  );
 }
 
 function isTransient(error: unknown): boolean {
