@@ -199,7 +199,7 @@ export class FleetMember {
 
   /**
    * Polls the entry until `done` finds what it needs in it (answered as a string), or the lock
-   * is free and no secret is in flight, then takes the lock (answered as `{ fence }`). Gives up
+   * is free, then takes the lock (answered as `{ fence }`). Gives up
    * (TokenStoreError 'lock-wait') after a live holder's longest possible hold.
    */
   async #acquire(
@@ -215,8 +215,7 @@ export class FleetMember {
       this.#learnSecret(slot);
       const found = done(slot);
       if (found !== undefined) return found;
-      // A secret someone presented without storing its successor must not be presented again.
-      if (!slot.locked && !(this.#secret !== undefined && slot.inflight)) {
+      if (!slot.locked) {
         const fence = await guard(() => store.acquire(key));
         if (fence !== undefined) {
           // Another process may have written between our read and our lock: read again.
@@ -230,10 +229,9 @@ export class FleetMember {
             await this.#release(fence);
             throw error;
           }
-          const blocked = this.#secret !== undefined && again.inflight;
-          if (late === undefined && !blocked) return { fence };
+          if (late === undefined) return { fence };
           await this.#release(fence);
-          if (late !== undefined) return late;
+          return late;
         }
       }
       if (performance.now() > giveUpAt) throw new TokenStoreError('lock-wait');
@@ -250,7 +248,7 @@ export class FleetMember {
     return 2 * this.#mintTimeoutMs + this.#store.lockTtlMs;
   }
 
-  /** Renews the lock (and its in-flight marker) every third of its TTL until stopped. */
+  /** Renews the lock every third of its TTL until stopped. */
   #renewing(fence: string): NodeJS.Timeout {
     const renewal = setInterval(
       () => {
@@ -272,8 +270,8 @@ export class FleetMember {
 
   /**
    * Mints while holding the lock with `fence`, renewing it until the mint settles. A rotated
-   * secret the store missed keeps the lock (and the in-flight marker) held, renewed and retried
-   * until it is stored: until then nobody else presents the old one.
+   * secret the store missed keeps the lock held, renewed and retried until it is stored: until
+   * then nobody else presents the old one.
    */
   async #mintHolding(fence: string, reason: MintReason): Promise<string> {
     const store = this.#store;
@@ -283,9 +281,8 @@ export class FleetMember {
     try {
       const presented = this.#secret;
       if (presented !== undefined) {
-        // Mark the secret in flight before presenting it, and only while still holding the lock.
-        const marked = await guard(() => store.write(key, fence, { inflight: true }));
-        if (!marked) throw new TokenStoreError('lock-wait');
+        // A single-use secret is presented only while the lock is still ours.
+        if (!(await guard(() => store.renew(key, fence)))) throw new TokenStoreError('lock-wait');
       }
       let token: CachedToken;
       try {
@@ -335,8 +332,8 @@ export class FleetMember {
   }
 
   /**
-   * Retries storing a rotated secret every third of the lock's TTL, keeping the lock and marker
-   * renewed meanwhile; frees them once stored (or once the store holds another lineage).
+   * Retries storing a rotated secret every third of the lock's TTL, keeping the lock renewed
+   * meanwhile; frees them once stored (or once the store holds another lineage).
    */
   #keepUntilSaved(fence: string, renewal: NodeJS.Timeout): void {
     const halt = () => {

@@ -33,11 +33,6 @@ export interface SharedSlot {
   readonly secret: string | undefined;
   /** Whether some process holds the mint lock. */
   readonly locked: boolean;
-  /**
-   * Whether a process presented the current secret and has not yet stored what it got back (or
-   * released its lock): no one else may present it until then, or until the marker expires.
-   */
-  readonly inflight: boolean;
   /** The last mint's failure, while the fleet backs off from the token endpoint. */
   readonly failure?: SharedFailure | undefined;
 }
@@ -62,12 +57,7 @@ export interface SharedWrite {
   readonly token?: SharedToken;
   /** Opens a shared backoff window of `failure.retryInMs`. */
   readonly failure?: SharedFailure;
-  /**
-   * Marks the secret in flight: the writer is about to present it. The marker lives as long as
-   * the lock, is renewed with it, and goes with `release`.
-   */
-  readonly inflight?: boolean;
-  /** Clears the token, the secret and the marker (after a revocation). */
+  /** Clears the token, the secret and any shared failure (after a revocation). */
   readonly clear?: boolean;
 }
 
@@ -85,18 +75,15 @@ export interface SharedTokenStore {
   read(key: string): Promise<SharedSlot>;
   /** Takes the mint lock if free, answering its fencing value, else `undefined`. */
   acquire(key: string): Promise<string | undefined>;
-  /**
-   * Extends the lock held with `fence`, and its in-flight marker, by `lockTtlMs`; answers whether
-   * it was still held.
-   */
+  /** Extends the lock held with `fence` by `lockTtlMs`; answers whether it was still held. */
   renew(key: string, fence: string): Promise<boolean>;
-  /** Frees the lock if it is still held with `fence`, and clears an in-flight marker it set. */
+  /** Frees the lock if it is still held with `fence`. */
   release(key: string, fence: string): Promise<void>;
   /** Writes while the lock is held with `fence`; answers whether it was. */
   write(key: string, fence: string, entry: SharedWrite): Promise<boolean>;
   /**
-   * Stores a rotated `secret` if the stored one is still `presented` (or none is stored), and
-   * clears the in-flight marker; answers whether it did. Not fenced: a holder that lost its lock
+   * Stores a rotated `secret` if the stored one is still `presented` (or none is stored); answers
+   * whether it did. Not fenced: a holder that lost its lock
    * mid-mint must still be able to store what it got.
    */
   swapSecret(key: string, presented: string, secret: string): Promise<boolean>;

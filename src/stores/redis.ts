@@ -71,28 +71,22 @@ export interface RedisTokenStoreOptions {
 
 // Lua scripts run atomically in Redis. A session's keys share one hash tag (one cluster slot).
 const READ = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]),
-redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3]), redis.call('EXISTS', KEYS[4]),
-redis.call('GET', KEYS[5]), redis.call('PTTL', KEYS[5])}`;
-// The lock and the in-flight marker hold the holder's fence; both are renewed and freed together.
-const RENEW = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
-return 1`;
-const RELEASE = `if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3]),
+redis.call('GET', KEYS[4]), redis.call('PTTL', KEYS[4])}`;
+const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 const WRITE = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == '1' then redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5]) return 1 end
-if ARGV[3] ~= '' then redis.call('DEL', KEYS[5]) end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[2], KEYS[3], KEYS[4]) return 1 end
+if ARGV[3] ~= '' then redis.call('DEL', KEYS[4]) end
 if ARGV[3] == '-' then redis.call('DEL', KEYS[2])
 elseif ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
-if ARGV[5] == '1' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[6]) end
-if ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8]) end
+if ARGV[5] ~= '' then redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[6]) end
 return 1`;
 const SWAP_SECRET = `local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
-redis.call('DEL', KEYS[2])
 return 1`;
 const DELETE_IF = `local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -151,22 +145,18 @@ export class RedisTokenStore implements SharedTokenStore {
     const reply = await this.#command([
       'EVAL',
       READ,
-      '5',
+      '4',
       names.token,
       names.secret,
       names.lock,
-      names.inflight,
       names.failure,
     ]);
-    const [token, pttl, secret, locked, inflight, failure, failurePttl] = Array.isArray(reply)
-      ? reply
-      : [];
+    const [token, pttl, secret, locked, failure, failurePttl] = Array.isArray(reply) ? reply : [];
     return {
       token:
         typeof token === 'string' ? this.#tokenOf(names.token, token, Number(pttl)) : undefined,
       secret: typeof secret === 'string' ? this.#unseal(names.secret, secret) : undefined,
       locked: Number(locked) === 1,
-      inflight: Number(inflight) === 1,
       failure: typeof failure === 'string' ? failureOf(failure, Number(failurePttl)) : undefined,
     };
   }
@@ -179,14 +169,13 @@ export class RedisTokenStore implements SharedTokenStore {
   }
 
   async renew(key: string, fence: string): Promise<boolean> {
-    const { lock, inflight } = this.#names(key);
-    const args = ['EVAL', RENEW, '2', lock, inflight, fence, String(this.lockTtlMs)];
+    const { lock } = this.#names(key);
+    const args = ['EVAL', RENEW, '1', lock, fence, String(this.lockTtlMs)];
     return Number(await this.#command(args)) === 1;
   }
 
   async release(key: string, fence: string): Promise<void> {
-    const { lock, inflight } = this.#names(key);
-    await this.#command(['EVAL', RELEASE, '2', lock, inflight, fence]);
+    await this.#command(['EVAL', RELEASE, '1', this.#names(key).lock, fence]);
   }
 
   async write(key: string, fence: string, entry: SharedWrite): Promise<boolean> {
@@ -204,8 +193,6 @@ export class RedisTokenStore implements SharedTokenStore {
       entry.clear ? '1' : '0',
       token,
       String(ttlMs),
-      entry.inflight ? '1' : '0',
-      String(this.lockTtlMs),
       entry.failure === undefined
         ? ''
         : JSON.stringify({
@@ -215,23 +202,15 @@ export class RedisTokenStore implements SharedTokenStore {
           }),
       String(Math.max(1, Math.floor(entry.failure?.retryInMs ?? 1))),
     ];
-    const keys = [names.lock, names.token, names.secret, names.inflight, names.failure];
-    return Number(await this.#command(['EVAL', WRITE, '5', ...keys, ...args])) === 1;
+    const keys = [names.lock, names.token, names.secret, names.failure];
+    return Number(await this.#command(['EVAL', WRITE, '4', ...keys, ...args])) === 1;
   }
 
   async swapSecret(key: string, presented: string, secret: string): Promise<boolean> {
     const names = this.#names(key);
     const value = this.#sealed(names.secret, secret, secret);
     const prefix = `${this.#fingerprint(presented)}|`;
-    const reply = await this.#command([
-      'EVAL',
-      SWAP_SECRET,
-      '2',
-      names.secret,
-      names.inflight,
-      prefix,
-      value,
-    ]);
+    const reply = await this.#command(['EVAL', SWAP_SECRET, '1', names.secret, prefix, value]);
     return Number(reply) === 1;
   }
 
@@ -256,7 +235,6 @@ export class RedisTokenStore implements SharedTokenStore {
       token: `${base}:token`,
       secret: `${base}:refresh`,
       lock: `${base}:lock`,
-      inflight: `${base}:inflight`,
       failure: `${base}:failure`,
     };
   }

@@ -393,7 +393,7 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
         }),
       );
 
-    it('holds the fleet back (in-flight marker) until the holder stores it: 0 family revocations', async () => {
+    it('holds the fleet back (the holder keeps the lock) until it stores it: 0 family revocations', async () => {
       const { store: failing, state } = flaky(new RedisTokenStore({ client, lockTtlMs: 300 }));
       const { session, rotated, refreshToken } = refreshingOn(failing as RedisTokenStore);
       const token = await session.getToken(); // rotated, but the store kept the old refresh token
@@ -404,7 +404,7 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       const other = sibling(refreshToken, new RedisTokenStore({ client }));
       await other.invalidate(token);
       // `other` must not present the refresh token the store still holds (it is dead): it waits,
-      // as `session` keeps the lock and its in-flight marker until it stores the rotated one.
+      // as `session` keeps the lock until it stores the rotated one.
       const fresh = await other.getToken();
       expect(fresh).not.toBe(token);
       expect(state.swaps).toBe(2);
@@ -575,23 +575,19 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       refreshInMs: expiresInMs - 20_000,
     });
 
-    it('swapSecret is a compare-and-swap on the presented secret, and clears the in-flight marker', async () => {
+    it('swapSecret is a compare-and-swap on the presented secret; lock writes are fenced', async () => {
       const store = new RedisTokenStore({ client, encryptionKey: KEY });
       expect(await store.swapSecret(key, 'initial', 'second')).toBe(true); // none stored yet
       expect(await store.swapSecret(key, 'initial', 'forked')).toBe(false); // not current
       const fence = (await store.acquire(key)) as string;
-      expect(await store.write(key, fence, { inflight: true })).toBe(true);
-      expect(await store.read(key)).toMatchObject({
-        secret: 'second',
-        inflight: true,
-        locked: true,
-      });
+      expect(await store.acquire(key)).toBeUndefined(); // held
+      expect(await store.read(key)).toMatchObject({ secret: 'second', locked: true });
       expect(await store.swapSecret(key, 'second', 'third')).toBe(true);
-      expect(await store.read(key)).toMatchObject({ secret: 'third', inflight: false });
-      // Release frees the lock and the holder's own marker.
-      expect(await store.write(key, fence, { inflight: true })).toBe(true);
+      expect((await store.read(key)).secret).toBe('third');
+      expect(await store.renew(key, fence)).toBe(true);
       await store.release(key, fence);
-      expect(await store.read(key)).toMatchObject({ locked: false, inflight: false });
+      expect(await store.read(key)).toMatchObject({ locked: false });
+      expect(await store.renew(key, fence)).toBe(false);
       // Writes are fenced: a lost lock writes nothing.
       expect(await store.write(key, fence, { token: token('t1') })).toBe(false);
       expect((await store.read(key)).token).toBeUndefined();
