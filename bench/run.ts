@@ -389,6 +389,14 @@ if (want(7)) {
     row('7. fleet', 'skipped: no redis-server (apt-get install redis-server)');
   } else {
     const redis = await startRedis();
+    /** What every fleet process is started with: this Redis and the fake org's credentials. */
+    const fleetConfig = () => ({
+      redisUrl: redis.url,
+      clientId: org.clientId,
+      clientSecret: org.clientSecret,
+      loginUrl: org.loginUrl,
+      instanceUrl: org.instanceUrl,
+    });
     const processes = scale(8, 3);
     const revocations = scale(5, 1);
     // Token requests of `processes` real processes: a cold start of 200 concurrent getToken()
@@ -397,11 +405,7 @@ if (want(7)) {
       await redis.command('FLUSHALL');
       org.resetStats();
       const fleet = await startFleet(processes, {
-        redisUrl: redis.url,
-        clientId: org.clientId,
-        clientSecret: org.clientSecret,
-        loginUrl: org.loginUrl,
-        instanceUrl: org.instanceUrl,
+        ...fleetConfig(),
         noStore,
       });
       try {
@@ -435,13 +439,9 @@ if (want(7)) {
       await redis.command('FLUSHALL');
       org.resetStats();
       const fleet = await startFleet(processes, {
-        redisUrl: redis.url,
+        ...fleetConfig(),
         grant: 'refresh_token',
         refreshToken: org.issueRefreshToken(),
-        clientId: org.clientId,
-        clientSecret: org.clientSecret,
-        loginUrl: org.loginUrl,
-        instanceUrl: org.instanceUrl,
         noStore,
       });
       let failed = 0;
@@ -461,11 +461,7 @@ if (want(7)) {
       org.resetStats();
       const lockTtlMs = 1_000;
       const fleet = await startFleet(processes, {
-        redisUrl: redis.url,
-        clientId: org.clientId,
-        clientSecret: org.clientSecret,
-        loginUrl: org.loginUrl,
-        instanceUrl: org.instanceUrl,
+        ...fleetConfig(),
         lockTtlMs,
       });
       try {
@@ -498,11 +494,7 @@ if (want(7)) {
     const outageRun = async (noStore: boolean) => {
       await redis.command('FLUSHALL');
       const fleet = await startFleet(processes, {
-        redisUrl: redis.url,
-        clientId: org.clientId,
-        clientSecret: org.clientSecret,
-        loginUrl: org.loginUrl,
-        instanceUrl: org.instanceUrl,
+        ...fleetConfig(),
         noStore,
       });
       try {

@@ -66,6 +66,25 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
     return refreshing;
   }
 
+  /** Another process's session on the same refresh token (the same shared entry). */
+  function sibling(
+    refreshToken: string,
+    store: SharedTokenStore,
+    overrides: Partial<RefreshTokenOptions> = {},
+  ) {
+    return open(
+      new RefreshTokenAuth({
+        clientId: fixture.org.clientId,
+        clientSecret: fixture.org.clientSecret,
+        refreshToken,
+        loginUrl: fixture.org.loginUrl,
+        instanceUrl: fixture.org.instanceUrl,
+        store,
+        ...overrides,
+      }),
+    );
+  }
+
   /** Every key and value in Redis, as text. */
   async function dump(): Promise<string[]> {
     const keys = (await client.sendCommand(['KEYS', '*'])) as string[];
@@ -199,16 +218,7 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       }
       expect(everything).not.toContain(fixture.org.clientId);
       // A second session (another process) reads it back through the same key.
-      const other = open(
-        new RefreshTokenAuth({
-          clientId: fixture.org.clientId,
-          clientSecret: fixture.org.clientSecret,
-          refreshToken,
-          loginUrl: fixture.org.loginUrl,
-          instanceUrl: fixture.org.instanceUrl,
-          store,
-        }),
-      );
+      const other = sibling(refreshToken, store);
       expect(await other.getToken()).toBe(token);
       expect(fixture.org.stats.tokenRequests).toBe(1);
     });
@@ -230,15 +240,9 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
         new RedisTokenStore({ client, encryptionKey: KEY }),
       );
       const token = await session.getToken();
-      const intruder = open(
-        new RefreshTokenAuth({
-          clientId: fixture.org.clientId,
-          clientSecret: fixture.org.clientSecret,
-          refreshToken,
-          loginUrl: fixture.org.loginUrl,
-          instanceUrl: fixture.org.instanceUrl,
-          store: new RedisTokenStore({ client, encryptionKey: Buffer.alloc(32, 9) }),
-        }),
+      const intruder = sibling(
+        refreshToken,
+        new RedisTokenStore({ client, encryptionKey: Buffer.alloc(32, 9) }),
       );
       const error = await caught(() => intruder.getToken());
       expect(error).toBeInstanceOf(TokenStoreError);
@@ -332,19 +336,11 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       const store = new RedisTokenStore({ client });
       const { session, refreshToken } = refreshingOn(store);
       const rotatedElsewhere: string[] = [];
-      const other = open(
-        new RefreshTokenAuth({
-          clientId: fixture.org.clientId,
-          clientSecret: fixture.org.clientSecret,
-          refreshToken,
-          loginUrl: fixture.org.loginUrl,
-          instanceUrl: fixture.org.instanceUrl,
-          store,
-          onRefreshTokenRotated: (token) => {
-            rotatedElsewhere.push(token);
-          },
-        }),
-      );
+      const other = sibling(refreshToken, store, {
+        onRefreshTokenRotated: (token) => {
+          rotatedElsewhere.push(token);
+        },
+      });
       const first = await session.getToken();
       await other.invalidate(first);
       await other.getToken(); // the other process rotates; `session` never saw the new token
@@ -381,18 +377,6 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       };
       return { store, state };
     }
-    const sibling = (refreshToken: string, store: SharedTokenStore) =>
-      open(
-        new RefreshTokenAuth({
-          clientId: fixture.org.clientId,
-          clientSecret: fixture.org.clientSecret,
-          refreshToken,
-          loginUrl: fixture.org.loginUrl,
-          instanceUrl: fixture.org.instanceUrl,
-          store,
-        }),
-      );
-
     it('holds the fleet back (the holder keeps the lock) until it stores it: 0 family revocations', async () => {
       const { store: failing, state } = flaky(new RedisTokenStore({ client, lockTtlMs: 300 }));
       const { session, rotated, refreshToken } = refreshingOn(failing as RedisTokenStore);
