@@ -14,9 +14,13 @@ import {
   type AdapterOptions,
   type AdapterPolicy,
   adapterPolicy,
+  BULK_SESSION_HEADER,
   DETECTION_PEEK_BYTES,
+  DETECTION_PEEK_TIMEOUT_MS,
   formSize,
+  noteAttached,
   reportRetry,
+  withSoapSession,
 } from './shared.js';
 
 /** Each adapter this module installed: the adapter it wraps, and the attachment that made it. */
@@ -94,10 +98,10 @@ function authAdapter(
   return async (config) => {
     const send = axios.getAdapter(original, config);
     const url = config.url ?? '';
-    const absolute = url.startsWith('https://') || url.startsWith('http://') || URL.canParse(url);
-    if (!config.baseURL && !absolute) config.baseURL = policy.instanceUrl;
-    if (!policy.isOrgUrl(fullUrl(config, absolute))) return send(config);
-    guardRedirects(config, policy);
+    if (!config.baseURL && !isAbsoluteUrl(url)) config.baseURL = policy.instanceUrl;
+    const api = policy.apiOf(fullUrl(config));
+    if (api === undefined) return send(config);
+    const redirects = guardRedirects(config, policy);
     if (config.data instanceof FormData && formSize(config.data) <= policy.maxReplayBodyBytes) {
       // Serialised once, so a retry sends the same bytes and multipart boundary. A larger form is
       // serialised by axios on each attempt (a new boundary, the same parts).
@@ -105,22 +109,37 @@ function authAdapter(
       config.headers.set('Content-Type', encoded.headers.get('content-type'));
       config.data = Buffer.from(await encoded.arrayBuffer());
     }
+    const envelope = api === 'soap' ? soapTemplate(config.data) : undefined;
+    const carry = (token: string) => {
+      noteAttached(token);
+      config.headers.set('Authorization', `Bearer ${token}`);
+      if (api === 'bulk') config.headers.set(BULK_SESSION_HEADER, token);
+      if (envelope !== undefined) config.data = envelope(token);
+    };
 
     const signal = config.signal instanceof AbortSignal ? config.signal : undefined;
     const sent = await cancellable(session.getToken({ signal }), config, signal);
-    config.headers.set('Authorization', `Bearer ${sent}`);
+    carry(sent);
     const first = await outcome(send(config));
     const response =
       first.response ?? (axios.isAxiosError(first.error) ? first.error.response : undefined);
-    if (response === undefined || !policy.mayBeAuthFailure(response.status)) return settle(first);
+    if (response === undefined) return settle(first);
+    if (!policy.mayBeAuthFailure(response.status, api)) {
+      policy.accepted(sent);
+      return settle(first);
+    }
     // A streamed error body (responseType: 'stream') is peeked, and handed on whole.
     let head: Buffer | undefined;
     if (isNodeStream(response.data)) {
-      const peeked = await peekStream(response.data, DETECTION_PEEK_BYTES);
+      const peeked = await peekStream(response.data, DETECTION_PEEK_BYTES, signal);
       head = peeked.head;
       response.data = peeked.replay;
     }
-    if (!(await policy.isAuthFailure(toFetchResponse(response, head)))) return settle(first);
+    const answeredBy = redirects.url ?? answeringUrl(response) ?? '';
+    if (!(await policy.isAuthFailure(toFetchResponse(response, head), api, answeredBy, signal))) {
+      if (response.status !== 401) policy.accepted(sent);
+      return settle(first);
+    }
 
     let fresh: string;
     try {
@@ -133,13 +152,68 @@ function authAdapter(
       destroyStream(response.data);
       throw error;
     }
-    // The same token again means the 401 is not an expiry: surface it rather than burn a retry.
+    // The same token again means a new token does not cure this (or the session's rejection guard
+    // holds minting back): surface the rejection rather than burn a retry.
     reportRetry('axios', policy.instanceUrl, response.status, fresh !== sent);
     if (fresh === sent) return settle(first);
-    config.headers.set('Authorization', `Bearer ${fresh}`);
+    carry(fresh);
     destroyStream(response.data);
-    return send(config);
+    redirects.url = undefined;
+    const retried = await send(config);
+    if (!policy.mayBeAuthFailure(retried.status, api)) policy.accepted(fresh);
+    return retried;
   };
+}
+
+/**
+ * axios's own absolute-URL test (`isAbsoluteURL`): a scheme and `//`, or `//`, at the very start.
+ * `URL.canParse()` is more lenient (it strips leading white space and tabs inside the scheme), and
+ * deciding the origin by it sent the bearer to a foreign `baseURL`.
+ */
+function isAbsoluteUrl(url: string): boolean {
+  return /^([a-z][a-z\d+\-.]*:)?\/\//i.test(url);
+}
+
+/**
+ * The URL axios sends `config` to, built as axios builds it (`buildFullPath`, `combineURLs`, then
+ * the WHATWG parser): the origin decision must be made on exactly that.
+ */
+function fullUrl(config: InternalAxiosRequestConfig): string {
+  const url = config.url ?? '';
+  const baseURL = config.baseURL;
+  const joined =
+    baseURL && (!isAbsoluteUrl(url) || config.allowAbsoluteUrls === false)
+      ? url
+        ? `${baseURL.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`
+        : baseURL
+      : url;
+  try {
+    return new URL(joined).href;
+  } catch {
+    return '';
+  }
+}
+
+/** The URL that answered, after redirects, when the transport tells (Node http, XHR). */
+function answeringUrl(response: AxiosResponse): string | undefined {
+  const request = response.request as
+    | { res?: { responseUrl?: unknown }; responseURL?: unknown }
+    | undefined;
+  const url = request?.res?.responseUrl ?? request?.responseURL;
+  return typeof url === 'string' && url !== '' ? url : undefined;
+}
+
+/**
+ * For a SOAP call whose body is in-memory text: a function giving that body with a token in its
+ * `<sessionId>`. A stream is sent as is.
+ */
+function soapTemplate(data: unknown): ((token: string) => string | Buffer) | undefined {
+  if (typeof data === 'string') return (token) => withSoapSession(data, token);
+  if (Buffer.isBuffer(data)) {
+    const text = data.toString('utf8');
+    return (token) => Buffer.from(withSoapSession(text, token));
+  }
+  return undefined;
 }
 
 function isNodeStream(data: unknown): data is Readable {
@@ -153,14 +227,21 @@ function isNodeStream(data: unknown): data is Readable {
 async function peekStream(
   stream: Readable,
   limit: number,
+  signal: AbortSignal | undefined,
 ): Promise<{ head: Buffer; replay: Readable }> {
   const iterator = stream[Symbol.asyncIterator]();
   const chunks: Buffer[] = [];
   let size = 0;
   let done = false;
+  // Bounded by time and by the caller's signal: a stalled body is judged on its status alone.
+  const bound = AbortSignal.timeout(DETECTION_PEEK_TIMEOUT_MS);
+  const stop = signal === undefined ? bound : AbortSignal.any([bound, signal]);
+  let pending: Promise<IteratorResult<unknown>> | undefined;
   try {
     while (size < limit) {
-      const next = await iterator.next();
+      pending = iterator.next();
+      const next = await raceAbort(pending, stop);
+      pending = undefined;
       if (next.done) {
         done = true;
         break;
@@ -170,13 +251,22 @@ async function peekStream(
       size += chunk.length;
     }
   } catch {
-    done = true; // a broken body: what was read is all there is
+    // A late body: the rest still follows. A broken one: what was read is all there is.
+    if (!stop.aborted) {
+      done = true;
+      pending = undefined;
+    }
   }
   const head = Buffer.concat(chunks);
   const replay = Readable.from(
     (async function* () {
       if (head.length > 0) yield head;
       if (done) return;
+      if (pending !== undefined) {
+        const next = await pending;
+        if (next.done) return;
+        yield next.value;
+      }
       for (;;) {
         const next = await iterator.next();
         if (next.done) return;
@@ -220,14 +310,6 @@ function cancellable<T>(
     if (signal.aborted && error === signal.reason) throw new axios.CanceledError(undefined, config);
     throw error;
   });
-}
-
-/** axios's own rule for joining `baseURL` and `url`; the query does not matter for the origin. */
-function fullUrl(config: InternalAxiosRequestConfig, absolute: boolean): string {
-  const url = config.url ?? '';
-  if (absolute && config.allowAbsoluteUrls !== false) return url;
-  if (!config.baseURL) return url;
-  return `${config.baseURL.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`;
 }
 
 /**

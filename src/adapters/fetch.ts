@@ -3,7 +3,18 @@ import { raceAbort } from '../internal/abort.js';
 import { bufferUpTo } from '../internal/bytes.js';
 import { optionalFunction, optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
-import { type AdapterOptions, adapterPolicy, formSize, reportRetry } from './shared.js';
+import {
+  type AdapterOptions,
+  adapterPolicy,
+  BULK_SESSION_HEADER,
+  formSize,
+  isAttachedBearer,
+  noteAttached,
+  type OrgApi,
+  reportRetry,
+  withSoapSession,
+  withSoapSessionBytes,
+} from './shared.js';
 
 /** Options of {@link authFetch}. */
 export interface AuthFetchOptions extends AdapterOptions {
@@ -47,16 +58,22 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
     if (claimed.has((input instanceof Request ? input : (init ?? input)) as object))
       return inner(input, init);
     const url = policy.resolve(input instanceof Request ? input.url : String(input));
-    if (!policy.isOrgUrl(url)) return inner(input, init);
+    const api = policy.apiOf(url);
+    if (api === undefined || isAttachedBearer(authorizationOf(input, init))) {
+      // Another origin, or a request another cirrus-auth adapter (ky's hooks, axios's fetch
+      // adapter) authenticated already and will retry itself.
+      return inner(input, init);
+    }
 
     const target = input instanceof Request ? input : url;
     const prepared = isOneShot(target, init)
-      ? await prepareOneShot(target, init, policy.maxReplayBodyBytes)
+      ? await prepareOneShot(target, init, policy.maxReplayBodyBytes, api)
       : prepareInMemory(
           target,
           init?.body instanceof FormData && formSize(init.body) <= policy.maxReplayBodyBytes
             ? await serialiseForm(init)
             : init,
+          api,
         );
     const signal = prepared.signal;
 
@@ -70,25 +87,47 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
       prepared.discard?.(error);
       throw error;
     }
-    if (!policy.mayBeAuthFailure(response.status) || !(await policy.isAuthFailure(response))) {
+    if (!policy.mayBeAuthFailure(response.status, api)) {
+      policy.accepted(sent);
+      return response;
+    }
+    if (!(await policy.isAuthFailure(response, api, response.url, signal))) {
+      if (response.status !== 401) policy.accepted(sent);
       return response;
     }
 
     let fresh: string;
     try {
       await raceAbort(session.invalidate(sent), signal);
-      // A body that cannot be replayed ends here: the stale token is gone, the 401 goes back.
+      // A body that cannot be replayed ends here: the stale token is gone, the rejection goes back.
       fresh = prepared.replayable ? await session.getToken({ signal }) : sent;
     } catch (error) {
       await response.body?.cancel().catch(() => {});
       throw error;
     }
-    // The same token again means the 401 is not an expiry: surface it rather than burn a retry.
+    // The same token again means a new token does not cure this (or the session's rejection guard
+    // holds minting back): surface the rejection rather than burn a retry.
     reportRetry('fetch', policy.instanceUrl, response.status, fresh !== sent);
     if (fresh === sent) return response;
     await response.body?.cancel().catch(() => {});
-    return inner(...prepared.build(fresh));
+    const retried = await inner(...prepared.build(fresh));
+    if (!policy.mayBeAuthFailure(retried.status, api)) policy.accepted(fresh);
+    return retried;
   };
+}
+
+/** The `Authorization` a call already carries, if any (checked for a plain object cheaply). */
+function authorizationOf(
+  input: string | URL | Request,
+  init: RequestInit | undefined,
+): string | null | undefined {
+  const headers = init?.headers;
+  if (headers === undefined)
+    return input instanceof Request ? input.headers.get('authorization') : undefined;
+  if (headers instanceof Headers) return headers.get('authorization');
+  if (Array.isArray(headers)) return new Headers(headers).get('authorization');
+  const record = headers as Record<string, string>;
+  return record.authorization ?? record.Authorization;
 }
 
 interface Prepared {
@@ -101,28 +140,54 @@ interface Prepared {
   discard?(reason: unknown): void;
 }
 
-const bearer = (token: string) => `Bearer ${token}`;
+const bearer = (token: string) => {
+  noteAttached(token);
+  return `Bearer ${token}`;
+};
+
+/** Puts the session on a Request where `api` reads it (SOAP bodies are written separately). */
+function carryOn(request: Request, token: string, api: OrgApi): void {
+  request.headers.set('authorization', bearer(token));
+  if (api === 'bulk') request.headers.set(BULK_SESSION_HEADER, token);
+}
 
 /**
- * The caller's headers plus `authorization`, replacing one of any case. A plain object (or none)
- * stays a plain object, which fetch takes faster than a Headers instance.
+ * The caller's headers plus `authorization` (and, for Bulk API 1.0, `x-sfdc-session`), replacing
+ * any of any case. A plain object (or none) stays a plain object, which fetch takes faster than a
+ * Headers instance.
  */
-function withBearer(headers: HeadersInit | undefined, token: string): HeadersInit {
-  if (headers === undefined) return { authorization: bearer(token) };
+function withBearer(headers: HeadersInit | undefined, token: string, api: OrgApi): HeadersInit {
+  if (headers === undefined) {
+    return api === 'bulk'
+      ? { authorization: bearer(token), [BULK_SESSION_HEADER]: token }
+      : { authorization: bearer(token) };
+  }
   const proto =
     typeof headers === 'object' && headers !== null ? Object.getPrototypeOf(headers) : undefined;
   if (proto !== Object.prototype && proto !== null) {
     // A Headers of any implementation, an array of pairs, a Map-like: let Headers read it.
     const copy = new Headers(headers);
     copy.set('authorization', bearer(token));
+    if (api === 'bulk') copy.set(BULK_SESSION_HEADER, token);
     return copy;
   }
   const copy: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers as Record<string, string>)) {
-    if (name.toLowerCase() !== 'authorization') copy[name] = value;
+    const lower = name.toLowerCase();
+    if (lower !== 'authorization' && (api !== 'bulk' || lower !== BULK_SESSION_HEADER))
+      copy[name] = value;
   }
   copy.authorization = bearer(token);
+  if (api === 'bulk') copy[BULK_SESSION_HEADER] = token;
   return copy;
+}
+
+/** An in-memory SOAP body with `token` in its `<sessionId>`; other bodies unchanged. */
+function soapBody(body: BodyInit | null, token: string): BodyInit | null {
+  if (typeof body === 'string') return withSoapSession(body, token);
+  if (body instanceof Uint8Array) return withSoapSessionBytes(body, token);
+  if (body instanceof ArrayBuffer) return withSoapSessionBytes(new Uint8Array(body), token);
+  return body;
 }
 
 function signalOf(
@@ -144,18 +209,27 @@ function isOneShot(target: string | Request, init: RequestInit | undefined): boo
  * simply reused: each attempt is built from the same arguments, so both carry the same bytes. A URL
  * is passed with an init, so no Request is built here.
  */
-function prepareInMemory(target: string | Request, init: RequestInit | undefined): Prepared {
+function prepareInMemory(
+  target: string | Request,
+  init: RequestInit | undefined,
+  api: OrgApi,
+): Prepared {
+  const soapInit = api === 'soap' && init?.body != null ? init : undefined;
   return {
     signal: signalOf(target, init),
     replayable: true,
     build: (token) => {
+      const withSession: RequestInit | undefined =
+        soapInit === undefined
+          ? init
+          : { ...soapInit, body: soapBody(soapInit.body as BodyInit, token) };
       if (target instanceof Request) {
-        const request = new Request(target, init);
-        request.headers.set('authorization', bearer(token));
+        const request = new Request(target, withSession);
+        carryOn(request, token, api);
         claimed.add(request);
         return [request, undefined];
       }
-      const next: RequestInit = { ...init, headers: withBearer(init?.headers, token) };
+      const next: RequestInit = { ...withSession, headers: withBearer(init?.headers, token, api) };
       claimed.add(next);
       return [target, next];
     },
@@ -178,10 +252,11 @@ async function prepareOneShot(
   target: string | Request,
   init: RequestInit | undefined,
   limit: number,
+  api: OrgApi,
 ): Promise<Prepared> {
   const signal = signalOf(target, init);
   const withToken = (request: Request, token: string): [Request, undefined] => {
-    request.headers.set('authorization', bearer(token));
+    carryOn(request, token, api);
     claimed.add(request);
     return [request, undefined];
   };
@@ -196,7 +271,13 @@ async function prepareOneShot(
     return {
       signal,
       replayable: true,
-      build: (token) => withToken(new Request(template, { body: buffered }), token),
+      build: (token) =>
+        withToken(
+          new Request(template, {
+            body: api === 'soap' ? withSoapSessionBytes(buffered, token) : buffered,
+          }),
+          token,
+        ),
     };
   }
   return {

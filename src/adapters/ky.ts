@@ -3,7 +3,15 @@ import { raceAbort } from '../internal/abort.js';
 import { bufferUpTo } from '../internal/bytes.js';
 import { optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
-import { type AdapterOptions, adapterPolicy, reportRetry } from './shared.js';
+import {
+  type AdapterOptions,
+  adapterPolicy,
+  BULK_SESSION_HEADER,
+  noteAttached,
+  type OrgApi,
+  reportRetry,
+  withSoapSessionBytes,
+} from './shared.js';
 
 /** Options of {@link authHooks}: the ones every adapter shares. */
 export type KyAuthOptions = AdapterOptions;
@@ -46,10 +54,27 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
   /** Bodies read in `beforeRequest`, for requests ky sends without keeping a copy (`retry: 0`). */
   const bodies = new WeakMap<Request, Uint8Array<ArrayBuffer>>();
 
-  const bearer = async (request: Request): Promise<string> => {
+  /** Sets the session on `request` where `api` reads it; returns the token. */
+  const carry = async (request: Request, api: OrgApi): Promise<string> => {
     const token = await session.getToken({ signal: request.signal });
+    noteAttached(token);
     request.headers.set('authorization', `Bearer ${token}`);
+    if (api === 'bulk') request.headers.set(BULK_SESSION_HEADER, token);
     return token;
+  };
+
+  /** A copy of `request` with `body`, SOAP bodies carrying `token`; remembered for a replay. */
+  const withBody = (
+    request: Request,
+    body: Uint8Array<ArrayBuffer>,
+    api: OrgApi,
+    token: string,
+  ) => {
+    const replacement = new Request(request, {
+      body: api === 'soap' ? withSoapSessionBytes(body, token) : body,
+    });
+    bodies.set(replacement, body);
+    return replacement;
   };
 
   const init: InitHook = (kyOptions) => {
@@ -58,24 +83,26 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
   };
 
   const beforeRequest: BeforeRequestHook = async ({ request }) => {
-    if (!policy.isOrgUrl(request.url)) return;
-    await bearer(request);
+    const api = policy.apiOf(request.url);
+    if (api === undefined) return;
+    const token = await carry(request, api);
     if (request.body === null) return;
     const { buffered, rest } = await bufferUpTo(
       request.body,
       policy.maxReplayBodyBytes,
       request.signal,
     );
-    const replacement = new Request(request, {
-      body: rest ?? buffered,
-      duplex: 'half',
-    } as RequestInit);
-    if (rest === undefined) bodies.set(replacement, buffered);
-    return replacement;
+    if (rest === undefined) return withBody(request, buffered, api, token);
+    // Too large to keep: streamed once, as is (a SOAP envelope keeps its own sessionId).
+    return new Request(request, { body: rest, duplex: 'half' } as RequestInit);
   };
 
   const beforeRetry: BeforeRetryHook = async ({ request }) => {
-    if (policy.isOrgUrl(request.url)) await bearer(request);
+    const api = policy.apiOf(request.url);
+    if (api === undefined) return;
+    const token = await carry(request, api);
+    const body = bodies.get(request);
+    if (api === 'soap' && body !== undefined) return withBody(request, body, api, token);
   };
 
   const afterResponse: AfterResponseHook = async ({
@@ -84,37 +111,52 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
     retryCount,
     options: kyOptions,
   }) => {
-    // One auth retry per call, on the first answer; ky's own retries are not retried again here.
-    if (
-      retryCount !== 0 ||
-      !policy.mayBeAuthFailure(response.status) ||
-      !policy.isOrgUrl(request.url)
-    ) {
+    const api = policy.apiOf(request.url);
+    const sent = request.headers.get('authorization')?.replace(/^Bearer /, '');
+    if (api === undefined || sent === undefined) return;
+    if (!policy.mayBeAuthFailure(response.status, api)) {
+      policy.accepted(sent);
       return;
     }
-    const sent = request.headers.get('authorization')?.replace(/^Bearer /, '');
-    if (sent === undefined || !(await policy.isAuthFailure(response))) return;
+    // One auth retry per call, on the first answer; ky's own retries are not retried again here.
+    if (retryCount !== 0) return;
+    if (!(await policy.isAuthFailure(response, api, response.url, request.signal))) {
+      if (response.status !== 401) policy.accepted(sent);
+      return;
+    }
 
     await raceAbort(session.invalidate(sent), request.signal);
     // ky keeps an unread copy when its retry is on; with `retry: 0` use the body read beforehand.
-    const body = request.bodyUsed ? bodies.get(request) : undefined;
+    // A SOAP envelope is read from ky's copy, to write the new token into it.
+    let body = bodies.get(request);
+    if (body === undefined && api === 'soap' && !request.bodyUsed && request.body !== null) {
+      body = new Uint8Array(await request.clone().arrayBuffer());
+    }
     if (request.bodyUsed && body === undefined) {
       reportRetry('ky', policy.instanceUrl, response.status, false);
       return;
     }
     const fresh = await session.getToken({ signal: request.signal });
-    // The same token again means the 401 is not an expiry: surface it rather than burn a retry.
+    // The same token again means a new token does not cure this (or the session's rejection guard
+    // holds minting back): surface the rejection rather than burn a retry.
     reportRetry('ky', policy.instanceUrl, response.status, fresh !== sent);
     if (fresh === sent) return;
-    const retry = body === undefined ? new Request(request) : new Request(request, { body });
+    const retry =
+      body === undefined
+        ? new Request(request)
+        : new Request(request, { body: api === 'soap' ? withSoapSessionBytes(body, fresh) : body });
+    noteAttached(fresh);
     retry.headers.set('authorization', `Bearer ${fresh}`);
+    if (api === 'bulk') retry.headers.set(BULK_SESSION_HEADER, fresh);
     const send = (kyOptions.context as Record<symbol, Send | undefined>)[SEND];
     const timeout = send?.timeout ?? 10_000;
     const signal =
       timeout === false
         ? retry.signal
         : AbortSignal.any([retry.signal, AbortSignal.timeout(timeout)]);
-    return (send?.fetch ?? globalThis.fetch)(new Request(retry, { signal }));
+    const retried = await (send?.fetch ?? globalThis.fetch)(new Request(retry, { signal }));
+    if (!policy.mayBeAuthFailure(retried.status, api)) policy.accepted(fresh);
+    return retried;
   };
 
   return {

@@ -17,7 +17,9 @@ export interface AdapterOptions {
    * Decides whether a response from an org origin means "the token was rejected": the adapter then
    * invalidates the token it sent and retries once with a new one. It gets its own copy of the
    * response, so reading the body does not consume the caller's.
-   * @default a 401 from an org origin, except Salesforce's two 401s a new token cannot cure
+   * @default by path: a 401 from an org origin (except Salesforce's two 401s a new token cannot
+   * cure), a SOAP 500 `INVALID_SESSION_ID` fault on `/services/Soap/`, a Bulk API 1.0 400
+   * `InvalidSessionId` on `/services/async/`, a 403 `Bad_OAuth_Token` from the identity endpoints
    */
   isAuthFailure?: ((response: Response) => boolean | Promise<boolean>) | undefined;
   /**
@@ -49,22 +51,58 @@ export const NON_CURABLE_401_MESSAGES: readonly string[] = [
  */
 const OAUTH_ENDPOINT = /\/services\/oauth2\/(token|revoke|introspect|authorize)\/?$/i;
 
-/** How many bytes of a response the default detection reads at most. */
+/**
+ * Which Salesforce API a request goes to: each reads the session in its own place and says "bad
+ * token" its own way.
+ * - `rest`: REST, Apex REST, Composite, GraphQL, Bulk 2.0: `Authorization`, 401.
+ * - `soap`: `/services/Soap/` (Partner, Enterprise, Metadata, Tooling, Apex): the envelope's
+ *   `<sessionId>`, 500 `INVALID_SESSION_ID` fault.
+ * - `bulk`: Bulk API 1.0, `/services/async/`: `X-SFDC-Session`, 400 `InvalidSessionId`.
+ * - `identity`: `/services/oauth2/userinfo` and the identity URL `/id/{orgId}/{userId}`:
+ *   `Authorization`, 403 `Bad_OAuth_Token`.
+ */
+export type OrgApi = 'rest' | 'soap' | 'bulk' | 'identity';
+
 /** How much of an error body the failure predicates read. */
 export const DETECTION_PEEK_BYTES = 16 * 1024;
+
+/**
+ * How long the failure predicates wait for an error body. A body that has not arrived by then (or
+ * before the caller's signal aborts) is judged on its status alone.
+ */
+export const DETECTION_PEEK_TIMEOUT_MS = 1_000;
 
 /** What an adapter needs from its options, validated once when the adapter is created. */
 export interface AdapterPolicy {
   readonly instanceUrl: string;
   readonly maxReplayBodyBytes: number;
+  /**
+   * The org API an absolute URL belongs to, or `undefined` when the bearer must not go there
+   * (another origin, or an OAuth endpoint).
+   */
+  apiOf(url: string): OrgApi | undefined;
   /** Whether the bearer may go to this absolute URL: an org origin, and not an OAuth endpoint. */
   isOrgUrl(url: string): boolean;
   /** Resolves a relative path against the instance URL; absolute URLs are returned unchanged. */
   resolve(input: string): string;
-  /** Runs the configured or default detection on a copy of `response`. */
-  isAuthFailure(response: Response): Promise<boolean>;
+  /**
+   * Runs the configured or default detection on a copy of `response`, which came from `answeredBy`
+   * (the URL that answered, after any redirect). Reading the body is bounded by
+   * {@link DETECTION_PEEK_TIMEOUT_MS} and by `signal`.
+   */
+  isAuthFailure(
+    response: Response,
+    api: OrgApi,
+    answeredBy: string,
+    signal?: AbortSignal | undefined,
+  ): Promise<boolean>;
   /** False when a response with this status cannot be an auth failure: no need to look closer. */
-  mayBeAuthFailure(status: number): boolean;
+  mayBeAuthFailure(status: number, api: OrgApi): boolean;
+  /**
+   * Tells the session that `token` was accepted (a request with it got an answer that is not an
+   * auth failure), once per token: the session's rejection guard needs it.
+   */
+  accepted(token: string): void;
 }
 
 /** Validates adapter options against `session`; throws `ConfigError` naming the bad option. */
@@ -92,32 +130,42 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
   }
 
   const prefixes = [...origins].map((origin) => `${origin}/`);
-  const isOrgUrl = (url: string): boolean => {
+  const apiOf = (url: string): OrgApi | undefined => {
     // Fast path for the common absolute URL of an org origin: a prefix check and the path, as long
-    // as the path has nothing a URL parser would rewrite (dot segments, backslashes).
+    // as the path has nothing a URL parser would rewrite (dot segments, backslashes, percent
+    // escapes, white space).
     const prefix = prefixes.find((p) => url.startsWith(p));
     if (prefix !== undefined) {
       const path = url.slice(prefix.length - 1).split(/[?#]/, 1)[0] ?? '';
-      if (!path.includes('/.') && !path.includes('\\')) return !OAUTH_ENDPOINT.test(path);
+      if (!UNSAFE_PATH.test(path)) return apiOfPath(path);
     }
     try {
       const parsed = new URL(url);
-      return origins.has(parsed.origin) && !OAUTH_ENDPOINT.test(parsed.pathname);
+      return origins.has(parsed.origin) ? apiOfPath(parsed.pathname) : undefined;
     } catch {
-      return false;
+      return undefined;
     }
   };
+  let confirmed: string | undefined;
+  const confirm = typeof session.confirm === 'function' ? session.confirm.bind(session) : () => {};
 
   return {
     instanceUrl,
     maxReplayBodyBytes,
-    isOrgUrl,
+    apiOf,
+    isOrgUrl: (url) => apiOf(url) !== undefined,
     resolve: (input) => resolveAgainst(instanceUrl, input),
-    mayBeAuthFailure: (status) => custom !== undefined || status === 401,
-    async isAuthFailure(response) {
-      if (custom === undefined && response.status !== 401) return false;
-      // A redirect may have led elsewhere; a 401 from a host we sent no token to is not ours.
-      if (response.url !== '' && !isOrgUrl(response.url)) return false;
+    mayBeAuthFailure: (status, api) =>
+      custom !== undefined || status === 401 || status === FAILURE_STATUS[api],
+    accepted(token) {
+      // One call per token, not per request: the hot path pays one comparison.
+      if (token === confirmed) return;
+      confirmed = token;
+      confirm(token);
+    },
+    async isAuthFailure(response, api, answeredBy, signal) {
+      // A redirect may have led elsewhere; a rejection from a host we sent no token to is not ours.
+      if (answeredBy !== '' && !isOrgOrigin(answeredBy, origins)) return false;
       if (custom !== undefined) {
         const copy = response.clone();
         try {
@@ -127,26 +175,99 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
           copy.body?.cancel().catch(() => {});
         }
       }
-      return isRestAuthFailure(response);
+      return isApiAuthFailure(response, api, signal);
     },
   };
 }
 
+/** Path characters a URL parser may rewrite: such a path is judged on the parsed URL. */
+const UNSAFE_PATH = /\/\.|\\|%|\s/;
+
+/** The status each API answers a bad token with, besides a 401. */
+const FAILURE_STATUS: Record<OrgApi, number> = { rest: 401, soap: 500, bulk: 400, identity: 403 };
+
 /**
- * The default `isAuthFailure`: a 401 (REST, Bulk 2.0, Connect, Apex REST) whose body is not one of
- * Salesforce's {@link NON_CURABLE_401_MESSAGES}. Reads at most 16 KiB of a copy of the body.
+ * The org API a path on an org origin belongs to, or `undefined` for an OAuth endpoint. A site
+ * path prefix (`/portal/services/...` on an Experience Cloud site) is allowed.
  */
-export async function isRestAuthFailure(response: Response): Promise<boolean> {
+function apiOfPath(path: string): OrgApi | undefined {
+  if (OAUTH_ENDPOINT.test(path)) return undefined;
+  const at = path.indexOf('/services/');
+  if (at !== -1) {
+    const rest = path.slice(at + '/services/'.length);
+    if (rest.startsWith('Soap/')) return 'soap';
+    if (rest.startsWith('async/')) return 'bulk';
+    if (USERINFO.test(rest)) return 'identity';
+    return 'rest';
+  }
+  return IDENTITY_URL.test(path) ? 'identity' : 'rest';
+}
+
+const USERINFO = /^oauth2\/userinfo\/?$/i;
+/** The identity URL, `/id/{orgId}/{userId}`. */
+const IDENTITY_URL = /\/id\/00D\w{12,15}\/005\w{12,15}\/?$/;
+
+function isOrgOrigin(url: string, origins: ReadonlySet<string>): boolean {
+  try {
+    return origins.has(new URL(url).origin);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The default detection for a response from `api`: a 401 anywhere (but Salesforce's
+ * {@link NON_CURABLE_401_MESSAGES}), a SOAP 500 `INVALID_SESSION_ID` fault, a Bulk API 1.0 400
+ * `InvalidSessionId`, an identity endpoint's 403 `Bad_OAuth_Token`. A body that has not arrived
+ * within {@link DETECTION_PEEK_TIMEOUT_MS} is judged on the status alone (a 401 is a failure).
+ */
+async function isApiAuthFailure(
+  response: Response,
+  api: OrgApi,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  if (response.status === 401) return isRestAuthFailure(response, signal);
+  if (response.status !== FAILURE_STATUS[api]) return false;
+  return matchesFailureBody(api, await peekText(response, signal));
+}
+
+function matchesFailureBody(api: OrgApi, text: string): boolean {
+  switch (api) {
+    case 'soap':
+      return text.includes('INVALID_SESSION_ID');
+    case 'bulk':
+      return BULK_INVALID_SESSION.test(text);
+    case 'identity':
+      return text.includes('Bad_OAuth_Token');
+    case 'rest':
+      return false;
+  }
+}
+
+/** Bulk API 1.0 says it in XML or, for JSON jobs, in JSON. */
+const BULK_INVALID_SESSION =
+  /<exceptionCode>\s*InvalidSessionId\s*<\/exceptionCode>|"exceptionCode"\s*:\s*"InvalidSessionId"/;
+
+/**
+ * A 401 (REST, Bulk 2.0, Connect, Apex REST) whose body is not one of Salesforce's
+ * {@link NON_CURABLE_401_MESSAGES}. Reads at most 16 KiB of a copy of the body, waiting at most
+ * {@link DETECTION_PEEK_TIMEOUT_MS} for it.
+ */
+export async function isRestAuthFailure(
+  response: Response,
+  signal?: AbortSignal | undefined,
+): Promise<boolean> {
   if (response.status !== 401) return false;
-  const text = await peekText(response, DETECTION_PEEK_BYTES);
+  const text = await peekText(response, signal);
   return !NON_CURABLE_401_MESSAGES.some((message) => text.includes(message));
 }
 
 /**
- * An `isAuthFailure` for every Salesforce API, not only REST: {@link isRestAuthFailure}, plus a
- * SOAP or Metadata API fault (HTTP 500 carrying `INVALID_SESSION_ID`) and a Bulk API 1.0 error
- * (HTTP 400 carrying `<exceptionCode>InvalidSessionId</exceptionCode>`). Reads at most 16 KiB of a
- * copy of the body; the caller's body is untouched.
+ * An `isAuthFailure` that recognises every Salesforce API's "bad token" whatever the path, for
+ * custom setups (a proxy that rewrites paths, say): {@link isRestAuthFailure}, a SOAP fault (HTTP
+ * 500 carrying `INVALID_SESSION_ID`), a Bulk API 1.0 error (HTTP 400 carrying `InvalidSessionId`)
+ * and an identity endpoint's 403 `Bad_OAuth_Token`. The adapters' default detection already
+ * covers these by path. Reads at most 16 KiB of a copy of the body; the caller's body is untouched.
  * @see https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_concepts_core_data_objects.htm
  * @example
  * ```ts
@@ -155,23 +276,28 @@ export async function isRestAuthFailure(response: Response): Promise<boolean> {
  */
 export async function isSalesforceAuthFailure(response: Response): Promise<boolean> {
   if (response.status === 401) return isRestAuthFailure(response);
-  if (response.status !== 500 && response.status !== 400) return false;
-  const text = await peekText(response, DETECTION_PEEK_BYTES);
-  return response.status === 500
-    ? text.includes('INVALID_SESSION_ID')
-    : /<exceptionCode>\s*InvalidSessionId\s*<\/exceptionCode>/.test(text);
+  const api = (Object.keys(FAILURE_STATUS) as OrgApi[]).find(
+    (name) => name !== 'rest' && FAILURE_STATUS[name] === response.status,
+  );
+  return api !== undefined && matchesFailureBody(api, await peekText(response));
 }
 
-/** Reads up to `limit` bytes of a copy of the body, leaving the caller's body untouched. */
-async function peekText(response: Response, limit: number): Promise<string> {
+/**
+ * Reads up to {@link DETECTION_PEEK_BYTES} of a copy of the body, leaving the caller's body
+ * untouched. Stops at {@link DETECTION_PEEK_TIMEOUT_MS} or when `signal` aborts, with what it has.
+ */
+async function peekText(response: Response, signal?: AbortSignal | undefined): Promise<string> {
   const body = response.clone().body;
   if (body === null) return '';
   const reader = body.getReader();
+  const bound = AbortSignal.timeout(DETECTION_PEEK_TIMEOUT_MS);
+  const stop = signal === undefined ? bound : AbortSignal.any([bound, signal]);
   try {
-    const { chunks, size } = await readUpTo(reader, limit);
+    const { chunks, size } = await readUpTo(reader, DETECTION_PEEK_BYTES, stop);
     return new TextDecoder().decode(concat(chunks, size));
   } catch {
-    // A body that fails to read is judged on its status alone; the caller sees the failure itself.
+    // A body that fails to read, or does not arrive in time, is judged on its status alone; the
+    // caller sees the failure itself.
     return '';
   } finally {
     reader.cancel().catch(() => {});
@@ -188,6 +314,58 @@ function resolveAgainst(instanceUrl: string, input: string): string {
     return input;
   if (input.startsWith('//')) return new URL(input, instanceUrl).href;
   return input.startsWith('/') ? instanceUrl + input : `${instanceUrl}/${input}`;
+}
+
+/** The `X-SFDC-Session` header, which Bulk API 1.0 reads the session from. */
+export const BULK_SESSION_HEADER = 'x-sfdc-session';
+
+/** A SOAP envelope's `<sessionId>` element, with any namespace prefix, empty or self-closing. */
+const SOAP_SESSION_ID = /<((?:[\w.-]+:)?sessionId)(\s[^>]*?)?(?:\/>|>[^<]*<\/\1\s*>)/g;
+
+/**
+ * Writes `token` into a SOAP envelope's `<sessionId>` element (any namespace prefix, any
+ * placeholder), where the SOAP APIs read the session. Text without one is returned unchanged.
+ */
+export function withSoapSession(envelope: string, token: string): string {
+  if (!envelope.includes('essionId')) return envelope;
+  const escaped = token.replace(/[&<>]/g, (c) =>
+    c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;',
+  );
+  return envelope.replace(
+    SOAP_SESSION_ID,
+    (_match, name: string, attributes: string | undefined) =>
+      `<${name}${attributes ?? ''}>${escaped}</${name}>`,
+  );
+}
+
+/** {@link withSoapSession} over UTF-8 bytes. */
+export function withSoapSessionBytes(body: Uint8Array, token: string): Uint8Array<ArrayBuffer> {
+  const text = new TextDecoder().decode(body);
+  return new TextEncoder().encode(withSoapSession(text, token));
+}
+
+/**
+ * Bearer values some cirrus-auth adapter attached lately. A request that already carries one was
+ * authenticated by an outer adapter (ky's hooks or axios's fetch adapter over
+ * `installGlobalFetch`, say): an inner layer passes it on untouched, so a call is retried once.
+ */
+const attached: string[] = [];
+const ATTACHED_KEPT = 16;
+
+/** Records that an adapter attached `Bearer ${token}` (call it when the token changes). */
+export function noteAttached(token: string): void {
+  if (attached.includes(token)) return;
+  attached.push(token);
+  if (attached.length > ATTACHED_KEPT) attached.shift();
+}
+
+/** Whether an `Authorization` value is a bearer some cirrus-auth adapter attached. */
+export function isAttachedBearer(authorization: string | null | undefined): boolean {
+  return (
+    typeof authorization === 'string' &&
+    authorization.startsWith('Bearer ') &&
+    attached.includes(authorization.slice(7))
+  );
 }
 
 /** Publishes an adapter's decision after an auth failure on the `cirrus-auth:retry` channel. */

@@ -33,4 +33,11 @@ export interface AuthSession {
    * it still holds `staleToken`, so a late report about an old token never evicts a newer one.
    */
   invalidate(staleToken: string): Promise<void>;
+  /**
+   * Optional: tells the session that a request with `acceptedToken` succeeded. Adapters call it
+   * (once per token) when the org answered a request with anything but an auth failure. A session
+   * uses it for the rejection guard: a token it minted that is rejected before any request with it
+   * succeeded means the org refuses every token, and minting again would only burn logins.
+   */
+  confirm?(acceptedToken: string): void;
 }

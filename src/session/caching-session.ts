@@ -48,6 +48,14 @@ const DEFAULT_MINT_TIMEOUT_MS = 30_000;
 /** A server's `Retry-After` is honoured up to this long. */
 const RETRY_AFTER_CAP_MS = 10 * 60_000;
 
+/**
+ * The rejection guard's idea of "right after it was minted": a token rejected this soon after its
+ * mint, before any request with it succeeded, makes the session stop minting for a backoff window.
+ * A token older than this is taken to have worked (a caller that never calls `confirm` is not
+ * penalised for a legitimate revocation).
+ */
+export const FRESH_TOKEN_MS = 30_000;
+
 /** Options of the caching engine, shared by every minting session. */
 export interface CachingSessionOptions {
   /**
@@ -194,6 +202,15 @@ export class CachingSession extends Redacted implements AuthSession {
   readonly #fleet: FleetMember | undefined;
   /** The grant's single-use secret, without a shared store (with one, the fleet member keeps it). */
   #secret: string | undefined;
+  /**
+   * The token this process minted last to replace a rejected one, until a request with it succeeds
+   * ({@link confirm}): its rejection means the org refuses every token, new or old (the guard).
+   */
+  #unconfirmed: string | undefined;
+  /** When `#unconfirmed` was minted, on the session's clock. */
+  #mintedAt = 0;
+  /** The rejection guard's window: `token` is kept and no mint runs until `until`. */
+  #guard: { readonly token: string; readonly failures: number; readonly until: number } | undefined;
 
   /**
    * @param mint one token request of the grant; never called concurrently for one session.
@@ -217,7 +234,7 @@ export class CachingSession extends Redacted implements AuthSession {
         : positiveMs('refreshAheadMs', options.refreshAheadMs, DEFAULT_REFRESH_AHEAD_MS);
     this.#backoff = backoffOf(options.backoff);
     this.#logger = loggerOf(options.logger);
-    this.#now = optionalFunction('now', options.now) ?? Date.now;
+    this.#now = clockOf(options.now);
     this.#realClock = options.now === undefined;
     // Last: the fleet member reads the options parsed above.
     const shared = sharedOf(new.target.name, options, engine.identity);
@@ -270,12 +287,14 @@ export class CachingSession extends Redacted implements AuthSession {
       return hit.promise;
     }
 
-    // Stale or missing. A token inside its expiry margin may still be served when minting fails
-    // transiently; a token that was invalidated is gone from #hit and never served again.
-    const servable = hit !== undefined && now < hit.token.expiresAt ? hit : undefined;
+    // Stale or missing. The local TTL is a guess (Salesforce sends no `expires_in`), so while
+    // minting fails, for any reason, the token the org has not rejected is still served, until a
+    // server-declared expiry passes; a token that was invalidated is gone from #hit for good.
+    const servable =
+      hit !== undefined && (!hit.token.declared || now < hit.token.expiresAt) ? hit : undefined;
     const failure = this.#failure;
-    if (servable !== undefined && isTransient(failure?.error)) {
-      if (now >= (failure as Failure).retryAt) this.#background('retry');
+    if (servable !== undefined && failure !== undefined) {
+      if (now >= failure.retryAt) this.#background('retry');
       return servable.promise;
     }
     if (failure !== undefined && now < failure.retryAt && this.#pending === undefined) {
@@ -285,12 +304,7 @@ export class CachingSession extends Redacted implements AuthSession {
       hit !== undefined ? 'expired' : this.#minted ? 'invalidated' : 'cold';
     const pending = this.#shared(reason);
     const result =
-      servable === undefined
-        ? pending
-        : pending.catch((error: unknown) => {
-            if (isTransient(error)) return servable.token.accessToken;
-            throw error;
-          });
+      servable === undefined ? pending : pending.catch(() => servable.token.accessToken);
     return raceAbort(result, signal);
   }
 
@@ -300,6 +314,13 @@ export class CachingSession extends Redacted implements AuthSession {
    */
   async invalidate(staleToken: string): Promise<void> {
     if (typeof staleToken !== 'string') throw new ConfigError('staleToken', 'must be a string');
+    if (
+      staleToken === this.#unconfirmed &&
+      this.#now() - this.#mintedAt < FRESH_TOKEN_MS &&
+      this.#holdRejected(staleToken)
+    ) {
+      return;
+    }
     // Stop handing the token out at once, before waiting for the lock.
     const hit = this.#hit?.token.accessToken === staleToken;
     if (hit) this.#forgetHit();
@@ -314,6 +335,51 @@ export class CachingSession extends Redacted implements AuthSession {
       // A mint that held the lock may have re-read the same token from a shared store.
       if (this.#hit?.token.accessToken === staleToken) this.#forgetHit();
     });
+  }
+
+  /**
+   * Tells the session that a request with `acceptedToken` succeeded: the org accepts it. Adapters
+   * call it once per token. It ends the rejection guard: when a token this session minted to
+   * replace a rejected one is rejected too, within {@link FRESH_TOKEN_MS} and before any request
+   * with it succeeded, the session stops minting for a backoff window and keeps handing that token
+   * out (IP restrictions, High Assurance sessions, API Access Control or a blocked app reject every
+   * token; minting again only burns logins). If you call `invalidate` yourself, call `confirm`
+   * after a request that worked.
+   */
+  confirm(acceptedToken: string): void {
+    if (acceptedToken !== this.#unconfirmed) return;
+    this.#unconfirmed = undefined;
+    this.#guard = undefined;
+  }
+
+  /**
+   * The rejection guard, for a rejected token this session minted that no request confirmed:
+   * answers true (keep it, mint nothing) while its window is open, opening one on its first
+   * rejection; false once the window is over, so the caller re-mints (a rejection of the next
+   * token opens a longer window).
+   */
+  #holdRejected(token: string): boolean {
+    const backoff = this.#backoff;
+    if (backoff === undefined) return false;
+    const guard = this.#guard;
+    const now = this.#now();
+    if (guard?.token === token) return now < guard.until;
+    const failures = (guard?.failures ?? 0) + 1;
+    const retryInMs = backoffDelayMs(backoff, failures);
+    this.#guard = { token, failures, until: now + retryInMs };
+    const event = {
+      session: this.constructor.name,
+      instanceUrl: this.instanceUrl,
+      failures,
+      retryInMs,
+      code: TOKEN_REJECTED,
+    };
+    publish('backoff', () => event);
+    this.#logger?.warn?.(
+      event,
+      'cirrus-auth: a freshly minted token was rejected before any request succeeded; not minting again for a while',
+    );
+    return true;
   }
 
   /**
@@ -467,6 +533,10 @@ export class CachingSession extends Redacted implements AuthSession {
     );
     this.#failure = undefined;
     this.#minted = true;
+    // Only a token minted because the last one was rejected can show that a new token does not
+    // cure the rejection.
+    this.#unconfirmed = reason === 'invalidated' ? token.accessToken : undefined;
+    this.#mintedAt = startedAt;
     return token;
   }
 
@@ -474,8 +544,7 @@ export class CachingSession extends Redacted implements AuthSession {
   #fail(error: unknown): void {
     if (this.#backoff === undefined) return;
     const failures = (this.#failure?.failures ?? 0) + 1;
-    const base = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** (failures - 1));
-    const jittered = base / 2 + (Math.random() * base) / 2;
+    const jittered = backoffDelayMs(this.#backoff, failures);
     const asked = (error as { retryAfterMs?: unknown }).retryAfterMs;
     const retryAfter = typeof asked === 'number' ? Math.min(asked, RETRY_AFTER_CAP_MS) : 0;
     const retryInMs = Math.max(jittered, retryAfter);
@@ -498,7 +567,13 @@ export class CachingSession extends Redacted implements AuthSession {
     const expiresAt = obtainedAt + ttlMs;
     const staleAt = expiresAt - expiryMarginMs(ttlMs);
     const aheadMs = Math.min(this.#aheadMs, Math.floor(ttlMs / 4));
-    return { accessToken: minted.accessToken, expiresAt, staleAt, refreshAt: staleAt - aheadMs };
+    return {
+      accessToken: minted.accessToken,
+      expiresAt,
+      staleAt,
+      refreshAt: staleAt - aheadMs,
+      declared: minted.expiresInMs !== undefined && minted.expiresInMs <= this.#ttlMs,
+    };
   }
 
   /**
@@ -532,11 +607,18 @@ export class CachingSession extends Redacted implements AuthSession {
     const dueInMs = token.refreshAt - this.#now();
     if (this.#realClock && dueInMs > 0 && dueInMs < MAX_TIMER_MS) {
       this.#hot = hit;
+      // Holds the session weakly: a session dropped without close() is collectable at once.
+      const session = new WeakRef(this);
       this.#hotTimer = setTimeout(() => {
-        if (this.#hot === hit) this.#hot = undefined;
+        const live = session.deref();
+        if (live !== undefined) live.#cool(hit);
       }, dueInMs);
       this.#hotTimer.unref();
     }
+  }
+
+  #cool(hit: Hit): void {
+    if (this.#hot === hit) this.#hot = undefined;
   }
 
   #forgetHit(): void {
@@ -572,6 +654,30 @@ function isTransient(error: unknown): boolean {
   return error instanceof AuthError && error.transient;
 }
 
+/** The `code` the rejection guard's backoff event and log line carry. */
+const TOKEN_REJECTED = 'ERR_TOKEN_REJECTED';
+
+/** The wait after `failures` consecutive failures: doubling from `initialMs`, capped, jittered to [base/2, base]. */
+function backoffDelayMs(backoff: { initialMs: number; maxMs: number }, failures: number): number {
+  const base = Math.min(backoff.maxMs, backoff.initialMs * 2 ** (failures - 1));
+  return base / 2 + (Math.random() * base) / 2;
+}
+
+/** The injected clock, read once here: one that does not answer epoch milliseconds fails now. */
+function clockOf(value: unknown): () => number {
+  const now = optionalFunction('now', value as (() => number) | undefined) ?? Date.now;
+  let first: unknown;
+  try {
+    first = now();
+  } catch {
+    throw new ConfigError('now', 'threw when called');
+  }
+  if (typeof first !== 'number' || !Number.isFinite(first)) {
+    throw new ConfigError('now', 'must return epoch milliseconds as a finite number');
+  }
+  return now;
+}
+
 function backoffOf(
   value: CachingSessionOptions['backoff'],
 ): { initialMs: number; maxMs: number } | undefined {
@@ -586,9 +692,30 @@ function backoffOf(
   return { initialMs, maxMs };
 }
 
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+/**
+ * Validates a logger (each level it has must be a function) and wraps it so a logger that throws
+ * never fails a mint: a log line is never worth a login.
+ */
 function loggerOf(value: unknown): Logger | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null)
+  if ((typeof value !== 'object' && typeof value !== 'function') || value === null)
     throw new ConfigError('logger', 'must be a pino- or console-shaped object');
-  return value as Logger;
+  const logger = value as Record<string, unknown>;
+  const safe: Logger = {};
+  for (const level of LOG_LEVELS) {
+    const method = logger[level];
+    if (method === undefined || method === null) continue;
+    if (typeof method !== 'function')
+      throw new ConfigError(`logger.${level}`, 'must be a function');
+    safe[level] = (fields, message) => {
+      try {
+        method.call(logger, fields, message);
+      } catch {
+        // A broken logger loses its line, never the token.
+      }
+    };
+  }
+  return safe;
 }

@@ -7,6 +7,12 @@ export interface CachedToken {
   readonly staleAt: number;
   /** When a background refresh starts, while the token is still handed out. */
   readonly refreshAt: number;
+  /**
+   * Whether `expiresAt` is the server's (`expires_in`): only then is the token dead at
+   * `expiresAt`. Otherwise it is the local TTL's guess, and the token is served past it while
+   * minting fails.
+   */
+  readonly declared?: boolean | undefined;
 }
 
 /** One token in process memory: a session's own copy, shared store or not. */

@@ -71,7 +71,10 @@ export interface FakeOrgStats {
   tokenRequestsByGrant: Record<string, number>;
   /** Access tokens issued. */
   tokensIssued: number;
-  /** Requests to the API surface (`/services/data`, `/services/apexrest`). */
+  /**
+   * Requests to the API surface: REST (`/services/data`, `/services/apexrest`), SOAP
+   * (`/services/Soap`), Bulk API 1.0 (`/services/async`), userinfo and the identity URL.
+   */
   apiRequests: number;
   /** API requests by the status they were answered with. */
   apiRequestsByStatus: Record<string, number>;
@@ -85,7 +88,11 @@ export interface FakeOrgStats {
 export interface ApiRequestRecord {
   method: string;
   path: string;
-  /** The token from the `Authorization: Bearer` header, if any. */
+  /**
+   * The session the request presented where its API reads it, if any: the SOAP envelope's
+   * `<sessionId>` under `/services/Soap/`, `X-SFDC-Session` under `/services/async/`, else the
+   * `Authorization: Bearer` header.
+   */
   token: string | undefined;
   status: number;
 }
@@ -151,8 +158,10 @@ export interface FakeOrg {
   /** Delays every API answer by `ms` (0 to stop). */
   setApiDelay(ms: number): void;
   /**
-   * Makes the API reject every token with a 401 (`invalid-session`: INVALID_SESSION_ID;
-   * `not-valid-for-rest`: the 401 a new token does not cure), or accept valid ones again (undefined).
+   * Makes the API reject every token, new or old, as an org with IP restrictions, High Assurance
+   * sessions or a blocked app does (`invalid-session`: each API's own "bad token" answer, REST's
+   * 401 INVALID_SESSION_ID; `not-valid-for-rest`: REST's 401 a new token does not cure), or accept
+   * valid ones again (undefined). Token requests still succeed.
    */
   rejectApiTokens(mode: ApiRejection | undefined): void;
   /**
@@ -179,6 +188,33 @@ const BULK_JOB =
   '<?xml version="1.0" encoding="UTF-8"?><jobInfo xmlns="http://www.force.com/2009/06/asyncapi/dataload"><id>750000000000001AAA</id><state>Open</state></jobInfo>';
 const ORG_ID = '00D000000000001EAA';
 const USER_ID = '005000000000001AAA';
+/** The identity URL a token answer's `id` names. */
+const IDENTITY_PATH = new RegExp(`^/id/${ORG_ID}/${USER_ID}/?$`);
+/** A SOAP envelope's `<sessionId>`, with any namespace prefix. */
+const SOAP_SESSION_ID = /<(?:[\w.-]+:)?sessionId(?:\s[^>]*)?>([^<]*)<\/(?:[\w.-]+:)?sessionId\s*>/;
+
+/** The session a request presents where its API reads it, if any. */
+function presentedSession(
+  req: IncomingMessage,
+  carrier: 'soap' | 'bulk' | 'bearer',
+  body: Buffer,
+): string | undefined {
+  if (carrier === 'soap') {
+    const found = SOAP_SESSION_ID.exec(body.toString('utf8'))?.[1]?.trim();
+    return found
+      ? found.replace(
+          /&lt;|&gt;|&amp;/g,
+          (e) => ({ '&lt;': '<', '&gt;': '>', '&amp;': '&' })[e] ?? e,
+        )
+      : undefined;
+  }
+  if (carrier === 'bulk') {
+    const session = req.headers['x-sfdc-session'];
+    return typeof session === 'string' && session !== '' ? session : undefined;
+  }
+  const auth = req.headers.authorization;
+  return auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length) : undefined;
+}
 
 /**
  * Starts a fake Salesforce org: a real `node:http` server on a loopback port that answers the token
@@ -272,7 +308,8 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     }
     if (
       /^\/services\/(data|apexrest|Soap|async)\//.test(url.pathname) ||
-      url.pathname === USERINFO
+      url.pathname === USERINFO ||
+      IDENTITY_PATH.test(url.pathname)
     ) {
       return api(req, res, url);
     }
@@ -383,13 +420,15 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     // `?delayMs=` on any API path holds that one answer back, to stage interleavings in tests.
     const extraDelayMs = Math.min(Number(url.searchParams.get('delayMs')) || 0, 10_000);
     if (apiDelayMs + extraDelayMs > 0) await delay(apiDelayMs + extraDelayMs);
-    const auth = req.headers.authorization;
-    const bulkSession = req.headers['x-sfdc-session'];
-    const presented = auth?.startsWith('Bearer ')
-      ? auth.slice('Bearer '.length)
-      : typeof bulkSession === 'string'
-        ? bulkSession.replace(/^Bearer /, '')
-        : undefined;
+    // Each API reads the session where Salesforce does: SOAP from the envelope (Authorization is
+    // ignored), Bulk API 1.0 from X-SFDC-Session, everything else from the bearer.
+    const path = url.pathname;
+    const carrier = path.startsWith('/services/Soap/')
+      ? 'soap'
+      : path.startsWith('/services/async/')
+        ? 'bulk'
+        : 'bearer';
+    const presented = presentedSession(req, carrier, body);
     const record = (status: number) => {
       stats.apiRequests++;
       stats.apiRequestsByStatus[status] = (stats.apiRequestsByStatus[status] ?? 0) + 1;
@@ -425,14 +464,20 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       if (echoes.length > 200) echoes.splice(0, 100);
     }
 
-    // Each API says "bad token" its own way; see SALESFORCE.md.
+    // Each API says "bad token" its own way.
     const rejected = presented === undefined || !valid.has(presented) || rejection !== undefined;
-    const path = url.pathname;
-    if (path.startsWith('/services/Soap/')) {
+    if (carrier === 'soap') {
       return rejected ? xml(500, SOAP_INVALID_SESSION) : xml(200, SOAP_OK);
     }
-    if (path.startsWith('/services/async/')) {
+    if (carrier === 'bulk') {
       return rejected ? xml(400, BULK_INVALID_SESSION) : xml(200, BULK_JOB);
+    }
+    const identity = path === USERINFO || IDENTITY_PATH.test(path);
+    if (rejected && identity) {
+      record(403);
+      res.writeHead(403, { 'content-type': 'text/plain;charset=UTF-8' });
+      res.end('Bad_OAuth_Token');
+      return;
     }
     if (rejected && rejection === 'not-valid-for-rest') {
       return answer(401, [
@@ -453,6 +498,17 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       return answer(status, [{ message: 'Service unavailable', errorCode: 'SERVER_UNAVAILABLE' }]);
     }
 
+    if (IDENTITY_PATH.test(path)) {
+      return answer(200, {
+        id: `${baseUrl}${path}`,
+        asserted_user: true,
+        user_id: USER_ID,
+        organization_id: ORG_ID,
+        username: users[0],
+        display_name: 'Admin User',
+        urls: { rest: `${baseUrl}/services/data/v{version}/` },
+      });
+    }
     if (path === USERINFO) {
       return answer(200, {
         sub: `${baseUrl}/id/${ORG_ID}/${USER_ID}`,

@@ -135,7 +135,8 @@ describe('attachAuth (axios specifics)', () => {
 
 describe('attachAuth (review findings)', () => {
   it('re-sending a failed config (as axios-retry does) does not nest retries', async () => {
-    const session = fx.session();
+    // backoff: false turns the rejection guard off, so every call may retry once.
+    const session = fx.session({ backoff: false });
     const api = axios.create({ baseURL: session.instanceUrl });
     attachAuth(api, session);
     fx.org.rejectApiTokens('invalid-session');
@@ -157,7 +158,8 @@ describe('attachAuth, twice on one instance', () => {
     const other = await startFakeOrg();
     try {
       const a = fx.session();
-      const b = sessionFor(other);
+      // backoff: false turns the rejection guard off, so every call may retry once.
+      const b = sessionFor(other, { backoff: false });
       const api = axios.create();
       attachAuth(api, a);
       attachAuth(api, b);

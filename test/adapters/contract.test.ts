@@ -15,6 +15,18 @@ import { type BodyCase, drivers } from './_drivers.js';
 const fx = useFakeOrg();
 
 const LIMITS = '/services/data/v62.0/limits';
+const SOAP = '/services/Soap/u/62.0';
+const BULK = '/services/async/62.0/job';
+const USERINFO = '/services/oauth2/userinfo';
+const IDENTITY = '/id/00D000000000001EAA/005000000000001AAA';
+
+/** A Partner API envelope whose SessionHeader carries `session` (self-closing when undefined). */
+function envelope(session: string | undefined, ns = ''): string {
+  const p = ns === '' ? '' : 'urn:';
+  const id =
+    session === undefined ? `<${p}sessionId/>` : `<${p}sessionId>${session}</${p}sessionId>`;
+  return `<?xml version="1.0" encoding="utf-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"${ns === '' ? '' : ' xmlns:urn="urn:partner.soap.sforce.com"'}><soapenv:Header><${p}SessionHeader>${id}</${p}SessionHeader></soapenv:Header><soapenv:Body><${p}getUserInfo/></soapenv:Body></soapenv:Envelope>`;
+}
 const ECHO = '/services/apexrest/echo';
 const N = 200;
 
@@ -83,6 +95,7 @@ for (const driver of drivers) {
       it('requests in flight with the stale token when the re-mint finished succeed without a second re-mint', async () => {
         const session = fx.session();
         const client = driver.client(session);
+        await client.send({ url: LIMITS });
         const stale = await session.getToken();
         fx.org.revokeAllTokens();
         fx.org.resetStats();
@@ -101,12 +114,28 @@ for (const driver of drivers) {
     describe('3. retry at most once', () => {
       it('a persistent 401 makes exactly 2 API requests and surfaces the 401 the usual way', async () => {
         const client = driver.client(fx.session());
+        await client.send({ url: LIMITS });
+        fx.org.resetStats();
         fx.org.rejectApiTokens('invalid-session');
         const outcome = await client.send({ url: LIMITS });
         driver.expectUsual401(outcome);
         expect(outcome.text).toContain('INVALID_SESSION_ID');
         expect(fx.org.stats.apiRequests).toBe(2);
+        expect(fx.org.stats.tokenRequests).toBe(1);
+      });
+
+      it('a re-minted token rejected before any request with it succeeded is not re-minted again', async () => {
+        const client = driver.client(fx.session());
+        fx.org.rejectApiTokens('invalid-session');
+        driver.expectUsual401(await client.send({ url: LIMITS }));
+        expect(fx.org.stats.apiRequests).toBe(2);
         expect(fx.org.stats.tokenRequests).toBe(2);
+        // The guard's window: one request per call, no token request.
+        for (let call = 1; call <= 3; call++) {
+          driver.expectUsual401(await client.send({ url: LIMITS }));
+          expect(fx.org.stats.apiRequests).toBe(2 + call);
+          expect(fx.org.stats.tokenRequests).toBe(2);
+        }
       });
 
       it('makes no retry when re-minting returns the token that failed', async () => {
@@ -118,11 +147,14 @@ for (const driver of drivers) {
             loginUrl: reusing.loginUrl,
             instanceUrl: reusing.instanceUrl,
           });
+          const client = driver.client(session);
+          await client.send({ url: LIMITS });
+          reusing.resetStats();
           reusing.rejectApiTokens('invalid-session');
-          const outcome = await driver.client(session).send({ url: LIMITS });
+          const outcome = await client.send({ url: LIMITS });
           driver.expectUsual401(outcome);
           expect(reusing.stats.apiRequests).toBe(1);
-          expect(reusing.stats.tokenRequests).toBe(2);
+          expect(reusing.stats.tokenRequests).toBe(1);
         } finally {
           await reusing.close();
         }
@@ -171,6 +203,7 @@ for (const driver of drivers) {
         async (_, body, check) => {
           const session = fx.session();
           const client = driver.client(session);
+          await client.send({ url: LIMITS });
           const stale = await session.getToken();
           fx.org.revokeAllTokens();
           const outcome = await client.send({
@@ -211,38 +244,72 @@ for (const driver of drivers) {
       });
 
       it.each([
-        ['SOAP (500 INVALID_SESSION_ID)', '/services/Soap/u/62.0', 'getUserInfoResponse'],
-        ['Bulk 1.0 (400 InvalidSessionId)', '/services/async/62.0/job', 'jobInfo'],
+        ['SOAP (500 INVALID_SESSION_ID)', SOAP, 'getUserInfoResponse'],
+        ['Bulk 1.0 (400 InvalidSessionId)', BULK, 'jobInfo'],
       ])(
-        'isSalesforceAuthFailure retries a %s once, and the body stays readable',
+        'isSalesforceAuthFailure still retries a %s once, and the body stays readable',
         async (_, path, marker) => {
           const session = fx.session();
           const client = driver.client(session, { isAuthFailure: isSalesforceAuthFailure });
-          await session.getToken();
+          await client.send({ url: LIMITS });
           fx.org.revokeAllTokens();
+          fx.org.resetStats();
           const outcome = await client.send({
             url: path,
             method: 'POST',
-            body: { kind: 'text', value: '<x/>' },
+            body: { kind: 'text', value: envelope('placeholder') },
           });
           expect(outcome.status).toBe(200);
           expect(outcome.text).toContain(marker);
           expect(fx.org.stats.apiRequests).toBe(2);
-          expect(fx.org.stats.tokenRequests).toBe(2);
+          expect(fx.org.stats.tokenRequests).toBe(1);
         },
       );
+    });
 
-      it('without that predicate, a SOAP fault is not treated as an auth failure', async () => {
-        const client = driver.client(fx.session());
-        fx.org.rejectApiTokens('invalid-session');
-        const outcome = await client.send({
-          url: '/services/Soap/u/62.0',
+    describe('7b. each API gets the session where it reads it, and survives a revocation', () => {
+      it.each([
+        ['SOAP, envelope with a prefixed placeholder', SOAP, envelope('PLACEHOLDER', 'urn:')],
+        ['SOAP, envelope with an empty sessionId', SOAP, envelope('')],
+        ['SOAP, envelope with a self-closing sessionId', SOAP, envelope(undefined)],
+        ['Bulk 1.0', BULK, '<jobInfo/>'],
+        ['userinfo', USERINFO, undefined],
+        ['the identity URL', IDENTITY, undefined],
+      ])('%s: by default, exactly 1 re-mint and 1 retry', async (_, path, body) => {
+        const session = fx.session();
+        const client = driver.client(session);
+        const call = () =>
+          client.send(
+            body === undefined
+              ? { url: path }
+              : { url: path, method: 'POST', body: { kind: 'text', value: body } },
+          );
+        expect((await call()).status).toBe(200);
+        const stale = await session.getToken();
+        fx.org.revokeAllTokens();
+        fx.org.resetStats();
+        const outcome = await call();
+        expect(outcome.status).toBe(200);
+        expect(fx.org.stats.tokenRequests).toBe(1);
+        const [first, second] = fx.org.apiRequests;
+        expect(fx.org.apiRequests).toHaveLength(2);
+        // The fake org records the session where the API reads it (envelope, X-SFDC-Session).
+        expect(first?.token).toBe(stale);
+        expect(second?.token).not.toBe(stale);
+        expect(fx.org.isValidToken(second?.token ?? '')).toBe(true);
+      });
+
+      it('a SOAP call with a valid bearer but a bad envelope is refused, as Salesforce does', async () => {
+        const session = fx.session();
+        await session.getToken();
+        const token = await session.getToken();
+        const response = await fetch(`${fx.org.instanceUrl}${SOAP}`, {
           method: 'POST',
-          body: { kind: 'text', value: '<x/>' },
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'text/xml' },
+          body: envelope('not-a-session'),
         });
-        expect(outcome.status).toBe(500);
-        expect(outcome.text).toContain('INVALID_SESSION_ID');
-        expect(fx.org.stats.apiRequests).toBe(1);
+        expect(response.status).toBe(500);
+        expect(await response.text()).toContain('INVALID_SESSION_ID');
       });
     });
 

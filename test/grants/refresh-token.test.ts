@@ -83,7 +83,12 @@ describe('RefreshTokenAuth', () => {
         instanceUrl: steady.instanceUrl,
         onRefreshTokenRotated: (t) => void rotated.push(t),
       });
-      for (let i = 0; i < 3; i++) await session.invalidate(await session.getToken());
+      for (let i = 0; i < 3; i++) {
+        // Each token worked (confirm), then was rejected: a forced refresh, not a storm.
+        const token = await session.getToken();
+        session.confirm(token);
+        await session.invalidate(token);
+      }
       await session.getToken();
       expect(steady.stats.tokenRequests).toBe(4);
       expect(steady.lastTokenRequest?.refresh_token).toBe(refreshToken);
@@ -155,6 +160,7 @@ describe('RefreshTokenAuth', () => {
     for (let i = 0; i < 3; i++) {
       const token = await session.getToken();
       issued.push(fx.org.lastTokenRequest?.refresh_token ?? '');
+      session.confirm(token);
       await session.invalidate(token);
     }
     expect((await warned).cause).toBeInstanceOf(Error);
@@ -276,6 +282,7 @@ describe('RefreshTokenAuth', () => {
       });
       const tokens = (await Promise.all(callers)).filter((t) => t !== undefined);
       expect(new Set(tokens).size).toBe(1);
+      session.confirm(tokens[0] as string);
       await session.invalidate(tokens[0] as string);
     }
 

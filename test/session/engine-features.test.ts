@@ -23,12 +23,12 @@ const WAITED = Symbol('waited');
 function controlled() {
   const calls: { resolve: (t: MintedToken) => void; reject: (e: unknown) => void }[] = [];
   const mint = () => new Promise<MintedToken>((resolve, reject) => calls.push({ resolve, reject }));
-  const settle = async (outcome?: Error) => {
+  const settle = async (outcome?: Error | Omit<MintedToken, 'accessToken'>) => {
     for (let i = 0; i < 20 && calls.length === 0; i++) await Promise.resolve();
     const call = calls.shift();
     if (call === undefined) throw new Error('no mint is waiting');
-    if (outcome) call.reject(outcome);
-    else call.resolve({ accessToken: `token-${++settled}` });
+    if (outcome instanceof Error) call.reject(outcome);
+    else call.resolve({ accessToken: `token-${++settled}`, ...outcome });
     for (let i = 0; i < 20; i++) await Promise.resolve();
   };
   let settled = 0;
@@ -147,22 +147,46 @@ describe('serve stale on transient failure, and backoff', () => {
     expect(await e.session.getToken()).toBe('token-2');
   });
 
-  it('a permanent failure is not hidden, and a token past its expiry is never served', async () => {
+  it('the local TTL is soft: past it, any mint failure keeps serving the token the org has not rejected', async () => {
     const e = engine({ refreshAheadMs: 0 });
     await warm(e);
-    e.clock.now = STALE_AT;
-    const refused = e.session.getToken();
-    const denial = new OAuthError('invalid_client', 400);
-    await e.source.settle(denial);
-    await expect(refused).rejects.toBe(denial);
+    e.clock.now = TTL; // the local TTL has lapsed
+    const late = e.session.getToken();
+    const limited = new OAuthError('invalid_grant', 400, 'login rate exceeded');
+    await e.source.settle(limited);
+    expect(await late).toBe('token-1');
+    // Inside the backoff window: served at once, no token request.
+    e.clock.now = TTL * 10;
+    const started = e.source.started;
+    expect(await now_(e.session.getToken())).toBe('token-1');
+    // That call found the window over and retried in the background; it fails permanently again.
+    expect(e.source.started).toBe(started + 1);
+    await e.source.settle(new OAuthError('invalid_client', 400));
+    expect(await now_(e.session.getToken())).toBe('token-1');
+    // The org's word wins: once the token is rejected it is gone, and the failure shows.
+    await e.session.invalidate('token-1');
+    await expect(e.session.getToken()).rejects.toBeInstanceOf(OAuthError);
+  });
 
+  it('a server-declared expires_in is not soft: past it the token is never served', async () => {
     const f = engine({ refreshAheadMs: 0 });
-    await warm(f);
-    f.clock.now = TTL; // at its local expiry
+    const first = f.session.getToken();
+    await f.source.settle({ expiresInMs: TTL });
+    expect(await first).toBe('token-1');
+    f.clock.now = TTL; // at the server's expiry
     const late = f.session.getToken();
     const down = new TransportError('down');
     await f.source.settle(down);
     await expect(late).rejects.toBe(down);
+    // Inside its margin (before the declared expiry) a transient failure still serves it.
+    const g = engine({ refreshAheadMs: 0 });
+    const seeded = g.session.getToken();
+    await g.source.settle({ expiresInMs: TTL });
+    await seeded;
+    g.clock.now = STALE_AT;
+    const served = g.session.getToken();
+    await g.source.settle(new TransportError('down'));
+    expect(await served).toBe('token-1');
   });
 
   it('after a failure, callers inside the window get the same error with no request; the window grows', async () => {
