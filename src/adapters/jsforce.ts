@@ -1,13 +1,17 @@
 import type { Connection } from 'jsforce';
 import { AuthError, ConfigError, ErrorCode } from '../errors.js';
-import { optionalFunction, optionsObject, positiveMs } from '../internal/options.js';
+import { optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
-import { adapterPolicy, reportRetry } from './shared.js';
+import { type AdapterPolicy, adapterPolicy, reportRetry } from './shared.js';
 
-/** A connection may ask for at most this many refreshes within {@link JSFORCE_REFRESH_WINDOW_MS}. */
+/**
+ * @deprecated A no-op since the refresh window was replaced by a per-request bound: jsforce
+ * re-sends a request at most once after a refresh, and persistent rejection is held back by the
+ * session's rejection guard.
+ */
 export const JSFORCE_MAX_REFRESHES = 5;
 
-/** The window {@link JSFORCE_MAX_REFRESHES} counts over. */
+/** @deprecated A no-op; see {@link JSFORCE_MAX_REFRESHES}. */
 export const JSFORCE_REFRESH_WINDOW_MS = 60_000;
 
 /** The Salesforce API version used when none is given. */
@@ -17,11 +21,17 @@ export const DEFAULT_API_VERSION = '62.0';
 export interface JsforceOptions {
   /** The API version jsforce uses. @default DEFAULT_API_VERSION */
   version?: string | undefined;
-  /** @default JSFORCE_MAX_REFRESHES */
+  /**
+   * Origins besides the session's instance origin that may receive the bearer, as for the other
+   * adapters. A request or redirect to any other origin is sent without the session headers.
+   * @default []
+   */
+  origins?: string[] | undefined;
+  /** @deprecated Ignored: each request is re-sent at most once after a refresh. */
   maxRefreshes?: number | undefined;
-  /** @default JSFORCE_REFRESH_WINDOW_MS */
+  /** @deprecated Ignored: each request is re-sent at most once after a refresh. */
   refreshWindowMs?: number | undefined;
-  /** The clock for the refresh window. @default Date.now */
+  /** @deprecated Ignored: there is no refresh window any more. */
   now?: (() => number) | undefined;
 }
 
@@ -37,27 +47,87 @@ export interface JsforceConnectionOptions {
 }
 
 /**
- * jsforce asked for refreshes in a loop: the session handed back the token that was just rejected,
- * or a connection asked for more than `maxRefreshes` within `refreshWindowMs`. jsforce itself has
- * no cap and would resend forever.
+ * jsforce would loop on refresh-and-resend: the session handed back the token that was just
+ * rejected (`same-token`: a new token does not cure this, or the session's rejection guard holds
+ * minting back), or a request was rejected again right after it was re-sent with a new token
+ * (`rejected-again`). jsforce itself has no cap and would resend forever.
  */
 export class RefreshLoopError extends AuthError {
-  constructor(reason: 'same-token' | 'too-many') {
+  /** Why the loop was broken. */
+  readonly reason: 'same-token' | 'rejected-again';
+  constructor(reason: 'same-token' | 'rejected-again') {
     super(
       reason === 'same-token'
         ? 'The session returned the token jsforce just reported as rejected; not retrying'
-        : 'jsforce asked for too many token refreshes in a short window; not retrying',
+        : 'The org rejected a request again right after it was re-sent with a new token; not retrying',
       ErrorCode.REFRESH_LOOP,
     );
+    this.reason = reason;
   }
+}
+
+/** jsforce's request, response and transport, as far as this module touches them. */
+interface JsforceRequest {
+  url?: unknown;
+  method?: string;
+  headers?: Record<string, string>;
+}
+interface JsforceResponse {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+type HttpRequest = (
+  request: JsforceRequest,
+  options?: Record<string, unknown>,
+) => PromiseLike<unknown>;
+interface JsforceTransport {
+  httpRequest: HttpRequest;
+}
+
+/** Session headers that never go to another origin. */
+const SESSION_HEADERS = new Set(['authorization', 'x-sfdc-session']);
+
+/** Transports already guarded, and the guard each connection's refreshFn installs. */
+const guardedTransports = new WeakSet<object>();
+const guards = new WeakMap<object, (conn: Connection) => void>();
+let listening: Promise<void> | undefined;
+
+/**
+ * Listens for jsforce's `connection:new` (jsforce 3 and `@jsforce/jsforce-node`, whichever is
+ * installed), so a connection built from {@link jsforceOptions} is guarded from its first request.
+ */
+function listenForConnections(): Promise<void> {
+  listening ??= (async () => {
+    for (const name of ['jsforce', '@jsforce/jsforce-node']) {
+      try {
+        const module = (await import(name)) as { default?: { default?: unknown } };
+        const registry = (module.default?.default ?? module.default) as
+          | { on?: (event: string, listener: (conn: Connection) => void) => void }
+          | undefined;
+        registry?.on?.('connection:new', (conn) => {
+          const delegate = (conn as unknown as { _refreshDelegate?: { _refreshFn?: object } })
+            ._refreshDelegate;
+          const guard =
+            delegate?._refreshFn === undefined ? undefined : guards.get(delegate._refreshFn);
+          guard?.(conn);
+        });
+      } catch {
+        // Not installed: connections are guarded by jsforceConnection, or from their first refresh.
+      }
+    }
+  })();
+  return listening;
 }
 
 /**
  * Options for `new jsforce.Connection(...)` backed by `session`: the current token, the instance
  * URL and a `refreshFn`. The `refreshFn` invalidates the exact token jsforce holds, takes a fresh one
- * from the session, updates `conn.instanceUrl`, and breaks jsforce's unbounded refresh-and-resend
- * loop with a {@link RefreshLoopError}. Under Refresh Token Rotation it is rotation-safe, unlike
- * jsforce's own `oauth2` + `refreshToken` refresh, which drops the rotated token.
+ * from the session and updates `conn.instanceUrl`. The connection is guarded (see
+ * {@link jsforceConnection}) from its first request when cirrus-auth can see the jsforce package
+ * that built it, else from its first refresh: prefer `jsforceConnection`. Under Refresh Token
+ * Rotation it is rotation-safe, unlike jsforce's own `oauth2` + `refreshToken` refresh, which drops
+ * the rotated token.
  *
  * @example
  * ```ts
@@ -71,27 +141,17 @@ export async function jsforceOptions(
   options: JsforceOptions = {},
 ): Promise<JsforceConnectionOptions> {
   const o = optionsObject(options);
-  adapterPolicy(session, {});
+  const policy = adapterPolicy(session, { origins: o.origins });
   const version = o.version ?? DEFAULT_API_VERSION;
   if (typeof version !== 'string' || !/^\d+\.\d$/.test(version)) {
     throw new ConfigError('version', 'must look like "62.0"');
   }
-  const maxRefreshes = o.maxRefreshes ?? JSFORCE_MAX_REFRESHES;
-  const windowMs = positiveMs('refreshWindowMs', o.refreshWindowMs, JSFORCE_REFRESH_WINDOW_MS);
-  if (!Number.isSafeInteger(maxRefreshes) || maxRefreshes < 1) {
-    throw new ConfigError('maxRefreshes', 'must be a whole number, 1 or more');
-  }
-  const now = optionalFunction('now', o.now) ?? Date.now;
-  const refreshes = new WeakMap<object, number[]>();
+  const guard = (conn: Connection) => guardConnection(conn, policy);
 
   const refreshFn: JsforceConnectionOptions['refreshFn'] = (conn, callback) => {
+    guard(conn);
     const stale = conn.accessToken ?? undefined;
-    const at = now();
-    const recent = (refreshes.get(conn) ?? []).filter((t) => at - t < windowMs);
-    recent.push(at);
-    refreshes.set(conn, recent);
     (async () => {
-      if (recent.length > maxRefreshes) throw new RefreshLoopError('too-many');
       if (stale) await session.invalidate(stale);
       const fresh = await session.getToken();
       if (fresh === stale) throw new RefreshLoopError('same-token');
@@ -108,6 +168,8 @@ export async function jsforceOptions(
       },
     );
   };
+  guards.set(refreshFn, guard);
+  await listenForConnections();
 
   return {
     instanceUrl: session.instanceUrl,
@@ -117,6 +179,102 @@ export async function jsforceOptions(
   };
 }
 
+/**
+ * Wraps a connection's transport, below every jsforce API (REST, SOAP, Bulk, Metadata):
+ * - the bearer goes only to the org: a request to another origin (`conn.request('https://…')`,
+ *   a redirect from the org to another host) is sent without `Authorization` and `X-SFDC-Session`;
+ * - a request rejected again right after jsforce re-sent it with a new token fails with a
+ *   {@link RefreshLoopError} instead of a second refresh (jsforce would loop);
+ * - an answer that is not an auth failure tells the session its token was accepted.
+ */
+function guardConnection(conn: Connection, policy: AdapterPolicy): void {
+  const transport = (conn as unknown as { _transport?: JsforceTransport })._transport;
+  if (transport === undefined || guardedTransports.has(transport)) return;
+  guardedTransports.add(transport);
+  const send = transport.httpRequest.bind(transport);
+  const sends = new WeakMap<object, number>();
+
+  transport.httpRequest = (request, options = {}) => {
+    const url = typeof request.url === 'string' ? policy.resolve(request.url) : '';
+    const api = policy.apiOf(url);
+    const followRedirect = options.followRedirect === false ? false : redirectTo(request, policy);
+    if (api === undefined) {
+      return send(
+        { ...request, headers: withoutSession(request.headers) },
+        { ...options, followRedirect },
+      );
+    }
+    const attempt = (sends.get(request) ?? 0) + 1;
+    sends.set(request, attempt);
+    const token = sessionOf(request.headers);
+    const pending = send(request, { ...options, followRedirect });
+    const judged = Promise.resolve(pending).then(async (response) => {
+      const res = response as JsforceResponse | undefined;
+      if (res === undefined || typeof res.statusCode !== 'number' || token === undefined)
+        return response;
+      const answer = new Response(
+        res.statusCode === 204 || res.statusCode === 304 ? null : String(res.body ?? ''),
+        { status: res.statusCode < 200 || res.statusCode > 599 ? 500 : res.statusCode },
+      );
+      const failed =
+        policy.mayBeAuthFailure(res.statusCode, api) &&
+        (await policy.isAuthFailure(answer, api, ''));
+      if (!failed) {
+        if (res.statusCode !== 401) policy.accepted(token);
+        return response;
+      }
+      if (attempt >= 2) throw new RefreshLoopError('rejected-again');
+      return response;
+    });
+    // jsforce reads the answer as a StreamPromise: keep its stream, judge its result.
+    const StreamPromise = (pending as { constructor?: { create?: unknown } }).constructor;
+    const stream = (pending as { stream?: () => unknown }).stream;
+    if (typeof StreamPromise?.create === 'function' && typeof stream === 'function') {
+      return (
+        StreamPromise.create as (
+          b: () => { stream: unknown; promise: Promise<unknown> },
+        ) => PromiseLike<unknown>
+      )(() => ({
+        stream: stream.call(pending),
+        promise: judged,
+      }));
+    }
+    return judged;
+  };
+}
+
+/** jsforce's redirect hook: follows a redirect, with the session headers only to an org origin. */
+function redirectTo(request: JsforceRequest, policy: AdapterPolicy) {
+  return (location: string) => {
+    let url: string;
+    try {
+      url = new URL(location, typeof request.url === 'string' ? request.url : undefined).href;
+    } catch {
+      return undefined;
+    }
+    const headers = policy.isOrgUrl(url) ? request.headers : withoutSession(request.headers);
+    return { method: 'GET', url, headers };
+  };
+}
+
+function withoutSession(headers: Record<string, string> | undefined): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (!SESSION_HEADERS.has(name.toLowerCase())) kept[name] = value;
+  }
+  return kept;
+}
+
+/** The token a jsforce request carries (`Authorization: Bearer`, or `X-SFDC-Session`). */
+function sessionOf(headers: Record<string, string> | undefined): string | undefined {
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const lower = name.toLowerCase();
+    if (lower === 'authorization' && value.startsWith('Bearer ')) return value.slice(7);
+    if (lower === 'x-sfdc-session') return value;
+  }
+  return undefined;
+}
+
 /** Options of {@link jsforceConnection}. */
 export interface JsforceConnectionFactoryOptions extends JsforceOptions {
   /** The jsforce `Connection` class. @default the one from the installed `jsforce` package */
@@ -124,7 +282,9 @@ export interface JsforceConnectionFactoryOptions extends JsforceOptions {
 }
 
 /**
- * A ready jsforce `Connection` backed by `session`: `jsforceOptions` in one line.
+ * A ready jsforce `Connection` backed by `session`: `jsforceOptions` in one line, guarded from
+ * its first request: the bearer goes only to the org's origins (a foreign absolute URL or a
+ * cross-origin redirect is sent without it), and a request is re-sent at most once after a refresh.
  *
  * @example
  * ```ts
@@ -138,5 +298,9 @@ export async function jsforceConnection(
   const { Connection: Ctor, ...rest } = optionsObject(options);
   const Connection =
     Ctor ?? ((await import('jsforce')).default.Connection as unknown as NonNullable<typeof Ctor>);
-  return new Connection(await jsforceOptions(session, rest));
+  const connectionOptions = await jsforceOptions(session, rest);
+  const conn = new Connection(connectionOptions);
+  // Guarded here too, whichever jsforce package `Connection` came from.
+  (guards.get(connectionOptions.refreshFn) as (conn: Connection) => void)(conn);
+  return conn;
 }

@@ -51,15 +51,28 @@ describe('jsforce integration (the real jsforce 3)', () => {
     expect(fx.org.stats.apiRequestsByStatus).toEqual({ 200: 50, 401: 50 });
   });
 
-  it('a persistently rejected token makes a bounded number of requests, then a RefreshLoopError', async () => {
+  it('a persistently rejected token: each request re-sent at most once, then no re-mint at all', async () => {
     const conn = await jsforceConnection(fx.session());
+    await conn.query(SOQL);
     fx.org.rejectApiTokens('invalid-session');
     fx.org.resetStats();
-    const error = await caught(() => conn.query(SOQL));
-    // jsforce wraps what refreshFn reports: "Unable to refresh session due to: <our message>".
-    expect(String((error as Error).message)).toContain('too many token refreshes');
-    expect(fx.org.stats.apiRequests).toBe(6);
-    expect(fx.org.stats.tokenRequests).toBe(5);
+    const first = await caught(() => conn.query(SOQL));
+    expect(first).toBeInstanceOf(RefreshLoopError);
+    expect(first).toMatchObject({ code: 'ERR_REFRESH_LOOP', reason: 'rejected-again' });
+    expect(fx.org.stats.apiRequests).toBe(2);
+    expect(fx.org.stats.tokenRequests).toBe(1);
+    // The re-minted token was rejected before any request with it succeeded: the rejection
+    // guard holds minting back, so each further call costs one request and no login.
+    for (let call = 1; call <= 10; call++) {
+      const error = await caught(() => conn.query(SOQL));
+      expect(String((error as Error).message)).toContain('just reported as rejected');
+    }
+    expect(fx.org.stats.apiRequests).toBe(12);
+    expect(fx.org.stats.tokenRequests).toBe(1);
+    // Once the org accepts tokens again, calls succeed with no new login.
+    fx.org.rejectApiTokens(undefined);
+    expect((await conn.query(SOQL)).done).toBe(true);
+    expect(fx.org.stats.tokenRequests).toBe(1);
   });
 
   it('a session that hands back the rejected token stops at once', async () => {
@@ -86,31 +99,75 @@ describe('jsforce integration (the real jsforce 3)', () => {
     expect(reported).toMatchObject({ code: 'ERR_REFRESH_LOOP' });
   });
 
-  it('rejects options that would turn the loop guard off', async () => {
-    for (const bad of [
-      { refreshWindowMs: 0 },
-      { refreshWindowMs: Number.NaN },
-      { maxRefreshes: 0 },
-    ]) {
-      await expect(jsforceOptions(fx.session(), bad)).rejects.toMatchObject({
-        name: 'ConfigError',
-      });
+  it('maxRefreshes, refreshWindowMs and now are deprecated no-ops: accepted and ignored', async () => {
+    const conn = await jsforceConnection(fx.session(), {
+      maxRefreshes: 1,
+      refreshWindowMs: 1,
+      now: () => 0,
+    });
+    for (let i = 0; i < 3; i++) {
+      fx.org.revokeAllTokens();
+      expect((await conn.query(SOQL)).done).toBe(true);
     }
   });
 
-  it('with a rotating RefreshTokenAuth, 20 consecutive forced refreshes keep working', async () => {
+  it('with a rotating RefreshTokenAuth, 100 revocation rounds back to back all succeed', async () => {
     const { session, rotated } = fx.refreshing();
-    // Each forced refresh is a separate incident a minute apart, as far as the loop guard can tell.
-    let clock = 0;
-    const conn = await jsforceConnection(session, { now: () => clock });
-    for (let i = 0; i < 20; i++) {
+    const conn = await jsforceConnection(session);
+    await conn.query(SOQL);
+    fx.org.resetStats();
+    for (let i = 0; i < 100; i++) {
       fx.org.revokeAllTokens();
-      clock += 61_000;
       expect((await conn.query(SOQL)).done).toBe(true);
     }
-    expect(rotated).toHaveLength(21);
+    expect(fx.org.stats.tokenRequests).toBe(100);
+    expect(fx.org.stats.apiRequestsByStatus).toEqual({ 200: 100, 401: 100 });
+    expect(rotated).toHaveLength(101);
     expect(fx.org.stats.familyRevocations).toBe(0);
     expect(fx.org.isValidRefreshToken(rotated.at(-1) as string)).toBe(true);
+  });
+
+  describe('the bearer goes only to the org', () => {
+    const connections: [string, () => Promise<import('jsforce').Connection>][] = [
+      ['jsforceConnection (jsforce 3)', () => jsforceConnection(fx.session())],
+      [
+        'new jsforce.Connection(await jsforceOptions(...))',
+        async () => new jsforce.Connection(await jsforceOptions(fx.session())),
+      ],
+      [
+        'jsforceConnection with @jsforce/jsforce-node',
+        async () =>
+          jsforceConnection(fx.session(), {
+            Connection: (await import('@jsforce/jsforce-node')).Connection as never,
+          }),
+      ],
+    ];
+    it.each(connections)('%s: a foreign absolute URL is sent without it', async (_, make) => {
+      const conn = await make();
+      await conn.request(`${fx.other.url}/collect`);
+      await conn.requestGet(`${fx.other.url}/collect-get`);
+      const seen = fx.other.requests.slice(-2);
+      expect(seen.map((r) => r.path)).toEqual(['/collect', '/collect-get']);
+      for (const r of seen) {
+        expect(r.headers.authorization).toBeUndefined();
+        expect(r.headers['x-sfdc-session']).toBeUndefined();
+      }
+      // The org itself still gets it.
+      await conn.request('/services/data/v62.0/limits');
+      expect(fx.org.apiRequests.at(-1)?.token).toBe(conn.accessToken);
+    });
+
+    it.each(connections)(
+      '%s: a redirect from the org to another host does not carry it',
+      async (_, make) => {
+        const conn = await make();
+        const to = encodeURIComponent(`${fx.other.url}/landed`);
+        await conn.request(`/services/apexrest/redirect?to=${to}`);
+        expect(fx.org.apiRequests.at(-1)?.token).toBe(conn.accessToken);
+        expect(fx.other.requests.at(-1)?.path).toBe('/landed');
+        expect(fx.other.requests.at(-1)?.headers.authorization).toBeUndefined();
+      },
+    );
   });
 
   it("side by side: jsforce's own oauth2 + refreshToken refresh breaks on the second refresh under rotation", async () => {
