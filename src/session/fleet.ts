@@ -1,5 +1,6 @@
 import {
   AuthError,
+  ErrorCode,
   OAuthError,
   ResponseTooLargeError,
   SessionClosedError,
@@ -209,10 +210,15 @@ export class FleetMember {
     const key = this.#key;
     const giveUpAt = performance.now() + this.#holdBoundMs();
     let pauseMs = 5;
+    let reported = false;
     for (;;) {
       if (this.#host.isClosed()) throw new SessionClosedError();
       const slot = await guard(() => store.read(key));
       this.#learnSecret(slot);
+      if (slot.tokenUnreadable && !reported) {
+        reported = true;
+        this.#reportUnreadable();
+      }
       const found = done(slot);
       if (found !== undefined) return found;
       if (!slot.locked) {
@@ -394,6 +400,24 @@ export class FleetMember {
     if (slot.secret !== undefined && this.#unsaved === undefined) this.#secret = slot.secret;
   }
 
+  /**
+   * The store holds an access token this process cannot read: it is treated as none, so the
+   * fleet mints and overwrites it instead of failing every refresh until someone deletes it.
+   */
+  #reportUnreadable(): void {
+    const event = {
+      session: this.#host.session,
+      instanceUrl: this.#host.instanceUrl,
+      outcome: 'unreadable' as const,
+      code: ErrorCode.TOKEN_STORE,
+    };
+    publish('store', () => event);
+    this.#host.logger?.warn?.(
+      event,
+      'cirrus-auth: the shared access token is unreadable (another encryptionKey, or not ours); replacing it',
+    );
+  }
+
   /** A fenced write that never throws: an unreachable store degrades. */
   async #write(fence: string, entry: SharedWrite): Promise<boolean> {
     try {
@@ -431,6 +455,7 @@ export class FleetMember {
     try {
       const slot = await guard(() => store.read(key));
       this.#learnSecret(slot);
+      if (slot.tokenUnreadable) this.#reportUnreadable();
       usable = this.#usable(slot.token);
       // Someone is writing (perhaps another process offering its token): look again next time.
       if (usable === undefined && slot.locked) return;

@@ -29,7 +29,17 @@ export interface SharedToken {
 export interface SharedSlot {
   /** The current access token, if one is stored and decrypts, with the time it has left. */
   readonly token: SharedToken | undefined;
-  /** The grant's current single-use secret (a rotating refresh token), if one is stored. */
+  /**
+   * Whether an access token is stored that this store cannot read (it does not decrypt with this
+   * store's key, or is not a value such a store writes). `token` is then `undefined`: the session
+   * reports it and mints, and its write replaces the value.
+   */
+  readonly tokenUnreadable?: boolean | undefined;
+  /**
+   * The grant's current single-use secret (a rotating refresh token), if one is stored. One that
+   * is stored but cannot be read makes `read` reject with a non-transient
+   * TokenStoreError (`undecryptable`): it is never guessed at nor replaced.
+   */
   readonly secret: string | undefined;
   /** Whether some process holds the mint lock. */
   readonly locked: boolean;

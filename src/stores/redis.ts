@@ -43,8 +43,8 @@ export interface RedisTokenStoreOptions {
    */
   client: RedisCommandClient;
   /**
-   * Prefix of every key the store writes. Change it when you change `encryptionKey`: entries
-   * written under another key are refused, not guessed at.
+   * Prefix of every key the store writes. Change it when you change `encryptionKey`: a refresh
+   * token written under another key is refused, not guessed at (an access token is replaced).
    * @default DEFAULT_KEY_PREFIX (`cirrus-auth:`)
    */
   keyPrefix?: string | undefined;
@@ -152,9 +152,12 @@ export class RedisTokenStore implements SharedTokenStore {
       names.failure,
     ]);
     const [token, pttl, secret, locked, failure, failurePttl] = Array.isArray(reply) ? reply : [];
+    const stored =
+      typeof token === 'string' ? this.#tokenOf(names.token, token, Number(pttl)) : undefined;
     return {
-      token:
-        typeof token === 'string' ? this.#tokenOf(names.token, token, Number(pttl)) : undefined,
+      token: stored,
+      tokenUnreadable: typeof token === 'string' && stored === undefined,
+      // Unlike an access token, a refresh token that does not open is refused, never replaced.
       secret: typeof secret === 'string' ? this.#unseal(names.secret, secret) : undefined,
       locked: Number(locked) === 1,
       failure: typeof failure === 'string' ? failureOf(failure, Number(failurePttl)) : undefined,
@@ -277,15 +280,16 @@ export class RedisTokenStore implements SharedTokenStore {
 
   /**
    * A stored token with the time it has left: its key's remaining TTL (Redis's clock) is the
-   * time to expiry, and the margins written with it give the rest.
+   * time to expiry, and the margins written with it give the rest. `undefined` when the value is
+   * not one this store can read (another `encryptionKey`, none, or not written by this store): the
+   * fleet then treats it as no token, and the next mint overwrites it.
    */
   #tokenOf(name: string, value: string, remainingMs: number): SharedToken | undefined {
-    const json = this.#unseal(name, value);
     let written: SharedToken;
     try {
-      written = JSON.parse(json) as SharedToken;
+      written = JSON.parse(this.#unseal(name, value)) as SharedToken;
     } catch {
-      return undefined; // not ours: treated as no token, and overwritten by the next mint
+      return undefined;
     }
     const valid =
       typeof written === 'object' &&

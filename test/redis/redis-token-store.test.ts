@@ -17,6 +17,7 @@ import {
   TokenExchangeAuth,
   TokenStoreError,
 } from '../../src/index.js';
+import { secretFingerprint } from '../../src/session/shared-store.js';
 import { RedisTokenStore } from '../../src/stores/redis.js';
 import { useFakeOrg } from '../_org.js';
 import { type RedisServer, redisTestsRun, startRedis } from '../_redis.js';
@@ -472,6 +473,103 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       const session = open(fixture.session({ store }));
       expect(typeof (await session.getToken())).toBe('string');
     });
+  });
+
+  /** The Redis keys of a session's entry (default prefix), from its grant and user. */
+  function keysOf(grant: string, user: string) {
+    const { loginUrl, clientId } = fixture.org;
+    const key = sessionKey({ loginUrl, clientId, grant, user });
+    const base = `cirrus-auth:{${key}}`;
+    return { key, token: `${base}:token`, refresh: `${base}:refresh` };
+  }
+
+  describe('an unreadable stored value', () => {
+    const events: StoreEvent[] = [];
+    const listener = (event: unknown) => events.push(event as StoreEvent);
+    beforeAll(() => subscribe(DIAGNOSTICS_CHANNELS.store, listener));
+    afterAll(() => unsubscribe(DIAGNOSTICS_CHANNELS.store, listener));
+    afterEach(() => {
+      events.length = 0;
+    });
+    const keyed = { 'no encryptionKey': {}, encryptionKey: { encryptionKey: KEY } };
+    const values = {
+      garbage: 'd2f1|e1.bm90IGEgc2VhbGVkIHZhbHVl',
+      empty: '',
+      unprefixed: JSON.stringify({
+        accessToken: 'planted-by-hand',
+        expiresInMs: 60_000,
+        staleInMs: 50_000,
+        refreshInMs: 40_000,
+      }),
+    };
+    const cases = Object.keys(keyed).flatMap((mode) =>
+      Object.keys(values).map((kind) => [mode, kind] as [keyof typeof keyed, keyof typeof values]),
+    );
+
+    it.each(cases)(
+      'access-token entry, %s, %s value: treated as absent, reported, replaced: 1 token request',
+      async (mode, kind) => {
+        const store = new RedisTokenStore({ client, ...keyed[mode] });
+        const names = keysOf('client_credentials', '');
+        await client.sendCommand(['SET', names.token, values[kind]]); // no TTL: it would stay
+        const warnings: object[] = [];
+        const logger = { warn: (fields: object) => warnings.push(fields) };
+        const sessions = Array.from({ length: 5 }, () => open(fixture.session({ store, logger })));
+        const tokens = await Promise.all(sessions.map((s) => s.getToken()));
+        expect(new Set(tokens).size).toBe(1);
+        expect(fixture.org.stats.tokenRequests).toBe(1);
+        // Overwritten: another process now reads the new token, without a request.
+        expect(await client.sendCommand(['GET', names.token])).not.toBe(values[kind]);
+        expect(await open(fixture.session({ store })).getToken()).toBe(tokens[0]);
+        expect(fixture.org.stats.tokenRequests).toBe(1);
+        expect(events.length).toBeGreaterThan(0);
+        for (const event of events) {
+          expect(event).toEqual({
+            session: 'ClientCredentialsAuth',
+            instanceUrl: fixture.org.instanceUrl,
+            outcome: 'unreadable',
+            code: 'ERR_TOKEN_STORE',
+          });
+        }
+        expect(warnings).toContainEqual(expect.objectContaining({ outcome: 'unreadable' }));
+        expectNoSecrets(warnings, [tokens[0] as string, fixture.org.clientSecret]);
+      },
+    );
+
+    it.each(Object.keys(keyed) as (keyof typeof keyed)[])(
+      'access-token entry, %s, next to a good refresh token: 1 refresh, 0 family revocations',
+      async (mode) => {
+        const store = new RedisTokenStore({ client, ...keyed[mode] });
+        const { session, refreshToken } = refreshingOn(store);
+        await session.getToken();
+        const names = keysOf('refresh_token', `rt:${secretFingerprint(refreshToken)}`);
+        await client.sendCommand(['SET', names.token, values.garbage]);
+        expect(typeof (await sibling(refreshToken, store).getToken())).toBe('string');
+        expect(fixture.org.stats.tokenRequests).toBe(2);
+        expect(fixture.org.stats.familyRevocations).toBe(0);
+      },
+    );
+
+    it.each(cases)(
+      'refresh-token entry, %s, %s value: still refused (non-transient), left untouched, no request',
+      async (mode, kind) => {
+        const store = new RedisTokenStore({ client, ...keyed[mode] });
+        const { session, refreshToken } = refreshingOn(store);
+        const token = await session.getToken();
+        const names = keysOf('refresh_token', `rt:${secretFingerprint(refreshToken)}`);
+        await client.sendCommand(['SET', names.refresh, values[kind]]);
+        await session.invalidate(token);
+        const other = sibling(refreshToken, store);
+        for (const refused of [session, other]) {
+          const error = await caught(() => refused.getToken());
+          expect(error).toBeInstanceOf(TokenStoreError);
+          expect(error).toMatchObject({ problem: 'undecryptable', transient: false });
+          expectNoSecrets(error, [token, refreshToken]);
+        }
+        expect(fixture.org.stats.tokenRequests).toBe(1);
+        expect(await client.sendCommand(['GET', names.refresh])).toBe(values[kind]);
+      },
+    );
   });
 
   describe('a failed mint', () => {
