@@ -254,7 +254,7 @@ export class FleetMember {
     return 2 * this.#mintTimeoutMs + this.#store.lockTtlMs;
   }
 
-  /** Renews the lock every third of its TTL until stopped. */
+  /** Renews the lock every third of its TTL until stopped (a longer lease is left as it is). */
   #renewing(fence: string): NodeJS.Timeout {
     const renewal = setInterval(
       () => {
@@ -286,10 +286,7 @@ export class FleetMember {
     let keep = false;
     try {
       const presented = this.#secret;
-      if (presented !== undefined) {
-        // A single-use secret is presented only while the lock is still ours.
-        if (!(await guard(() => store.renew(key, fence)))) throw new TokenStoreError('lock-wait');
-      }
+      if (presented !== undefined) await this.#leaseForPresenting(fence);
       let token: CachedToken;
       try {
         token = await this.#host.mint(reason, presented, async (secret) => {
@@ -335,6 +332,27 @@ export class FleetMember {
         await this.#release(fence);
       }
     }
+  }
+
+  /**
+   * Before a single-use secret is presented: extends the lock to outlive the token request (its
+   * timeout, plus one `lockTtlMs` to store what comes back), awaiting Redis's answer, and refuses
+   * if the lock is no longer ours or the lease may be short. The renewals that run meanwhile are
+   * fire-and-forget, so a holder cut off from the store mid-request cannot renew; with only
+   * `lockTtlMs` (10 s by default, under the 30 s request timeout) its lock would expire while
+   * Salesforce still had the request, and the next process to take it would present the same
+   * secret and get the whole token family revoked.
+   */
+  async #leaseForPresenting(fence: string): Promise<void> {
+    const store = this.#store;
+    const asked = performance.now();
+    const leased = await guard(() =>
+      store.renew(this.#key, fence, this.#mintTimeoutMs + store.lockTtlMs),
+    );
+    if (!leased) throw new TokenStoreError('lock-wait');
+    // The lease started no earlier than `asked`: it outlives the request only if the renewal
+    // took less than the margin.
+    if (performance.now() - asked >= store.lockTtlMs) throw new TokenStoreError('unavailable');
   }
 
   /**

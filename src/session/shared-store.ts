@@ -85,8 +85,13 @@ export interface SharedTokenStore {
   read(key: string): Promise<SharedSlot>;
   /** Takes the mint lock if free, answering its fencing value, else `undefined`. */
   acquire(key: string): Promise<string | undefined>;
-  /** Extends the lock held with `fence` by `lockTtlMs`; answers whether it was still held. */
-  renew(key: string, fence: string): Promise<boolean>;
+  /**
+   * Extends the lock held with `fence` so it lives at least `ttlMs` from now (never shortening
+   * it); answers whether it was still held. A session asks for more than `lockTtlMs` before it
+   * presents a single-use secret, so that the lock outlives the request even if the holder is
+   * then cut off from the store: a store must honour `ttlMs`.
+   */
+  renew(key: string, fence: string, ttlMs?: number): Promise<boolean>;
   /** Frees the lock if it is still held with `fence`. */
   release(key: string, fence: string): Promise<void>;
   /** Writes while the lock is held with `fence`; answers whether it was. */

@@ -50,7 +50,9 @@ export interface RedisTokenStoreOptions {
   keyPrefix?: string | undefined;
   /**
    * How long the mint lock lives unless its holder renews it (a live holder renews it every third
-   * of this while its token request runs). A holder that dies mid-mint blocks the others this long.
+   * of this while its token request runs). A holder that dies mid-mint blocks the others this long;
+   * one that dies while presenting a rotating refresh token, up to its `timeoutMs` plus this (its
+   * lock outlives the request, so that a holder cut off from Redis is not taken over mid-refresh).
    * @default DEFAULT_LOCK_TTL_MS (10 seconds)
    */
   lockTtlMs?: number | undefined;
@@ -73,8 +75,10 @@ export interface RedisTokenStoreOptions {
 const READ = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]),
 redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3]),
 redis.call('GET', KEYS[4]), redis.call('PTTL', KEYS[4])}`;
-const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0`;
+// Never shortens: the periodic renewals must not cut the longer lease taken before a secret is presented.
+const RENEW = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 const WRITE = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -171,9 +175,9 @@ export class RedisTokenStore implements SharedTokenStore {
     return reply === 'OK' ? fence : undefined;
   }
 
-  async renew(key: string, fence: string): Promise<boolean> {
+  async renew(key: string, fence: string, ttlMs = this.lockTtlMs): Promise<boolean> {
     const { lock } = this.#names(key);
-    const args = ['EVAL', RENEW, '1', lock, fence, String(this.lockTtlMs)];
+    const args = ['EVAL', RENEW, '1', lock, fence, String(Math.max(1, Math.ceil(ttlMs)))];
     return Number(await this.#command(args)) === 1;
   }
 

@@ -23,6 +23,7 @@ import { useFakeOrg } from '../_org.js';
 import { type RedisServer, redisTestsRun, startRedis } from '../_redis.js';
 import { caught, expectNoSecrets } from '../_secrets.js';
 import { until } from './_fleet.js';
+import { startPartitionProxy } from './_proxy.js';
 
 describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => {
   // Several sessions on one store in one process behave as several processes would: each has its
@@ -365,7 +366,7 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
         lockTtlMs: inner.lockTtlMs,
         read: (key) => inner.read(key),
         acquire: (key) => inner.acquire(key),
-        renew: (key, fence) => inner.renew(key, fence),
+        renew: (key, fence, ttlMs) => inner.renew(key, fence, ttlMs),
         release: (key, fence) => inner.release(key, fence),
         write: (key, fence, entry) => inner.write(key, fence, entry),
         deleteIf: (key, token) => inner.deleteIf(key, token),
@@ -572,6 +573,94 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
     );
   });
 
+  describe('a holder cut off from Redis mid-refresh', () => {
+    it('past lockTtlMs, nobody else presents its refresh token: 0 family revocations, the rotated token reaches the store', async () => {
+      const proxy = await startPartitionProxy(redis.port);
+      const cutOff = clientFor(proxy.url);
+      await cutOff.connect();
+      try {
+        const options = { lockTtlMs: 300, commandTimeoutMs: 100 };
+        const inner = new RedisTokenStore({ client: cutOff, ...options });
+        // The real store, counting the renewals Redis answered (so applied) before the cut.
+        let renewed = 0;
+        const counting: SharedTokenStore = {
+          lockTtlMs: inner.lockTtlMs,
+          read: (key) => inner.read(key),
+          acquire: (key) => inner.acquire(key),
+          renew: async (key, fence, ttlMs) => {
+            const held = await inner.renew(key, fence, ttlMs);
+            renewed++;
+            return held;
+          },
+          release: (key, fence) => inner.release(key, fence),
+          write: (key, fence, entry) => inner.write(key, fence, entry),
+          deleteIf: (key, token) => inner.deleteIf(key, token),
+          swapSecret: (key, presented, secret) => inner.swapSecret(key, presented, secret),
+        };
+        const holder = refreshingOn(counting as RedisTokenStore, { timeoutMs: 3_000 });
+        const elsewhere: string[] = [];
+        const other = sibling(holder.refreshToken, new RedisTokenStore({ client, ...options }), {
+          timeoutMs: 3_000,
+          onRefreshTokenRotated: (token) => {
+            elsewhere.push(token);
+          },
+        });
+        fixture.org.setTokenDelay(1_000); // the holder's refresh is held up at the org...
+        const held = holder.session.getToken();
+        await until(() => fixture.org.stats.tokenRequests === 1);
+        // ...past a renewal made while the request runs, then its line to Redis goes dead.
+        await until(() => renewed >= 2);
+        proxy.partition();
+        const tried = other.getToken().then(
+          (token) => token,
+          (error: unknown) => error,
+        );
+        expect(typeof (await held)).toBe('string'); // rotated at the org; the store missed it
+        expect(holder.rotated).toHaveLength(1);
+        proxy.heal();
+        const outcome = await tried;
+        expect(fixture.org.stats.familyRevocations).toBe(0);
+        expect(typeof outcome).toBe('string');
+        // Not lost: the store holds the newest refresh token, live at the org, and the fleet
+        // refreshes from it.
+        const names = keysOf('refresh_token', `rt:${secretFingerprint(holder.refreshToken)}`);
+        const latest = elsewhere.at(-1) ?? (holder.rotated[0] as string);
+        await until(async () => (await inner.read(names.key)).secret === latest, 2_000);
+        expect(fixture.org.isValidRefreshToken(latest)).toBe(true);
+        fixture.org.setTokenDelay(0);
+        await other.invalidate(outcome as string);
+        expect(typeof (await other.getToken())).toBe('string');
+        expect(fixture.org.stats.familyRevocations).toBe(0);
+      } finally {
+        await cutOff.close().catch(() => {});
+        await proxy.close();
+      }
+    });
+
+    it('a renewal too slow to vouch for the lease: the refresh token is not presented', async () => {
+      const inner = new RedisTokenStore({ client, lockTtlMs: 100 });
+      const slow: SharedTokenStore = {
+        lockTtlMs: inner.lockTtlMs,
+        read: (key) => inner.read(key),
+        acquire: (key) => inner.acquire(key),
+        // Answers "still held", but only after the margin the lease had over the request.
+        renew: async (key, fence, ttlMs) => {
+          if (ttlMs !== undefined) await new Promise((resolve) => setTimeout(resolve, 150));
+          return inner.renew(key, fence, ttlMs);
+        },
+        release: (key, fence) => inner.release(key, fence),
+        write: (key, fence, entry) => inner.write(key, fence, entry),
+        deleteIf: (key, token) => inner.deleteIf(key, token),
+        swapSecret: (key, presented, secret) => inner.swapSecret(key, presented, secret),
+      };
+      const { session } = refreshingOn(slow as RedisTokenStore);
+      const error = await caught(() => session.getToken());
+      expect(error).toBeInstanceOf(TokenStoreError);
+      expect(error).toMatchObject({ problem: 'unavailable', transient: true });
+      expect(fixture.org.stats.tokenRequests).toBe(0);
+    });
+  });
+
   describe('a failed mint', () => {
     it('opens one backoff window for every process: the others get SharedBackoffError, no request', async () => {
       const store = new RedisTokenStore({ client });
@@ -673,6 +762,18 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       // Writes are fenced: a lost lock writes nothing.
       expect(await store.write(key, fence, { token: token('t1') })).toBe(false);
       expect((await store.read(key)).token).toBeUndefined();
+    });
+
+    it('renew extends the lock to at least ttlMs and never shortens a longer lease', async () => {
+      const store = new RedisTokenStore({ client, lockTtlMs: 1_000 });
+      const fence = (await store.acquire(key)) as string;
+      const lock = `cirrus-auth:{${key}}:lock`;
+      expect(await store.renew(key, fence, 60_000)).toBe(true);
+      expect(Number(await client.sendCommand(['PTTL', lock]))).toBeGreaterThan(59_000);
+      expect(await store.renew(key, fence)).toBe(true); // held, and left as it was
+      expect(Number(await client.sendCommand(['PTTL', lock]))).toBeGreaterThan(59_000);
+      expect(await store.renew(key, 'another fence', 120_000)).toBe(false);
+      expect(Number(await client.sendCommand(['PTTL', lock]))).toBeLessThanOrEqual(60_000);
     });
 
     it("keeps lifetimes relative: a reader sees the time left by Redis's clock, whatever its own", async () => {
