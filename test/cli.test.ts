@@ -176,6 +176,47 @@ describe('the cirrus-auth command', () => {
     expect(result.stderr).not.toContain('00Dsecret');
   });
 
+  it('refuses a -H value HTTP cannot carry, naming only the header, before any request', async () => {
+    for (const value of [
+      'secret-header-value\r\nX-Injected: 1',
+      'secret-header-value\u20ac',
+      'secret-header-value\u0001',
+    ]) {
+      const result = await run(
+        ['request', '/services/apexrest/echo', '-H', `X-Api-Key: ${value}`],
+        clientCredentials(),
+      );
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('-H X-Api-Key');
+      expect(result.stderr).not.toContain('secret-header-value');
+      expect(result.stderr).not.toMatch(/invalid header|Cannot convert|X-Injected/);
+    }
+    expect(fx.org.stats.tokenRequests).toBe(0);
+    expect(fx.org.stats.apiRequests).toBe(0);
+  });
+
+  it('prints no header-validation text: a token HTTP cannot carry stays off stderr, even with --debug', async () => {
+    for (const token of [
+      '00Dsecret-token-value\nX-Injected: 1',
+      '00Dsecret-token-value\u20ac',
+      '00Dsecret-token-value\u0001',
+    ]) {
+      for (const flags of [[], ['--debug']]) {
+        const result = await run(['request', '/services/data/v62.0/limits', ...flags], {
+          SF_ACCESS_TOKEN: token,
+          SF_INSTANCE_URL: fx.org.instanceUrl,
+        });
+        expect(result.code).toBe(1);
+        expect(result.stderr).toMatch(/^cirrus-auth: TypeError/);
+        expect(result.stderr).not.toContain('secret-token-value');
+        // Undici's wording: 'Headers.set: "Bearer …" is an invalid header value', 'Cannot convert
+        // argument to a ByteString …'.
+        expect(result.stderr).not.toMatch(/invalid header|Cannot convert|X-Injected/);
+      }
+    }
+    expect(fx.org.stats.apiRequests).toBe(0);
+  });
+
   it('bad usage exits 2 with the usage text', async () => {
     const result = await run(['frobnicate'], clientCredentials());
     expect(result.code).toBe(2);
