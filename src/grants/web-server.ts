@@ -22,6 +22,9 @@ import { StaticTokenAuth } from './static-token.js';
 /** Path of Salesforce's authorization endpoint, relative to the login URL. */
 export const AUTHORIZE_PATH = '/services/oauth2/authorize';
 
+/** What an OAuth `error` code may look like (RFC 6749 §4.1.2.1), as the token endpoint checks it. */
+const OAUTH_ERROR_CODE = /^[\w.-]{1,64}$/;
+
 /** Scopes requested when `scopes` is not given: the REST API, and a refresh token. */
 export const DEFAULT_SCOPES: readonly string[] = ['api', 'refresh_token'];
 
@@ -147,8 +150,15 @@ export class WebServerFlow {
     if (expected.flow !== this.#fingerprint) throw new FlowMismatchError();
     const params = callbackOf(callback);
     if (!sameSecret(params.state ?? '', expected.state)) throw new StateMismatchError();
-    if (params.error)
-      throw new OAuthError(params.error, 400, params.error_description ?? undefined);
+    if (params.error) {
+      // The token endpoint's rule: only a well-formed OAuth error code reaches a message. Anything
+      // else on the redirect is text an attacker chose (CR/LF for forged log lines) and is dropped.
+      if (typeof params.error !== 'string' || !OAUTH_ERROR_CODE.test(params.error))
+        throw new OAuthError('invalid_request', 400, 'the callback carries a malformed error');
+      const description =
+        typeof params.error_description === 'string' ? params.error_description : undefined;
+      throw new OAuthError(params.error, 400, description);
+    }
     if (!params.code) throw new OAuthError('invalid_request', 400, 'the callback carries no code');
     const onRotated = optionalFunction('onRefreshTokenRotated', options.onRefreshTokenRotated);
 
