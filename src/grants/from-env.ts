@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
+import { optionalFunction, optionsObject } from '../internal/options.js';
 import type { CachingSessionOptions } from '../session/caching-session.js';
 import { secretFingerprint } from '../session/shared-store.js';
 import type { TokenEndpointOptions } from '../token-endpoint.js';
@@ -27,6 +28,21 @@ export type EnvGrant =
   | 'client-credentials'
   | 'static-token';
 
+/** Every variable `fromEnv` reads: each must be a string or absent. */
+const VARIABLES = [
+  'SFDX_AUTH_URL',
+  'SF_REFRESH_TOKEN',
+  'SF_REFRESH_TOKEN_FILE',
+  'SF_PRIVATE_KEY',
+  'SF_PRIVATE_KEY_FILE',
+  'SF_CLIENT_ID',
+  'SF_CLIENT_SECRET',
+  'SF_USERNAME',
+  'SF_INSTANCE_URL',
+  'SF_LOGIN_URL',
+  'SF_ACCESS_TOKEN',
+] as const;
+
 const MARKERS: Record<string, EnvGrant> = {
   SFDX_AUTH_URL: 'sfdx-auth-url',
   SF_REFRESH_TOKEN: 'refresh-token',
@@ -45,8 +61,8 @@ const MARKERS: Record<string, EnvGrant> = {
  * | `SF_CLIENT_SECRET` (none of the above) | client credentials | `SF_CLIENT_ID`, `SF_LOGIN_URL` | `SF_INSTANCE_URL` (default: `SF_LOGIN_URL`) |
  * | `SF_ACCESS_TOKEN` (alone) | static token | `SF_INSTANCE_URL` | |
  *
- * An ambiguous or incomplete set is a `ConfigError` whose `option` names a variable; no value is
- * ever printed. `SF_PRIVATE_KEY` may hold a PEM with literal `\n` escapes, as CI secrets often do.
+ * An ambiguous or incomplete set, or a variable that is not a string, is a `ConfigError` whose
+ * `option` names a variable; no value is ever printed. `SF_PRIVATE_KEY` may hold a PEM with literal `\n` escapes, as CI secrets often do.
  *
  * @example
  * ```ts
@@ -58,6 +74,8 @@ export function fromEnv(
   options: FromEnvOptions = {},
 ): EnvSession {
   const { grant, get } = selectGrant(env);
+  optionsObject(options);
+  optionalFunction('onRefreshTokenRotated', options.onRefreshTokenRotated);
   const need = (...names: string[]) => {
     const missing = names.filter((name) => get(name) === undefined);
     const [first] = missing;
@@ -163,6 +181,12 @@ export function selectGrant(env: Record<string, string | undefined> = process.en
   get: (name: string) => string | undefined;
 } {
   if (typeof env !== 'object' || env === null) throw new ConfigError('env', 'must be an object');
+  // All of them first, whichever the grant: a number or an object in any variable is a mistake.
+  for (const name of VARIABLES) {
+    const value: unknown = env[name];
+    if (value !== undefined && typeof value !== 'string')
+      throw new ConfigError(name, 'must be a string');
+  }
   const get = (name: string) => {
     const value = env[name]?.trim();
     return value === undefined || value === '' ? undefined : value;
