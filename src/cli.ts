@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { authFetch } from './adapters/fetch.js';
-import { AuthError, ConfigError, OAuthError } from './errors.js';
+import { AuthError, ConfigError, OAuthError, TokenStoreError } from './errors.js';
 import { type EnvGrant, fromEnv, selectGrant } from './grants/from-env.js';
 
 const USAGE = `Usage:
@@ -169,7 +169,12 @@ function hint(error: unknown, grant: EnvGrant | undefined): string | undefined {
     }
     if (error.option === 'env')
       return 'set the SF_* variables of one grant; see fromEnv in the README';
+    if (error.option === 'SF_REFRESH_TOKEN_FILE')
+      return 'SF_REFRESH_TOKEN_FILE must name a file in a directory that exists and that you can write: each run stores the rotated refresh token there';
     return undefined;
+  }
+  if (error instanceof TokenStoreError && error.problem === 'lock-wait') {
+    return 'another run is refreshing with the same SF_REFRESH_TOKEN_FILE; if none is, delete the .lock file next to it';
   }
   if (error instanceof OAuthError) {
     if (error.error === 'invalid_client_id' || error.error === 'invalid_client') {
