@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { authFetch } from './adapters/fetch.js';
-import { AuthError, ConfigError, OAuthError } from './errors.js';
+import { AuthError, ConfigError, OAuthError, TokenStoreError } from './errors.js';
 import { type EnvGrant, fromEnv, selectGrant } from './grants/from-env.js';
 
 const USAGE = `Usage:
@@ -88,9 +88,17 @@ async function request(
   const headers = new Headers();
   for (const [index, line] of headerArgs.entries()) {
     const colon = line.indexOf(':');
-    // Never echo the argument: it may well hold a token.
-    if (colon < 1) throw new UsageError(`-H number ${index + 1} is not of the form 'Name: value'`);
-    headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+    const name = colon < 1 ? '' : line.slice(0, colon).trim();
+    const value = line.slice(colon + 1).trim();
+    // Never echo the argument, nor let Headers quote it in its own error: it may well hold a token.
+    if (!HEADER_NAME.test(name))
+      throw new UsageError(`-H number ${index + 1} is not of the form 'Name: value'`);
+    if (!HEADER_VALUE.test(value)) {
+      throw new UsageError(
+        `-H ${name}: the value has characters a header cannot carry (control characters, CR/LF, or beyond Latin-1)`,
+      );
+    }
+    headers.append(name, value);
   }
   let body: string | undefined;
   if (data !== undefined) {
@@ -120,6 +128,11 @@ async function check(): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+/** A header name: an RFC 9110 token. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** A header value: visible ASCII, space, tab and obs-text (RFC 9110 field-value), nothing else. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /**
  * The session the environment describes. Under Refresh Token Rotation each run gets a new refresh
@@ -156,7 +169,12 @@ function hint(error: unknown, grant: EnvGrant | undefined): string | undefined {
     }
     if (error.option === 'env')
       return 'set the SF_* variables of one grant; see fromEnv in the README';
+    if (error.option === 'SF_REFRESH_TOKEN_FILE')
+      return 'SF_REFRESH_TOKEN_FILE must name a file in a directory that exists and that you can write: each run stores the rotated refresh token there';
     return undefined;
+  }
+  if (error instanceof TokenStoreError && error.problem === 'lock-wait') {
+    return 'another run is refreshing with the same SF_REFRESH_TOKEN_FILE; if none is, delete the .lock file next to it';
   }
   if (error instanceof OAuthError) {
     if (error.error === 'invalid_client_id' || error.error === 'invalid_client') {
@@ -177,6 +195,30 @@ function hint(error: unknown, grant: EnvGrant | undefined): string | undefined {
     return "SF_INSTANCE_URL must be the org's instance URL";
   }
   return undefined;
+}
+
+/**
+ * The one line printed for a failure. An `AuthError`'s message never holds a secret; any other
+ * error's may quote a value (undici's header validation quotes the whole header, `Bearer <token>`
+ * included), so of those only the name and Node's `code` are printed, and the message only for a
+ * system error (Node builds it from the code, the call and the path) or undici's fixed
+ * "fetch failed".
+ */
+function failureLine(error: unknown): string {
+  if (error instanceof AuthError) return `${error.code}: ${error.message}`;
+  if (!(error instanceof Error)) return 'failed (the error is not shown)';
+  const code = codeOf(error);
+  if (code !== undefined && typeof (error as { syscall?: unknown }).syscall === 'string')
+    return error.message;
+  const cause = codeOf(error.cause);
+  if (error.message === 'fetch failed')
+    return `${error.name}: fetch failed${cause ? ` (${cause})` : ''}`;
+  return `${error.name}${code ? ` ${code}` : ''}: its message is not shown, as it may quote a secret (--debug shows where it was thrown)`;
+}
+
+function codeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && /^[\w.-]{1,64}$/.test(code) ? code : undefined;
 }
 
 const argv = process.argv.slice(2);
@@ -200,16 +242,16 @@ main(argv).then(
       process.exitCode = EXIT.usage;
       return;
     }
-    const line =
-      error instanceof AuthError
-        ? `${error.code}: ${error.message}`
-        : error instanceof Error
-          ? error.message
-          : String(error);
-    process.stderr.write(`cirrus-auth: ${line}\n`);
+    process.stderr.write(`cirrus-auth: ${failureLine(error)}\n`);
     const advice = hint(error, grant);
     if (advice !== undefined) process.stderr.write(`hint: ${advice}\n`);
-    if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+    if (debug && error instanceof Error && error.stack) {
+      // Only our own messages are safe to print; of any other error, the frames without the message.
+      const frames = error.stack.split('\n').filter((line) => /^\s+at /.test(line));
+      process.stderr.write(
+        error instanceof AuthError ? `${error.stack}\n` : `${[error.name, ...frames].join('\n')}\n`,
+      );
+    }
     process.exitCode = EXIT.failure;
   },
 );

@@ -1,6 +1,6 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useFakeOrg } from './_org.js';
@@ -167,6 +167,90 @@ describe('the cirrus-auth command', () => {
     expect(warned.stderr).not.toMatch(/5Aep/);
   });
 
+  it.each([3, 5])(
+    '%i concurrent runs sharing SF_REFRESH_TOKEN_FILE under rotation revoke nothing, and the file ends live',
+    async (n) => {
+      const dir = mkdtempSync(join(tmpdir(), 'cirrus-cli-'));
+      const file = join(dir, 'refresh-token');
+      const first = fx.org.issueRefreshToken();
+      const env = {
+        SF_CLIENT_ID: fx.org.clientId,
+        SF_CLIENT_SECRET: fx.org.clientSecret,
+        SF_REFRESH_TOKEN: first,
+        SF_INSTANCE_URL: fx.org.instanceUrl,
+        SF_LOGIN_URL: fx.org.loginUrl,
+        SF_REFRESH_TOKEN_FILE: file,
+      };
+      // The first round starts without the file (every run reads the variable), the second from it.
+      for (const round of [1, 2]) {
+        const results = await Promise.all(Array.from({ length: n }, () => run(['check'], env)));
+        for (const result of results) {
+          expect(result.stderr, `round ${round}`).toBe('');
+          expect(result.code).toBe(0);
+          expect(result.stdout).not.toMatch(/5Aep/);
+        }
+      }
+      expect(fx.org.stats.familyRevocations).toBe(0);
+      expect(fx.org.stats.tokenRequestsByGrant).toEqual({ refresh_token: 2 * n });
+      expect(fx.org.isValidRefreshToken(readFileSync(file, 'utf8').split('\n')[0] ?? '')).toBe(
+        true,
+      );
+      expect(readdirSync(dir)).toEqual(['refresh-token']); // no lock or temp file left behind
+    },
+  );
+
+  it('a SF_REFRESH_TOKEN_FILE that cannot be written fails the run before any token request', async () => {
+    const refreshToken = fx.org.issueRefreshToken();
+    const file = join(mkdtempSync(join(tmpdir(), 'cirrus-cli-')), 'missing', 'refresh-token');
+    for (const command of [['check'], ['token'], ['request', '/services/data/v62.0/limits']]) {
+      const result = await run(command, {
+        SF_CLIENT_ID: fx.org.clientId,
+        SF_CLIENT_SECRET: fx.org.clientSecret,
+        SF_REFRESH_TOKEN: refreshToken,
+        SF_INSTANCE_URL: fx.org.instanceUrl,
+        SF_LOGIN_URL: fx.org.loginUrl,
+        SF_REFRESH_TOKEN_FILE: file,
+      });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(
+        /^cirrus-auth: ERR_CONFIG: Invalid option "SF_REFRESH_TOKEN_FILE": [^\n]+\nhint: [^\n]+\n$/,
+      );
+      expect(result.stdout + result.stderr).not.toContain(refreshToken);
+    }
+    expect(fx.org.stats.tokenRequests).toBe(0);
+    expect(fx.org.isValidRefreshToken(refreshToken)).toBe(true);
+  });
+
+  it('takes over the SF_REFRESH_TOKEN_FILE lock of a run that died, or an old one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cirrus-cli-'));
+    const file = join(dir, 'refresh-token');
+    const env = {
+      SF_CLIENT_ID: fx.org.clientId,
+      SF_CLIENT_SECRET: fx.org.clientSecret,
+      SF_REFRESH_TOKEN: fx.org.issueRefreshToken(),
+      SF_INSTANCE_URL: fx.org.instanceUrl,
+      SF_LOGIN_URL: fx.org.loginUrl,
+      SF_REFRESH_TOKEN_FILE: file,
+    };
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    // Behind the dead run's lock, four at once: one removes it, and they still take turns.
+    for (const [holder, runs] of [
+      [{ pid: dead, host: hostname(), time: Date.now() }, 4],
+      [{ pid: process.pid, host: hostname(), time: Date.now() - 10 * 60_000 }, 1],
+    ] as const) {
+      writeFileSync(`${file}.lock`, JSON.stringify(holder));
+      const results = await Promise.all(Array.from({ length: runs }, () => run(['check'], env)));
+      for (const result of results) {
+        expect(result.stderr).toBe('');
+        expect(result.code).toBe(0);
+      }
+      expect(readdirSync(dir)).toEqual(['refresh-token']);
+    }
+    expect(fx.org.stats.tokenRequestsByGrant).toEqual({ refresh_token: 5 });
+    expect(fx.org.stats.familyRevocations).toBe(0);
+    expect(fx.org.isValidRefreshToken(readFileSync(file, 'utf8').split('\n')[0] ?? '')).toBe(true);
+  });
+
   it('never echoes a malformed -H argument', async () => {
     const result = await run(
       ['request', '/x', '-H', 'Authorization Bearer 00Dsecret-token-value'],
@@ -174,6 +258,47 @@ describe('the cirrus-auth command', () => {
     );
     expect(result.code).toBe(2);
     expect(result.stderr).not.toContain('00Dsecret');
+  });
+
+  it('refuses a -H value HTTP cannot carry, naming only the header, before any request', async () => {
+    for (const value of [
+      'secret-header-value\r\nX-Injected: 1',
+      'secret-header-value\u20ac',
+      'secret-header-value\u0001',
+    ]) {
+      const result = await run(
+        ['request', '/services/apexrest/echo', '-H', `X-Api-Key: ${value}`],
+        clientCredentials(),
+      );
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('-H X-Api-Key');
+      expect(result.stderr).not.toContain('secret-header-value');
+      expect(result.stderr).not.toMatch(/invalid header|Cannot convert|X-Injected/);
+    }
+    expect(fx.org.stats.tokenRequests).toBe(0);
+    expect(fx.org.stats.apiRequests).toBe(0);
+  });
+
+  it('prints no header-validation text: a token HTTP cannot carry stays off stderr, even with --debug', async () => {
+    for (const token of [
+      '00Dsecret-token-value\nX-Injected: 1',
+      '00Dsecret-token-value\u20ac',
+      '00Dsecret-token-value\u0001',
+    ]) {
+      for (const flags of [[], ['--debug']]) {
+        const result = await run(['request', '/services/data/v62.0/limits', ...flags], {
+          SF_ACCESS_TOKEN: token,
+          SF_INSTANCE_URL: fx.org.instanceUrl,
+        });
+        expect(result.code).toBe(1);
+        expect(result.stderr).toMatch(/^cirrus-auth: TypeError/);
+        expect(result.stderr).not.toContain('secret-token-value');
+        // Undici's wording: 'Headers.set: "Bearer …" is an invalid header value', 'Cannot convert
+        // argument to a ByteString …'.
+        expect(result.stderr).not.toMatch(/invalid header|Cannot convert|X-Injected/);
+      }
+    }
+    expect(fx.org.stats.apiRequests).toBe(0);
   });
 
   it('bad usage exits 2 with the usage text', async () => {

@@ -1,12 +1,29 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { ConfigError } from '../errors.js';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
+import { ConfigError, TokenStoreError } from '../errors.js';
+import { acquireFileLock, type FileLock } from '../internal/file-lock.js';
+import { MAX_TIMER_MS, optionalFunction, optionsObject, positiveMs } from '../internal/options.js';
 import type { CachingSessionOptions } from '../session/caching-session.js';
 import { secretFingerprint } from '../session/shared-store.js';
-import type { TokenEndpointOptions } from '../token-endpoint.js';
+import { DEFAULT_TIMEOUT_MS, type TokenEndpointOptions } from '../token-endpoint.js';
 import { ClientCredentialsAuth } from './client-credentials.js';
 import { JwtBearerAuth } from './jwt-bearer.js';
-import { RefreshTokenAuth, type RefreshTokenOptions } from './refresh-token.js';
+import {
+  type RefreshGuard,
+  RefreshTokenAuth,
+  type RefreshTokenOptions,
+  refreshGuard,
+} from './refresh-token.js';
 import { fromSfdxAuthUrl } from './sfdx-auth-url.js';
 import { StaticTokenAuth } from './static-token.js';
 
@@ -27,6 +44,21 @@ export type EnvGrant =
   | 'client-credentials'
   | 'static-token';
 
+/** Every variable `fromEnv` reads: each must be a string or absent. */
+const VARIABLES = [
+  'SFDX_AUTH_URL',
+  'SF_REFRESH_TOKEN',
+  'SF_REFRESH_TOKEN_FILE',
+  'SF_PRIVATE_KEY',
+  'SF_PRIVATE_KEY_FILE',
+  'SF_CLIENT_ID',
+  'SF_CLIENT_SECRET',
+  'SF_USERNAME',
+  'SF_INSTANCE_URL',
+  'SF_LOGIN_URL',
+  'SF_ACCESS_TOKEN',
+] as const;
+
 const MARKERS: Record<string, EnvGrant> = {
   SFDX_AUTH_URL: 'sfdx-auth-url',
   SF_REFRESH_TOKEN: 'refresh-token',
@@ -45,8 +77,13 @@ const MARKERS: Record<string, EnvGrant> = {
  * | `SF_CLIENT_SECRET` (none of the above) | client credentials | `SF_CLIENT_ID`, `SF_LOGIN_URL` | `SF_INSTANCE_URL` (default: `SF_LOGIN_URL`) |
  * | `SF_ACCESS_TOKEN` (alone) | static token | `SF_INSTANCE_URL` | |
  *
- * An ambiguous or incomplete set is a `ConfigError` whose `option` names a variable; no value is
- * ever printed. `SF_PRIVATE_KEY` may hold a PEM with literal `\n` escapes, as CI secrets often do.
+ * With a refresh token, `SF_REFRESH_TOKEN_FILE` names a file that keeps the rotated ones across
+ * runs; processes sharing it take turns through a lock file next to it, so they never present one
+ * token twice (which would revoke it and its whole family), and its directory must exist and be
+ * writable.
+ *
+ * An ambiguous or incomplete set, or a variable that is not a string, is a `ConfigError` whose
+ * `option` names a variable; no value is ever printed. `SF_PRIVATE_KEY` may hold a PEM with literal `\n` escapes, as CI secrets often do.
  *
  * @example
  * ```ts
@@ -58,6 +95,8 @@ export function fromEnv(
   options: FromEnvOptions = {},
 ): EnvSession {
   const { grant, get } = selectGrant(env);
+  optionsObject(options);
+  optionalFunction('onRefreshTokenRotated', options.onRefreshTokenRotated);
   const need = (...names: string[]) => {
     const missing = names.filter((name) => get(name) === undefined);
     const [first] = missing;
@@ -72,10 +111,15 @@ export function fromEnv(
   const optional = (name: string, value: string | undefined) =>
     value === undefined ? {} : { [name]: value };
 
+  const refreshing = grant === 'sfdx-auth-url' || grant === 'refresh-token';
   const rotation = refreshTokenFile(
-    get('SF_REFRESH_TOKEN_FILE'),
+    refreshing ? get('SF_REFRESH_TOKEN_FILE') : undefined,
     options.onRefreshTokenRotated,
     grant === 'sfdx-auth-url' ? get('SFDX_AUTH_URL') : get('SF_REFRESH_TOKEN'),
+    // A shared store already serialises refreshes across the fleet, and holds the newest token.
+    options.store === undefined
+      ? positiveMs('timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS, MAX_TIMER_MS)
+      : undefined,
   );
   // With a shared store, key on the variable's token, not on a saved rotation of it: every process
   // of the fleet then meets in one entry, whatever its file holds.
@@ -89,6 +133,7 @@ export function fromEnv(
       const session = fromSfdxAuthUrl(url as string, {
         ...options,
         ...rotation.handler,
+        ...rotation.guard,
         ...optional('loginUrl', get('SF_LOGIN_URL')),
         ...optional('accessToken', get('SF_ACCESS_TOKEN')),
         ...storeKeyOf(url as string),
@@ -111,6 +156,7 @@ export function fromEnv(
         ...optional('loginUrl', get('SF_LOGIN_URL')),
         ...optional('accessToken', get('SF_ACCESS_TOKEN')),
         ...rotation.handler,
+        ...rotation.guard,
         ...storeKeyOf(refreshToken as string),
         ...rotation.saved,
       });
@@ -163,6 +209,12 @@ export function selectGrant(env: Record<string, string | undefined> = process.en
   get: (name: string) => string | undefined;
 } {
   if (typeof env !== 'object' || env === null) throw new ConfigError('env', 'must be an object');
+  // All of them first, whichever the grant: a number or an object in any variable is a mistake.
+  for (const name of VARIABLES) {
+    const value: unknown = env[name];
+    if (value !== undefined && typeof value !== 'string')
+      throw new ConfigError(name, 'must be a string');
+  }
   const get = (name: string) => {
     const value = env[name]?.trim();
     return value === undefined || value === '' ? undefined : value;
@@ -205,47 +257,68 @@ export function selectGrant(env: Record<string, string | undefined> = process.en
   return { grant, get };
 }
 
-/**
- * `SF_REFRESH_TOKEN_FILE`: where rotated refresh tokens are kept. A token saved there wins over the
- * variable (which is dead after the first rotation); each new one is written atomically (0600)
- * before the app's own handler runs.
- */
+/** Besides the token request and the rotation handler (`timeoutMs` each), a lock holder's slack. */
+const LOCK_SLACK_MS = 1_000;
+
 /**
  * `SF_REFRESH_TOKEN_FILE`: the last rotated refresh token, and a digest of the variable it
  * descends from. A saved token is used only while that variable is unchanged: after a fresh
- * authorisation sets a new SF_REFRESH_TOKEN (or SFDX_AUTH_URL), the new one wins.
+ * authorisation sets a new SF_REFRESH_TOKEN (or SFDX_AUTH_URL), the new one wins. Each new token is
+ * written atomically (0600) before the app's own handler runs.
+ *
+ * Processes sharing the file take turns (with `lockTimeoutMs`, absent with a shared store): each
+ * refresh holds the lock file `<file>.lock` from before the request until the rotated token is
+ * written, and presents the token the file holds by then when another process rotated it meanwhile;
+ * two presenting one token would revoke the family. A lock is waited for at most `timeoutMs` + 1 s
+ * (then a `TokenStoreError` `lock-wait`), and taken over when its process is gone or it is older
+ * than a refresh can hold it (2 × `timeoutMs` + 1 s). A file that cannot be written is a
+ * `ConfigError` here, before any refresh: later, the org would already have rotated the token away.
  */
 function refreshTokenFile(
   file: string | undefined,
   handler: FromEnvOptions['onRefreshTokenRotated'],
   source: string | undefined,
+  lockTimeoutMs: number | undefined,
 ): {
   saved: { refreshToken?: string };
   handler: { onRefreshTokenRotated?: (token: string) => Promise<void> };
+  guard: { [refreshGuard]?: RefreshGuard };
 } {
   if (file === undefined)
     return {
       saved: {},
       handler: handler ? { onRefreshTokenRotated: async (t) => handler(t) } : {},
+      guard: {},
     };
-  const lineage = `source=${secretFingerprint(source ?? '').slice(0, 32)}`;
-  let saved: string | undefined;
   try {
-    const [token, origin] = readFileSync(file, 'utf8')
-      .split(/\r?\n/)
-      .map((line) => line.trim())
-      .filter((line) => line !== '');
-    // A file without an origin line predates it: trusted, as before.
-    if (origin === undefined || origin === lineage) saved = token;
-  } catch (error) {
-    // Not written yet: the first rotation creates it. Any other failure must not silently fall
-    // back to a variable that rotation may have killed.
-    if ((error as { code?: string }).code !== 'ENOENT') {
+    accessSync(dirname(file), constants.W_OK);
+  } catch {
+    throw new ConfigError(
+      'SF_REFRESH_TOKEN_FILE',
+      'must be in a directory that exists and can be written, to keep rotated refresh tokens',
+    );
+  }
+  const lineage = `source=${secretFingerprint(source ?? '').slice(0, 32)}`;
+  const read = (): string | undefined => {
+    try {
+      const [token, origin] = readFileSync(file, 'utf8')
+        .split(/\r?\n/)
+        .map((line) => line.trim())
+        .filter((line) => line !== '');
+      // A file without an origin line predates it: trusted, as before.
+      return origin === undefined || origin === lineage ? token : undefined;
+    } catch (error) {
+      // Not written yet: the first rotation creates it. Any other failure must not silently fall
+      // back to a variable that rotation may have killed.
+      if ((error as { code?: string }).code === 'ENOENT') return undefined;
       throw new ConfigError('SF_REFRESH_TOKEN_FILE', 'exists but could not be read');
     }
-  }
+  };
+  /** The token this process last read from the file or wrote to it. */
+  let known = read();
   const save = async (token: string) => {
-    // A temp file of its own (two runs may rotate at once), flushed, then renamed over the file.
+    // A temp file of its own (with a shared store two runs may rotate at once), flushed, then
+    // renamed over the file.
     const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     const fd = openSync(temp, 'wx', 0o600);
     try {
@@ -255,11 +328,39 @@ function refreshTokenFile(
       closeSync(fd);
     }
     renameSync(temp, file);
+    known = token;
     await handler?.(token);
   };
+  const guard: RefreshGuard | undefined =
+    lockTimeoutMs === undefined
+      ? undefined
+      : async (current, refresh) => {
+          let lock: FileLock | undefined;
+          try {
+            lock = await acquireFileLock(`${file}.lock`, {
+              waitMs: lockTimeoutMs + LOCK_SLACK_MS,
+              staleMs: 2 * lockTimeoutMs + LOCK_SLACK_MS,
+            });
+          } catch {
+            throw new ConfigError('SF_REFRESH_TOKEN_FILE', 'could not be locked (<file>.lock)');
+          }
+          if (lock === undefined) throw new TokenStoreError('lock-wait');
+          try {
+            // Changed since this process last looked: another one rotated, and `current` is dead.
+            const latest = read();
+            if (latest !== undefined && latest !== known) {
+              known = latest;
+              return await refresh(latest);
+            }
+            return await refresh(current);
+          } finally {
+            lock.release();
+          }
+        };
   return {
-    saved: saved === undefined ? {} : { refreshToken: saved },
+    saved: known === undefined ? {} : { refreshToken: known },
     handler: { onRefreshTokenRotated: save },
+    guard: guard === undefined ? {} : { [refreshGuard]: guard },
   };
 }
 

@@ -39,6 +39,20 @@ export interface RefreshTokenOptions extends TokenEndpointOptions, CachingSessio
 }
 
 /**
+ * Runs one refresh while holding a lock shared with other processes (`fromEnv`'s lock next to
+ * `SF_REFRESH_TOKEN_FILE`): calls `refresh` with the refresh token to present, which is `current`
+ * unless another process rotated it meanwhile, and keeps the lock until `refresh` settles (by then
+ * the rotated token went to `onRefreshTokenRotated`). Internal: not exported from the package root.
+ */
+export type RefreshGuard = <T>(
+  current: string,
+  refresh: (refreshToken: string) => Promise<T>,
+) => Promise<T>;
+
+/** The options key of a {@link RefreshGuard}: a symbol, so it stays out of the public options. */
+export const refreshGuard: unique symbol = Symbol('cirrus-auth.refreshGuard');
+
+/**
  * A session for the refresh token grant, safe under Refresh Token Rotation: refreshes are
  * serialised (two requests never carry the same refresh token), each rotated token is adopted
  * before anything else about the answer can fail, and a caller that aborts does not strand a
@@ -71,6 +85,10 @@ export class RefreshTokenAuth extends CachingSession {
     const seed =
       o.accessToken === undefined ? undefined : requiredString('accessToken', o.accessToken);
     const endpoint = tokenEndpoint(o, DEFAULT_LOGIN_URL);
+    const guard = optionalFunction(
+      'refreshGuard',
+      (o as { [refreshGuard]?: RefreshGuard })[refreshGuard],
+    );
 
     // Handler calls run one after another, in rotation order, even when one outlives timeoutMs
     // and the engine moves on: a late call must never persist an older token over a newer one.
@@ -89,19 +107,24 @@ export class RefreshTokenAuth extends CachingSession {
     // it to each mint; a rotated one goes back through adoptSecret before anything else happens.
     const mint = ({ secret, adoptSecret }: MintContext) => {
       if (state.revoked) return Promise.reject(new SessionRevokedError());
-      const presented = secret ?? refreshToken;
-      const params: Record<string, string> = {
-        grant_type: 'refresh_token',
-        refresh_token: presented,
-        client_id: clientId,
+      const current = secret ?? refreshToken;
+      const refresh = async (presented: string) => {
+        // Another process's rotation, seen by the guard: this session's token is dead, adopt it.
+        if (presented !== current) await adoptSecret(presented);
+        const params: Record<string, string> = {
+          grant_type: 'refresh_token',
+          refresh_token: presented,
+          client_id: clientId,
+        };
+        if (clientSecret !== undefined) params.client_secret = clientSecret;
+        const adoptRefreshToken = async (rotated: string): Promise<void> => {
+          if (rotated === presented) return;
+          await adoptSecret(rotated);
+          await reportRotation(inOrder, rotated, endpoint.timeoutMs);
+        };
+        return requestToken(endpoint, params, { adoptRefreshToken });
       };
-      if (clientSecret !== undefined) params.client_secret = clientSecret;
-      const adoptRefreshToken = async (rotated: string): Promise<void> => {
-        if (rotated === presented) return;
-        await adoptSecret(rotated);
-        await reportRotation(inOrder, rotated, endpoint.timeoutMs);
-      };
-      return requestToken(endpoint, params, { adoptRefreshToken });
+      return guard === undefined ? refresh(current) : guard(current, refresh);
     };
     super(endpoint.instanceUrl, mint, o, {
       seed: seed === undefined ? undefined : { accessToken: seed },

@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js';
+import { optionsObject } from '../internal/options.js';
 import { isLoopbackHost } from '../internal/url.js';
 import { RefreshTokenAuth, type RefreshTokenOptions } from './refresh-token.js';
 
@@ -26,6 +27,7 @@ export type SfdxAuthUrlOptions = Omit<
  * ```
  */
 export function fromSfdxAuthUrl(url: string, options: SfdxAuthUrlOptions = {}): RefreshTokenAuth {
+  optionsObject(options);
   const parsed = parseSfdxAuthUrl(url);
   return new RefreshTokenAuth({
     ...options,

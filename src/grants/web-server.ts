@@ -22,6 +22,9 @@ import { StaticTokenAuth } from './static-token.js';
 /** Path of Salesforce's authorization endpoint, relative to the login URL. */
 export const AUTHORIZE_PATH = '/services/oauth2/authorize';
 
+/** What an OAuth `error` code may look like (RFC 6749 §4.1.2.1), as the token endpoint checks it. */
+const OAUTH_ERROR_CODE = /^[\w.-]{1,64}$/;
+
 /** Scopes requested when `scopes` is not given: the REST API, and a refresh token. */
 export const DEFAULT_SCOPES: readonly string[] = ['api', 'refresh_token'];
 
@@ -135,22 +138,39 @@ export class WebServerFlow {
   /**
    * Completes a login from the callback's query: checks the pending login and the state, exchanges
    * the code, and answers a {@link RefreshTokenAuth} when a refresh token was granted (its
-   * `onRefreshTokenRotated` first receives that token), else a {@link StaticTokenAuth}. An `error`
-   * on the callback becomes an `OAuthError` (status 400).
+   * `onRefreshTokenRotated` first receives that token), else a {@link StaticTokenAuth}. An argument
+   * of the wrong shape is a `ConfigError`, a `state` that is not the issued one (or no string) a
+   * {@link StateMismatchError}, both before any request. An `error` on the callback becomes an
+   * `OAuthError` (status 400) with that code, or `invalid_request` when it is no well-formed OAuth
+   * error code (the text is dropped: anyone can put it on the redirect).
    */
   async complete(
     pending: PendingLogin,
     callback: CallbackParams,
     options: CompleteOptions = {},
   ): Promise<RefreshTokenAuth | StaticTokenAuth> {
+    // Every argument first: a wrong one is a ConfigError, whatever the callback says.
     const expected = pendingOf(pending);
-    if (expected.flow !== this.#fingerprint) throw new FlowMismatchError();
     const params = callbackOf(callback);
-    if (!sameSecret(params.state ?? '', expected.state)) throw new StateMismatchError();
-    if (params.error)
-      throw new OAuthError(params.error, 400, params.error_description ?? undefined);
-    if (!params.code) throw new OAuthError('invalid_request', 400, 'the callback carries no code');
-    const onRotated = optionalFunction('onRefreshTokenRotated', options.onRefreshTokenRotated);
+    const onRotated = optionalFunction(
+      'onRefreshTokenRotated',
+      optionsObject(options).onRefreshTokenRotated,
+    );
+    if (expected.flow !== this.#fingerprint) throw new FlowMismatchError();
+    // A state that is not a string was not issued by start(): a mismatch like any other.
+    if (typeof params.state !== 'string' || !sameSecret(params.state, expected.state))
+      throw new StateMismatchError();
+    if (params.error) {
+      // The token endpoint's rule: only a well-formed OAuth error code reaches a message. Anything
+      // else on the redirect is text an attacker chose (CR/LF for forged log lines) and is dropped.
+      if (typeof params.error !== 'string' || !OAUTH_ERROR_CODE.test(params.error))
+        throw new OAuthError('invalid_request', 400, 'the callback carries a malformed error');
+      const description =
+        typeof params.error_description === 'string' ? params.error_description : undefined;
+      throw new OAuthError(params.error, 400, description);
+    }
+    if (typeof params.code !== 'string' || params.code === '')
+      throw new OAuthError('invalid_request', 400, 'the callback carries no code');
 
     const form: Record<string, string> = {
       grant_type: 'authorization_code',

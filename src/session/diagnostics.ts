@@ -23,7 +23,8 @@ export const DIAGNOSTICS_CHANNELS = {
   retry: 'cirrus-auth:retry',
   /**
    * {@link StoreEvent}: a shared token store became unavailable (the session now mints in process)
-   * or came back (the session rejoined the fleet).
+   * or came back (the session rejoined the fleet), or holds an access token this session cannot
+   * read (treated as none, and replaced by the next mint).
    */
   store: 'cirrus-auth:store',
 } as const;
@@ -72,8 +73,8 @@ export interface RetryEvent {
 }
 
 export interface StoreEvent extends SessionEvent {
-  outcome: 'unavailable' | 'rejoined';
-  /** With `'unavailable'`: the `code` of the error that caused it. */
+  outcome: 'unavailable' | 'rejoined' | 'unreadable';
+  /** With `'unavailable'`: the `code` of the error that caused it; with `'unreadable'`: `ERR_TOKEN_STORE`. */
   code: string | undefined;
 }
 

@@ -1,5 +1,6 @@
 import {
   AuthError,
+  ErrorCode,
   OAuthError,
   ResponseTooLargeError,
   SessionClosedError,
@@ -209,10 +210,15 @@ export class FleetMember {
     const key = this.#key;
     const giveUpAt = performance.now() + this.#holdBoundMs();
     let pauseMs = 5;
+    let reported = false;
     for (;;) {
       if (this.#host.isClosed()) throw new SessionClosedError();
       const slot = await guard(() => store.read(key));
       this.#learnSecret(slot);
+      if (slot.tokenUnreadable && !reported) {
+        reported = true;
+        this.#reportUnreadable();
+      }
       const found = done(slot);
       if (found !== undefined) return found;
       if (!slot.locked) {
@@ -248,7 +254,7 @@ export class FleetMember {
     return 2 * this.#mintTimeoutMs + this.#store.lockTtlMs;
   }
 
-  /** Renews the lock every third of its TTL until stopped. */
+  /** Renews the lock every third of its TTL until stopped (a longer lease is left as it is). */
   #renewing(fence: string): NodeJS.Timeout {
     const renewal = setInterval(
       () => {
@@ -280,10 +286,7 @@ export class FleetMember {
     let keep = false;
     try {
       const presented = this.#secret;
-      if (presented !== undefined) {
-        // A single-use secret is presented only while the lock is still ours.
-        if (!(await guard(() => store.renew(key, fence)))) throw new TokenStoreError('lock-wait');
-      }
+      if (presented !== undefined) await this.#leaseForPresenting(fence);
       let token: CachedToken;
       try {
         token = await this.#host.mint(reason, presented, async (secret) => {
@@ -329,6 +332,27 @@ export class FleetMember {
         await this.#release(fence);
       }
     }
+  }
+
+  /**
+   * Before a single-use secret is presented: extends the lock to outlive the token request (its
+   * timeout, plus one `lockTtlMs` to store what comes back), awaiting Redis's answer, and refuses
+   * if the lock is no longer ours or the lease may be short. The renewals that run meanwhile are
+   * fire-and-forget, so a holder cut off from the store mid-request cannot renew; with only
+   * `lockTtlMs` (10 s by default, under the 30 s request timeout) its lock would expire while
+   * Salesforce still had the request, and the next process to take it would present the same
+   * secret and get the whole token family revoked.
+   */
+  async #leaseForPresenting(fence: string): Promise<void> {
+    const store = this.#store;
+    const asked = performance.now();
+    const leased = await guard(() =>
+      store.renew(this.#key, fence, this.#mintTimeoutMs + store.lockTtlMs),
+    );
+    if (!leased) throw new TokenStoreError('lock-wait');
+    // The lease started no earlier than `asked`: it outlives the request only if the renewal
+    // took less than the margin.
+    if (performance.now() - asked >= store.lockTtlMs) throw new TokenStoreError('unavailable');
   }
 
   /**
@@ -394,6 +418,24 @@ export class FleetMember {
     if (slot.secret !== undefined && this.#unsaved === undefined) this.#secret = slot.secret;
   }
 
+  /**
+   * The store holds an access token this process cannot read: it is treated as none, so the
+   * fleet mints and overwrites it instead of failing every refresh until someone deletes it.
+   */
+  #reportUnreadable(): void {
+    const event = {
+      session: this.#host.session,
+      instanceUrl: this.#host.instanceUrl,
+      outcome: 'unreadable' as const,
+      code: ErrorCode.TOKEN_STORE,
+    };
+    publish('store', () => event);
+    this.#host.logger?.warn?.(
+      event,
+      'cirrus-auth: the shared access token is unreadable (another encryptionKey, or not ours); replacing it',
+    );
+  }
+
   /** A fenced write that never throws: an unreachable store degrades. */
   async #write(fence: string, entry: SharedWrite): Promise<boolean> {
     try {
@@ -431,6 +473,7 @@ export class FleetMember {
     try {
       const slot = await guard(() => store.read(key));
       this.#learnSecret(slot);
+      if (slot.tokenUnreadable) this.#reportUnreadable();
       usable = this.#usable(slot.token);
       // Someone is writing (perhaps another process offering its token): look again next time.
       if (usable === undefined && slot.locked) return;

@@ -29,7 +29,17 @@ export interface SharedToken {
 export interface SharedSlot {
   /** The current access token, if one is stored and decrypts, with the time it has left. */
   readonly token: SharedToken | undefined;
-  /** The grant's current single-use secret (a rotating refresh token), if one is stored. */
+  /**
+   * Whether an access token is stored that this store cannot read (it does not decrypt with this
+   * store's key, or is not a value such a store writes). `token` is then `undefined`: the session
+   * reports it and mints, and its write replaces the value.
+   */
+  readonly tokenUnreadable?: boolean | undefined;
+  /**
+   * The grant's current single-use secret (a rotating refresh token), if one is stored. One that
+   * is stored but cannot be read makes `read` reject with a non-transient
+   * TokenStoreError (`undecryptable`): it is never guessed at nor replaced.
+   */
   readonly secret: string | undefined;
   /** Whether some process holds the mint lock. */
   readonly locked: boolean;
@@ -75,8 +85,13 @@ export interface SharedTokenStore {
   read(key: string): Promise<SharedSlot>;
   /** Takes the mint lock if free, answering its fencing value, else `undefined`. */
   acquire(key: string): Promise<string | undefined>;
-  /** Extends the lock held with `fence` by `lockTtlMs`; answers whether it was still held. */
-  renew(key: string, fence: string): Promise<boolean>;
+  /**
+   * Extends the lock held with `fence` so it lives at least `ttlMs` from now (never shortening
+   * it); answers whether it was still held. A session asks for more than `lockTtlMs` before it
+   * presents a single-use secret, so that the lock outlives the request even if the holder is
+   * then cut off from the store: a store must honour `ttlMs`.
+   */
+  renew(key: string, fence: string, ttlMs?: number): Promise<boolean>;
   /** Frees the lock if it is still held with `fence`. */
   release(key: string, fence: string): Promise<void>;
   /** Writes while the lock is held with `fence`; answers whether it was. */

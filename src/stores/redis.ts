@@ -43,14 +43,16 @@ export interface RedisTokenStoreOptions {
    */
   client: RedisCommandClient;
   /**
-   * Prefix of every key the store writes. Change it when you change `encryptionKey`: entries
-   * written under another key are refused, not guessed at.
+   * Prefix of every key the store writes. Change it when you change `encryptionKey`: a refresh
+   * token written under another key is refused, not guessed at (an access token is replaced).
    * @default DEFAULT_KEY_PREFIX (`cirrus-auth:`)
    */
   keyPrefix?: string | undefined;
   /**
    * How long the mint lock lives unless its holder renews it (a live holder renews it every third
-   * of this while its token request runs). A holder that dies mid-mint blocks the others this long.
+   * of this while its token request runs). A holder that dies mid-mint blocks the others this long;
+   * one that dies while presenting a rotating refresh token, up to its `timeoutMs` plus this (its
+   * lock outlives the request, so that a holder cut off from Redis is not taken over mid-refresh).
    * @default DEFAULT_LOCK_TTL_MS (10 seconds)
    */
   lockTtlMs?: number | undefined;
@@ -73,8 +75,10 @@ export interface RedisTokenStoreOptions {
 const READ = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]),
 redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3]),
 redis.call('GET', KEYS[4]), redis.call('PTTL', KEYS[4])}`;
-const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0`;
+// Never shortens: the periodic renewals must not cut the longer lease taken before a secret is presented.
+const RENEW = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 const WRITE = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -152,9 +156,12 @@ export class RedisTokenStore implements SharedTokenStore {
       names.failure,
     ]);
     const [token, pttl, secret, locked, failure, failurePttl] = Array.isArray(reply) ? reply : [];
+    const stored =
+      typeof token === 'string' ? this.#tokenOf(names.token, token, Number(pttl)) : undefined;
     return {
-      token:
-        typeof token === 'string' ? this.#tokenOf(names.token, token, Number(pttl)) : undefined,
+      token: stored,
+      tokenUnreadable: typeof token === 'string' && stored === undefined,
+      // Unlike an access token, a refresh token that does not open is refused, never replaced.
       secret: typeof secret === 'string' ? this.#unseal(names.secret, secret) : undefined,
       locked: Number(locked) === 1,
       failure: typeof failure === 'string' ? failureOf(failure, Number(failurePttl)) : undefined,
@@ -168,9 +175,9 @@ export class RedisTokenStore implements SharedTokenStore {
     return reply === 'OK' ? fence : undefined;
   }
 
-  async renew(key: string, fence: string): Promise<boolean> {
+  async renew(key: string, fence: string, ttlMs = this.lockTtlMs): Promise<boolean> {
     const { lock } = this.#names(key);
-    const args = ['EVAL', RENEW, '1', lock, fence, String(this.lockTtlMs)];
+    const args = ['EVAL', RENEW, '1', lock, fence, String(Math.max(1, Math.ceil(ttlMs)))];
     return Number(await this.#command(args)) === 1;
   }
 
@@ -277,15 +284,16 @@ export class RedisTokenStore implements SharedTokenStore {
 
   /**
    * A stored token with the time it has left: its key's remaining TTL (Redis's clock) is the
-   * time to expiry, and the margins written with it give the rest.
+   * time to expiry, and the margins written with it give the rest. `undefined` when the value is
+   * not one this store can read (another `encryptionKey`, none, or not written by this store): the
+   * fleet then treats it as no token, and the next mint overwrites it.
    */
   #tokenOf(name: string, value: string, remainingMs: number): SharedToken | undefined {
-    const json = this.#unseal(name, value);
     let written: SharedToken;
     try {
-      written = JSON.parse(json) as SharedToken;
+      written = JSON.parse(this.#unseal(name, value)) as SharedToken;
     } catch {
-      return undefined; // not ours: treated as no token, and overwritten by the next mint
+      return undefined;
     }
     const valid =
       typeof written === 'object' &&

@@ -1,5 +1,5 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -11,6 +11,7 @@ import {
   RefreshTokenAuth,
   StaticTokenAuth,
   selectGrant,
+  TokenStoreError,
 } from '../../src/index.js';
 import { useFakeOrg } from '../_org.js';
 import { caught, expectNoSecrets } from '../_secrets.js';
@@ -150,6 +151,65 @@ describe('fromEnv', () => {
     writeFileSync(file, `\r\n${edited}\r\n`);
     await fromEnv({ ...env, SF_REFRESH_TOKEN: 'a-variable-rotation-killed' }).getToken();
     expect(fx.org.lastTokenRequest?.refresh_token).toBe(edited);
+  });
+
+  it('SF_REFRESH_TOKEN_FILE: sessions sharing the file refresh one at a time, each with the newest token', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cirrus-')), 'refresh-token');
+    const env = {
+      ...base(),
+      SF_CLIENT_SECRET: fx.org.clientSecret,
+      SF_REFRESH_TOKEN: fx.org.issueRefreshToken(),
+      SF_REFRESH_TOKEN_FILE: file,
+    };
+    // Built at once, so all read the same token: without the lock each would present it.
+    const sessions = Array.from({ length: 4 }, () => fromEnv(env));
+    const tokens = await Promise.all(sessions.map((session) => session.getToken()));
+    for (const token of tokens) expect(fx.org.isValidToken(token)).toBe(true);
+    expect(fx.org.stats.familyRevocations).toBe(0);
+    expect(fx.org.stats.tokenRequests).toBe(4);
+    expect(fx.org.isValidRefreshToken(readFileSync(file, 'utf8').split('\n')[0] as string)).toBe(
+      true,
+    );
+    expect(existsSync(`${file}.lock`)).toBe(false);
+  });
+
+  it('SF_REFRESH_TOKEN_FILE: a lock a live process holds is waited for, then a TokenStoreError, with no request', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cirrus-')), 'refresh-token');
+    const refreshToken = fx.org.issueRefreshToken();
+    const lock = JSON.stringify({ pid: process.pid, host: hostname(), time: Date.now() });
+    writeFileSync(`${file}.lock`, lock);
+    const session = fromEnv(
+      {
+        ...base(),
+        SF_CLIENT_SECRET: fx.org.clientSecret,
+        SF_REFRESH_TOKEN: refreshToken,
+        SF_REFRESH_TOKEN_FILE: file,
+      },
+      { timeoutMs: 500 }, // waits timeoutMs + 1 s
+    );
+    const started = Date.now();
+    const error = await caught(() => session.getToken());
+    expect(error).toBeInstanceOf(TokenStoreError);
+    expect(error).toMatchObject({ code: 'ERR_TOKEN_STORE', problem: 'lock-wait', transient: true });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+    expectNoSecrets(error, [refreshToken, fx.org.clientSecret]);
+    expect(fx.org.stats.tokenRequests).toBe(0);
+    expect(readFileSync(`${file}.lock`, 'utf8')).toBe(lock); // not ours to remove
+  });
+
+  it('SF_REFRESH_TOKEN_FILE in a missing directory is a ConfigError at once, before any request', () => {
+    const refreshToken = fx.org.issueRefreshToken();
+    const file = join(mkdtempSync(join(tmpdir(), 'cirrus-')), 'missing', 'refresh-token');
+    const error = (() => {
+      try {
+        fromEnv({ ...base(), SF_REFRESH_TOKEN: refreshToken, SF_REFRESH_TOKEN_FILE: file });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toMatchObject({ name: 'ConfigError', option: 'SF_REFRESH_TOKEN_FILE' });
+    expectNoSecrets(error, [refreshToken, file]);
+    expect(fx.org.stats.tokenRequests).toBe(0);
   });
 
   it('picks JWT bearer from SF_PRIVATE_KEY or SF_PRIVATE_KEY_FILE', async () => {

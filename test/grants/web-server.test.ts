@@ -131,6 +131,28 @@ describe('WebServerFlow', () => {
     expectNoSecrets(error, ['end-user denied authorization']);
   });
 
+  it.each([
+    'access_denied\r\n2026-01-01 INFO login ok for admin',
+    'Your session expired: call +1 555 0100 to restore access',
+    `access_denied${'x'.repeat(64)}`,
+    'access denied',
+  ])('a callback error that is no OAuth error code is never quoted: %j', async (bad) => {
+    const f = flow();
+    const { pending } = f.start();
+    fx.org.resetStats();
+    for (const callback of [
+      { state: pending.state, error: bad, error_description: 'free text from the redirect' },
+      new URLSearchParams({ state: pending.state, error: bad }),
+    ]) {
+      const error = await caught(() => f.complete(pending, callback));
+      expect(error).toBeInstanceOf(OAuthError);
+      expect(error).toMatchObject({ error: 'invalid_request', status: 400 });
+      expect((error as Error).message).not.toMatch(/[\r\n]/);
+      expectNoSecrets(error, [bad, 'free text from the redirect']);
+    }
+    expect(fx.org.stats.tokenRequests).toBe(0);
+  });
+
   it('a wrong verifier or a replayed code is refused by the org', async () => {
     const f = flow();
     const { url, pending } = f.start();

@@ -17,11 +17,13 @@ import {
   TokenExchangeAuth,
   TokenStoreError,
 } from '../../src/index.js';
+import { secretFingerprint } from '../../src/session/shared-store.js';
 import { RedisTokenStore } from '../../src/stores/redis.js';
 import { useFakeOrg } from '../_org.js';
 import { type RedisServer, redisTestsRun, startRedis } from '../_redis.js';
 import { caught, expectNoSecrets } from '../_secrets.js';
 import { until } from './_fleet.js';
+import { startPartitionProxy } from './_proxy.js';
 
 describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => {
   // Several sessions on one store in one process behave as several processes would: each has its
@@ -364,7 +366,7 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
         lockTtlMs: inner.lockTtlMs,
         read: (key) => inner.read(key),
         acquire: (key) => inner.acquire(key),
-        renew: (key, fence) => inner.renew(key, fence),
+        renew: (key, fence, ttlMs) => inner.renew(key, fence, ttlMs),
         release: (key, fence) => inner.release(key, fence),
         write: (key, fence, entry) => inner.write(key, fence, entry),
         deleteIf: (key, token) => inner.deleteIf(key, token),
@@ -474,6 +476,191 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
     });
   });
 
+  /** The Redis keys of a session's entry (default prefix), from its grant and user. */
+  function keysOf(grant: string, user: string) {
+    const { loginUrl, clientId } = fixture.org;
+    const key = sessionKey({ loginUrl, clientId, grant, user });
+    const base = `cirrus-auth:{${key}}`;
+    return { key, token: `${base}:token`, refresh: `${base}:refresh` };
+  }
+
+  describe('an unreadable stored value', () => {
+    const events: StoreEvent[] = [];
+    const listener = (event: unknown) => events.push(event as StoreEvent);
+    beforeAll(() => subscribe(DIAGNOSTICS_CHANNELS.store, listener));
+    afterAll(() => unsubscribe(DIAGNOSTICS_CHANNELS.store, listener));
+    afterEach(() => {
+      events.length = 0;
+    });
+    const keyed = { 'no encryptionKey': {}, encryptionKey: { encryptionKey: KEY } };
+    const values = {
+      garbage: 'd2f1|e1.bm90IGEgc2VhbGVkIHZhbHVl',
+      empty: '',
+      unprefixed: JSON.stringify({
+        accessToken: 'planted-by-hand',
+        expiresInMs: 60_000,
+        staleInMs: 50_000,
+        refreshInMs: 40_000,
+      }),
+    };
+    const cases = Object.keys(keyed).flatMap((mode) =>
+      Object.keys(values).map((kind) => [mode, kind] as [keyof typeof keyed, keyof typeof values]),
+    );
+
+    it.each(cases)(
+      'access-token entry, %s, %s value: treated as absent, reported, replaced: 1 token request',
+      async (mode, kind) => {
+        const store = new RedisTokenStore({ client, ...keyed[mode] });
+        const names = keysOf('client_credentials', '');
+        await client.sendCommand(['SET', names.token, values[kind]]); // no TTL: it would stay
+        const warnings: object[] = [];
+        const logger = { warn: (fields: object) => warnings.push(fields) };
+        const sessions = Array.from({ length: 5 }, () => open(fixture.session({ store, logger })));
+        const tokens = await Promise.all(sessions.map((s) => s.getToken()));
+        expect(new Set(tokens).size).toBe(1);
+        expect(fixture.org.stats.tokenRequests).toBe(1);
+        // Overwritten: another process now reads the new token, without a request.
+        expect(await client.sendCommand(['GET', names.token])).not.toBe(values[kind]);
+        expect(await open(fixture.session({ store })).getToken()).toBe(tokens[0]);
+        expect(fixture.org.stats.tokenRequests).toBe(1);
+        expect(events.length).toBeGreaterThan(0);
+        for (const event of events) {
+          expect(event).toEqual({
+            session: 'ClientCredentialsAuth',
+            instanceUrl: fixture.org.instanceUrl,
+            outcome: 'unreadable',
+            code: 'ERR_TOKEN_STORE',
+          });
+        }
+        expect(warnings).toContainEqual(expect.objectContaining({ outcome: 'unreadable' }));
+        expectNoSecrets(warnings, [tokens[0] as string, fixture.org.clientSecret]);
+      },
+    );
+
+    it.each(Object.keys(keyed) as (keyof typeof keyed)[])(
+      'access-token entry, %s, next to a good refresh token: 1 refresh, 0 family revocations',
+      async (mode) => {
+        const store = new RedisTokenStore({ client, ...keyed[mode] });
+        const { session, refreshToken } = refreshingOn(store);
+        await session.getToken();
+        const names = keysOf('refresh_token', `rt:${secretFingerprint(refreshToken)}`);
+        await client.sendCommand(['SET', names.token, values.garbage]);
+        expect(typeof (await sibling(refreshToken, store).getToken())).toBe('string');
+        expect(fixture.org.stats.tokenRequests).toBe(2);
+        expect(fixture.org.stats.familyRevocations).toBe(0);
+      },
+    );
+
+    it.each(cases)(
+      'refresh-token entry, %s, %s value: still refused (non-transient), left untouched, no request',
+      async (mode, kind) => {
+        const store = new RedisTokenStore({ client, ...keyed[mode] });
+        const { session, refreshToken } = refreshingOn(store);
+        const token = await session.getToken();
+        const names = keysOf('refresh_token', `rt:${secretFingerprint(refreshToken)}`);
+        await client.sendCommand(['SET', names.refresh, values[kind]]);
+        await session.invalidate(token);
+        const other = sibling(refreshToken, store);
+        for (const refused of [session, other]) {
+          const error = await caught(() => refused.getToken());
+          expect(error).toBeInstanceOf(TokenStoreError);
+          expect(error).toMatchObject({ problem: 'undecryptable', transient: false });
+          expectNoSecrets(error, [token, refreshToken]);
+        }
+        expect(fixture.org.stats.tokenRequests).toBe(1);
+        expect(await client.sendCommand(['GET', names.refresh])).toBe(values[kind]);
+      },
+    );
+  });
+
+  describe('a holder cut off from Redis mid-refresh', () => {
+    it('past lockTtlMs, nobody else presents its refresh token: 0 family revocations, the rotated token reaches the store', async () => {
+      const proxy = await startPartitionProxy(redis.port);
+      const cutOff = clientFor(proxy.url);
+      await cutOff.connect();
+      try {
+        const options = { lockTtlMs: 300, commandTimeoutMs: 100 };
+        const inner = new RedisTokenStore({ client: cutOff, ...options });
+        // The real store, counting the renewals Redis answered (so applied) before the cut.
+        let renewed = 0;
+        const counting: SharedTokenStore = {
+          lockTtlMs: inner.lockTtlMs,
+          read: (key) => inner.read(key),
+          acquire: (key) => inner.acquire(key),
+          renew: async (key, fence, ttlMs) => {
+            const held = await inner.renew(key, fence, ttlMs);
+            renewed++;
+            return held;
+          },
+          release: (key, fence) => inner.release(key, fence),
+          write: (key, fence, entry) => inner.write(key, fence, entry),
+          deleteIf: (key, token) => inner.deleteIf(key, token),
+          swapSecret: (key, presented, secret) => inner.swapSecret(key, presented, secret),
+        };
+        const holder = refreshingOn(counting as RedisTokenStore, { timeoutMs: 3_000 });
+        const elsewhere: string[] = [];
+        const other = sibling(holder.refreshToken, new RedisTokenStore({ client, ...options }), {
+          timeoutMs: 3_000,
+          onRefreshTokenRotated: (token) => {
+            elsewhere.push(token);
+          },
+        });
+        fixture.org.setTokenDelay(1_000); // the holder's refresh is held up at the org...
+        const held = holder.session.getToken();
+        await until(() => fixture.org.stats.tokenRequests === 1);
+        // ...past a renewal made while the request runs, then its line to Redis goes dead.
+        await until(() => renewed >= 2);
+        proxy.partition();
+        const tried = other.getToken().then(
+          (token) => token,
+          (error: unknown) => error,
+        );
+        expect(typeof (await held)).toBe('string'); // rotated at the org; the store missed it
+        expect(holder.rotated).toHaveLength(1);
+        proxy.heal();
+        const outcome = await tried;
+        expect(fixture.org.stats.familyRevocations).toBe(0);
+        expect(typeof outcome).toBe('string');
+        // Not lost: the store holds the newest refresh token, live at the org, and the fleet
+        // refreshes from it.
+        const names = keysOf('refresh_token', `rt:${secretFingerprint(holder.refreshToken)}`);
+        const latest = elsewhere.at(-1) ?? (holder.rotated[0] as string);
+        await until(async () => (await inner.read(names.key)).secret === latest, 2_000);
+        expect(fixture.org.isValidRefreshToken(latest)).toBe(true);
+        fixture.org.setTokenDelay(0);
+        await other.invalidate(outcome as string);
+        expect(typeof (await other.getToken())).toBe('string');
+        expect(fixture.org.stats.familyRevocations).toBe(0);
+      } finally {
+        await cutOff.close().catch(() => {});
+        await proxy.close();
+      }
+    });
+
+    it('a renewal too slow to vouch for the lease: the refresh token is not presented', async () => {
+      const inner = new RedisTokenStore({ client, lockTtlMs: 100 });
+      const slow: SharedTokenStore = {
+        lockTtlMs: inner.lockTtlMs,
+        read: (key) => inner.read(key),
+        acquire: (key) => inner.acquire(key),
+        // Answers "still held", but only after the margin the lease had over the request.
+        renew: async (key, fence, ttlMs) => {
+          if (ttlMs !== undefined) await new Promise((resolve) => setTimeout(resolve, 150));
+          return inner.renew(key, fence, ttlMs);
+        },
+        release: (key, fence) => inner.release(key, fence),
+        write: (key, fence, entry) => inner.write(key, fence, entry),
+        deleteIf: (key, token) => inner.deleteIf(key, token),
+        swapSecret: (key, presented, secret) => inner.swapSecret(key, presented, secret),
+      };
+      const { session } = refreshingOn(slow as RedisTokenStore);
+      const error = await caught(() => session.getToken());
+      expect(error).toBeInstanceOf(TokenStoreError);
+      expect(error).toMatchObject({ problem: 'unavailable', transient: true });
+      expect(fixture.org.stats.tokenRequests).toBe(0);
+    });
+  });
+
   describe('a failed mint', () => {
     it('opens one backoff window for every process: the others get SharedBackoffError, no request', async () => {
       const store = new RedisTokenStore({ client });
@@ -575,6 +762,18 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       // Writes are fenced: a lost lock writes nothing.
       expect(await store.write(key, fence, { token: token('t1') })).toBe(false);
       expect((await store.read(key)).token).toBeUndefined();
+    });
+
+    it('renew extends the lock to at least ttlMs and never shortens a longer lease', async () => {
+      const store = new RedisTokenStore({ client, lockTtlMs: 1_000 });
+      const fence = (await store.acquire(key)) as string;
+      const lock = `cirrus-auth:{${key}}:lock`;
+      expect(await store.renew(key, fence, 60_000)).toBe(true);
+      expect(Number(await client.sendCommand(['PTTL', lock]))).toBeGreaterThan(59_000);
+      expect(await store.renew(key, fence)).toBe(true); // held, and left as it was
+      expect(Number(await client.sendCommand(['PTTL', lock]))).toBeGreaterThan(59_000);
+      expect(await store.renew(key, 'another fence', 120_000)).toBe(false);
+      expect(Number(await client.sendCommand(['PTTL', lock]))).toBeLessThanOrEqual(60_000);
     });
 
     it("keeps lifetimes relative: a reader sees the time left by Redis's clock, whatever its own", async () => {

@@ -12,11 +12,15 @@ import { authHooks } from '../../src/adapters/ky.js';
 import {
   ClientCredentialsAuth,
   ConfigError,
+  fromEnv,
   fromSfdxAuthUrl,
   JwtBearerAuth,
+  OAuthError,
   RefreshTokenAuth,
+  StateMismatchError,
   StaticTokenAuth,
   SubjectTokenType,
+  selectGrant,
   TokenExchangeAuth,
   WebServerFlow,
 } from '../../src/index.js';
@@ -299,6 +303,149 @@ describe('input validation', () => {
     ).toMatchObject({
       option: 'privateKey',
     });
+    expect(requests).toBe(0);
+  });
+});
+
+describe('fromEnv, fromSfdxAuthUrl and WebServerFlow.complete with values of the wrong type', () => {
+  /** Every variable fromEnv reads. */
+  const VARIABLES = [
+    'SFDX_AUTH_URL',
+    'SF_REFRESH_TOKEN',
+    'SF_REFRESH_TOKEN_FILE',
+    'SF_PRIVATE_KEY',
+    'SF_PRIVATE_KEY_FILE',
+    'SF_CLIENT_ID',
+    'SF_CLIENT_SECRET',
+    'SF_USERNAME',
+    'SF_INSTANCE_URL',
+    'SF_LOGIN_URL',
+    'SF_ACCESS_TOKEN',
+  ];
+  /** One environment per grant, each complete: the bad value is the only thing wrong. */
+  const ENVS: Record<string, Record<string, string>> = {
+    'sfdx-auth-url': { SFDX_AUTH_URL: `force://id::${MARK}@acme.my.salesforce.com` },
+    'refresh-token': { SF_REFRESH_TOKEN: MARK, SF_CLIENT_ID: 'id', SF_INSTANCE_URL: URL_OK },
+    'jwt-bearer': {
+      SF_PRIVATE_KEY: PEM,
+      SF_CLIENT_ID: 'id',
+      SF_USERNAME: 'u@acme.com',
+      SF_INSTANCE_URL: URL_OK,
+    },
+    'client-credentials': { SF_CLIENT_ID: 'id', SF_CLIENT_SECRET: MARK, SF_LOGIN_URL: URL_OK },
+    'static-token': { SF_ACCESS_TOKEN: MARK, SF_INSTANCE_URL: URL_OK },
+  };
+  const nonStrings: unknown[] = [42, true, null, { value: MARK }, [MARK], () => MARK];
+  const nonObjects: unknown[] = [null, 42, 'options', true];
+
+  it.each(VARIABLES)('a non-string %s is a ConfigError naming it, whatever the grant', (name) => {
+    for (const [grant, env] of Object.entries(ENVS)) {
+      for (const value of nonStrings) {
+        const bad = { ...env, [name]: value } as never;
+        for (const call of [() => fromEnv(bad, { fetch }), () => selectGrant(bad)]) {
+          const error = thrown(call);
+          expect(error, `${grant}, ${name} = ${typeof value}`).toBeInstanceOf(ConfigError);
+          expect(error).toMatchObject({ option: name });
+          expectNoSecrets(error, [MARK]);
+        }
+      }
+    }
+    expect(requests).toBe(0);
+  });
+
+  it('a fromEnv argument that is not an object, or a handler that is not a function, is a ConfigError', () => {
+    for (const env of nonObjects)
+      expect(thrown(() => fromEnv(env as never))).toMatchObject({ option: 'env' });
+    for (const env of Object.values(ENVS)) {
+      for (const options of nonObjects) {
+        expect(thrown(() => fromEnv(env, options as never))).toMatchObject({
+          name: 'ConfigError',
+          option: 'options',
+        });
+      }
+      for (const handler of badFunctions) {
+        const error = thrown(() => fromEnv(env, { onRefreshTokenRotated: handler as never }));
+        expect(error).toMatchObject({ name: 'ConfigError', option: 'onRefreshTokenRotated' });
+      }
+    }
+    expect(requests).toBe(0);
+  });
+
+  it('fromSfdxAuthUrl: a URL that is not a string, or options that are not an object, is a ConfigError', () => {
+    for (const url of nonStrings) {
+      const error = thrown(() => fromSfdxAuthUrl(url as never));
+      expect(error).toMatchObject({ name: 'ConfigError', option: 'sfdxAuthUrl' });
+      expectNoSecrets(error, [MARK]);
+    }
+    for (const options of nonObjects) {
+      const error = thrown(() =>
+        fromSfdxAuthUrl(ENVS['sfdx-auth-url']?.SFDX_AUTH_URL as string, options as never),
+      );
+      expect(error).toMatchObject({ name: 'ConfigError', option: 'options' });
+      expectNoSecrets(error, [MARK]);
+    }
+  });
+
+  it('WebServerFlow.complete: every argument of the wrong type is a typed error before any request', async () => {
+    const flow = new WebServerFlow({
+      clientId: 'id',
+      redirectUri: 'https://app.example.com/cb',
+      fetch,
+    });
+    const { pending } = flow.start();
+    const ok = { state: pending.state, code: 'code-value' };
+    const cases: [string, unknown[], new (...args: never[]) => Error, string | undefined][] = [
+      ['pending', [null, 42, 'pending', {}, { ...pending, state: 42 }], ConfigError, 'pending'],
+      [
+        'callback',
+        [
+          [pending, null],
+          [pending, 42],
+          [pending, 'state=x'],
+        ],
+        ConfigError,
+        'callback',
+      ],
+      ['options', nonObjects.map((o) => [pending, ok, o]), ConfigError, 'options'],
+      [
+        'options.onRefreshTokenRotated',
+        badFunctions.map((f) => [pending, ok, { onRefreshTokenRotated: f }]),
+        ConfigError,
+        'onRefreshTokenRotated',
+      ],
+      [
+        'callback.state',
+        nonStrings.map((state) => [pending, { ...ok, state }]),
+        StateMismatchError,
+        undefined,
+      ],
+      [
+        'callback.code',
+        nonStrings.filter((c) => c !== null).map((code) => [pending, { ...ok, code }]),
+        OAuthError,
+        undefined,
+      ],
+      [
+        'callback.error',
+        nonStrings.filter((e) => e !== null).map((error) => [pending, { ...ok, error }]),
+        OAuthError,
+        undefined,
+      ],
+    ];
+    for (const [position, argLists, type, option] of cases) {
+      for (const args of argLists) {
+        const list = position === 'pending' ? [args, ok] : (args as unknown[]);
+        const error = await caught(() => (flow.complete as (...a: unknown[]) => unknown)(...list));
+        expect(error, position).toBeInstanceOf(type);
+        if (option !== undefined) expect(error).toMatchObject({ option });
+        if (type === OAuthError) expect(error).toMatchObject({ error: 'invalid_request' });
+        expectNoSecrets(error, [MARK, pending.state, pending.codeVerifier]);
+      }
+    }
+    // Wrong arguments are reported before a wrong state.
+    expect(
+      await caught(() => flow.complete(pending, { state: 'forged', code: 'c' }, null as never)),
+    ).toMatchObject({ name: 'ConfigError', option: 'options' });
     expect(requests).toBe(0);
   });
 });
