@@ -91,6 +91,8 @@ const handlers = {
   },
   async refresh({ n }) {
     const stale = await session.getToken();
+    // The token worked, then the org rejected it: a forced refresh, not a rejection storm.
+    session.confirm(stale);
     await session.invalidate(stale);
     const tokens = await Promise.all(Array.from({ length: n }, () => session.getToken()));
     return { distinct: [...new Set(tokens.map(digest))], replaced: !tokens.includes(stale) };
