@@ -103,9 +103,9 @@ export function isTransientStatus(status: number): boolean {
 
 /**
  * The token endpoint answered with an OAuth error body (`{"error": "...", ...}`).
- * The message carries the `error` code only; `errorDescription` is free text from the server that
- * may echo sensitive input, so it is readable as a property but hidden from `util.inspect`,
- * `JSON.stringify` and the message.
+ * The message carries the `error` code only; the `error_description` is free text from the server
+ * that may echo sensitive input, so it is read with {@link OAuthError.errorDescription} and kept
+ * out of the message, `JSON.stringify` and every `util.inspect` view.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
  */
 export class OAuthError extends AuthError {
@@ -129,8 +129,12 @@ export class OAuthError extends AuthError {
     this.#errorDescription = errorDescription;
   }
 
-  /** The server's `error_description`. Possibly sensitive: never log it unreviewed. */
-  get errorDescription(): string | undefined {
+  /**
+   * The server's `error_description`. Possibly sensitive: never log it unreviewed.
+   * A method rather than a getter: `util.inspect` with `showHidden` and `getters` runs the
+   * getters of an object's prototypes, and would print it.
+   */
+  errorDescription(): string | undefined {
     return this.#errorDescription;
   }
 }

@@ -67,12 +67,8 @@ describe('requestToken', () => {
       .reply(503, { error: 'server_error', error_description: 'try later' });
     const error = await caught(() => requestToken(endpoint, params));
     expect(error).toBeInstanceOf(OAuthError);
-    expect(error).toMatchObject({
-      status: 503,
-      transient: true,
-      error: 'server_error',
-      errorDescription: 'try later',
-    });
+    expect(error).toMatchObject({ status: 503, transient: true, error: 'server_error' });
+    expect((error as OAuthError).errorDescription()).toBe('try later');
   });
 
   it('a JSON error body that is not OAuth-shaped is an UnexpectedResponseError', async () => {

@@ -69,7 +69,7 @@ describe('ClientCredentialsAuth against the fake org', () => {
       status: 400,
       transient: false,
     });
-    expect((error as OAuthError).errorDescription).toBe('invalid client credentials');
+    expect((error as OAuthError).errorDescription()).toBe('invalid client credentials');
     expectNoSecrets(error, [wrongSecret, fx.org.clientSecret, 'invalid client credentials']);
   });
 
