@@ -540,7 +540,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   const { port } = server.address() as AddressInfo;
   baseUrl = `http://127.0.0.1:${port}`;
 
-  return {
+  const org: FakeOrg = {
     loginUrl: baseUrl,
     instanceUrl: baseUrl,
     clientId,
@@ -613,10 +613,34 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       log = [];
     },
     close: () => closeServer(server),
-    // Never show the secret in a test failure or a log line.
-    toJSON: () => ({ loginUrl: baseUrl, instanceUrl: baseUrl, clientId }),
-    [Symbol.for('nodejs.util.inspect.custom')]: () => `FakeOrg { instanceUrl: '${baseUrl}' }`,
-  } as FakeOrg;
+  };
+  return redactedView(org, { loginUrl: baseUrl, instanceUrl: baseUrl, clientId });
+}
+
+/**
+ * `org` as tests use it (reads, `in`, `Object.keys`, `{ ...org }` all reach every field, secrets
+ * included: it is a test double), but never shown with its secrets in a test failure or a log
+ * line: `JSON.stringify` gives `shown`, and `util.inspect` formats a Proxy's target without running
+ * its traps, under every option (`customInspect: false`, `showHidden`, `getters`, `showProxy`), and
+ * the target holds only `shown`. Plain properties or getters would be listed by those options.
+ */
+function redactedView<T extends object>(org: T, shown: Record<string, string>): T {
+  const target = {
+    ...shown,
+    toJSON: () => shown,
+    [Symbol.for('nodejs.util.inspect.custom')]: () =>
+      `FakeOrg { instanceUrl: '${shown.instanceUrl}' }`,
+  };
+  return new Proxy(target, {
+    get: (_, key) => (key === 'toJSON' ? target.toJSON : Reflect.get(org, key)),
+    has: (_, key) => Reflect.has(org, key),
+    ownKeys: () => Reflect.ownKeys(org),
+    getOwnPropertyDescriptor: (_, key) => {
+      const descriptor = Reflect.getOwnPropertyDescriptor(org, key);
+      // A Proxy may only report a key its target lacks as configurable.
+      return descriptor && { ...descriptor, configurable: true };
+    },
+  }) as unknown as T;
 }
 
 /** The org's approval page: what the user sees after logging in, with an Allow and a Deny button. */
