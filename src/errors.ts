@@ -84,7 +84,7 @@ export class ConfigError extends AuthError {
 
 /**
  * A URL option uses plain `http` for a host that is not loopback. Credentials only travel over
- * HTTPS, except to `localhost`, `127.0.0.0/8` and `::1`.
+ * HTTPS, except to `localhost`, `127.0.0.0/8` and `[::1]` (not `*.localhost`, which is resolved).
  */
 export class InsecureUrlError extends ConfigError {
   constructor(option: string) {

@@ -1,7 +1,7 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OAuthError, UnexpectedResponseError } from '../src/errors.js';
-import { requestToken, TOKEN_PATH, tokenEndpoint } from '../src/token-endpoint.js';
+import { loginEndpoint, requestToken, TOKEN_PATH, tokenEndpoint } from '../src/token-endpoint.js';
 import { caught } from './_secrets.js';
 
 // Narrow unit tests of the response parser: nock answers global fetch, no server needed.
@@ -117,6 +117,23 @@ describe('requestToken', () => {
       returned: 'https://evil.example.com',
     });
     expect(String((error as Error).message)).not.toContain('secret');
+  });
+
+  it('without a configured instance, a plain-http instance_url must be loopback by spelling', async () => {
+    const open = loginEndpoint({ loginUrl: HOST });
+    for (const instance_url of [
+      'http://evil.localhost',
+      'http://localhost.',
+      'http://[::ffff:7f00:1]',
+    ]) {
+      nock(HOST).post(TOKEN_PATH).reply(200, { access_token: 't', instance_url });
+      expect(await caught(() => requestToken(open, params))).toMatchObject({
+        name: 'UnexpectedResponseError',
+        message: expect.stringContaining('instance_url'),
+      });
+    }
+    nock(HOST).post(TOKEN_PATH).reply(200, { access_token: 't', instance_url: 'http://127.1:8' });
+    expect(await requestToken(open, params)).toMatchObject({ instanceUrl: 'http://127.0.0.1:8' });
   });
 
   it('a body that is not UTF-8 is not JSON', async () => {
