@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { authFetch } from '../../src/adapters/fetch.js';
 import {
   AuthError,
   BACKOFF_INITIAL_MS,
@@ -175,6 +176,31 @@ describe('token endpoint failures give typed errors within the timeout', () => {
     expectNoSecrets(error, secrets());
     return error;
   }
+
+  it('an access_token no header can carry is refused at mint, never cached, never shown', async () => {
+    // Before: accepted, then the first request threw undici's TypeError quoting the token.
+    const bad = '00Dxx!AQ-token-text\r\nx-injected: 1';
+    fx.org.failTokenEndpoint(
+      {
+        kind: 'status',
+        status: 200,
+        body: JSON.stringify({ access_token: bad, instance_url: fx.org.instanceUrl }),
+      },
+      { times: 1 },
+    );
+    const session = fx.session({ backoff: false });
+    const sfFetch = authFetch(session);
+    const error = await caught(() => sfFetch(`${fx.org.instanceUrl}/services/data/v62.0/limits`));
+    expect(error).toBeInstanceOf(UnexpectedResponseError);
+    expect(error).toMatchObject({ code: 'ERR_UNEXPECTED_RESPONSE', status: 200, transient: false });
+    expectNoSecrets(error, ['AQ-token-text', fx.org.clientSecret]);
+    expectNoSecrets(session, ['AQ-token-text', fx.org.clientSecret]);
+    expect(fx.org.stats.apiRequests).toBe(0);
+    // Nothing was cached: the next call mints again and gets a token the org accepts.
+    const token = await session.getToken();
+    expect(fx.org.isValidToken(token)).toBe(true);
+    expect(fx.org.stats.tokenRequests).toBe(2);
+  });
 
   it('a redirect is an UnexpectedResponseError and the target receives nothing', async () => {
     for (const status of [301, 302, 303, 307, 308] as const) {
