@@ -51,6 +51,8 @@ export interface FakeOrgOptions {
  * - `redirect`: answer a 3xx pointing at `location`.
  * - `oversized`: a 200 JSON body of `bytes` bytes, streamed, with or without `content-length`.
  * - `instance-url`: a valid token for another `instance_url`.
+ * - `malformed-echo`: a response the HTTP client cannot parse, quoting the request body in a header
+ *   (a broken proxy echoing the request): the client's parser error then holds the form's secrets.
  */
 export type TokenFault =
   | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
@@ -61,7 +63,8 @@ export type TokenFault =
   | { kind: 'gzip-bomb'; inflatedBytes: number }
   | { kind: 'redirect'; location: string; status?: 301 | 302 | 303 | 307 | 308 }
   | { kind: 'oversized'; bytes: number; declareLength?: boolean }
-  | { kind: 'instance-url'; instanceUrl: string };
+  | { kind: 'instance-url'; instanceUrl: string }
+  | { kind: 'malformed-echo' };
 
 /** Counters of what the org has served since it started (or since `resetStats()`). */
 export interface FakeOrgStats {
@@ -289,7 +292,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     if (tokenDelayMs > 0) await delay(tokenDelayMs);
 
     const active = takeFault();
-    if (active !== undefined && active.kind !== 'instance-url') return misbehave(active, res);
+    if (active !== undefined && active.kind !== 'instance-url') return misbehave(active, res, body);
 
     if (req.method !== 'POST') return oauthError(res, 400, 'invalid_request', 'must use HTTP POST');
     if (!String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')) {
@@ -334,7 +337,11 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     return current;
   }
 
-  function misbehave(f: Exclude<TokenFault, { kind: 'instance-url' }>, res: ServerResponse): void {
+  function misbehave(
+    f: Exclude<TokenFault, { kind: 'instance-url' }>,
+    res: ServerResponse,
+    requestBody: Buffer,
+  ): void {
     switch (f.kind) {
       case 'status':
         res.writeHead(f.status, { 'content-type': 'application/json', ...f.headers });
@@ -367,6 +374,16 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       case 'redirect':
         res.writeHead(f.status ?? 302, { location: f.location });
         res.end();
+        return;
+      case 'malformed-echo':
+        // Written past node:http: a control character is not allowed in a header value.
+        res.socket?.end(
+          Buffer.concat([
+            Buffer.from('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-echo: \x01'),
+            requestBody,
+            Buffer.from('\r\n\r\n'),
+          ]),
+        );
         return;
       case 'oversized': {
         const headers: Record<string, string | number> = { 'content-type': 'application/json' };
