@@ -188,7 +188,13 @@ export class ResponseTooLargeError extends AuthError {
   }
 }
 
-/** The token request failed below HTTP: connection refused or reset, DNS, TLS, or the timeout. */
+/**
+ * The token request failed below HTTP: connection refused or reset, DNS, TLS, an answer the HTTP
+ * client cannot parse, or the timeout. Its `cause` is the client's error scrubbed down to class
+ * names and `code`s (for example `TypeError`, then `HTTPParserError` with
+ * `HPE_INVALID_HEADER_TOKEN`, or an `Error` with `ECONNREFUSED`): the client's own text can quote
+ * bytes the server sent, and a server can echo the request's secrets into them.
+ */
 export class TransportError extends AuthError {
   constructor(message: string, options?: AuthErrorOptions) {
     super(message, ErrorCode.TRANSPORT, true, options);

@@ -7,6 +7,7 @@ import {
 } from './errors.js';
 import { concat, type ReadResult, readUpTo } from './internal/bytes.js';
 import { MAX_TIMER_MS, optionalFunction, positiveMs } from './internal/options.js';
+import { scrubbedCause } from './internal/scrub.js';
 import { isHeaderSafeToken, isWellFormedText } from './internal/token-text.js';
 import { normaliseBaseUrl, sameBaseUrl } from './internal/url.js';
 
@@ -319,10 +320,14 @@ async function readLimited(response: Response, signal: AbortSignal): Promise<Uin
   return concat(read.chunks, read.size);
 }
 
-/** Maps a failure below HTTP to `TransportError`, preferring the timeout error when that fired. */
+/**
+ * Maps a failure below HTTP to `TransportError`, preferring the timeout error when that fired. The
+ * client's error is kept as a scrubbed `cause` (class names and codes, no text): a parser error
+ * holds the bytes the server sent, which can echo the request's secrets.
+ */
 function transportError(message: string, error: unknown, signal: AbortSignal): TransportError {
   if (signal.aborted && signal.reason instanceof TransportError) return signal.reason;
-  return new TransportError(message, { cause: error });
+  return new TransportError(message, { cause: scrubbedCause(error) });
 }
 
 async function discard(response: Response): Promise<void> {

@@ -229,6 +229,21 @@ describe('token endpoint failures give typed errors within the timeout', () => {
     expect(await failure()).toMatchObject({ name: 'TransportError', transient: true });
   });
 
+  it('an unparsable answer echoing the form keeps the cause chain, not its bytes', async () => {
+    // The HTTP client's parser error holds the bytes it choked on: here, the form with the secret.
+    fx.org.failTokenEndpoint({ kind: 'malformed-echo' });
+    const error = await failure();
+    expect(error).toMatchObject({ name: 'TransportError', code: 'ERR_TRANSPORT', transient: true });
+    const chain: unknown[] = [];
+    for (let at: unknown = (error as Error).cause; at instanceof Error; at = at.cause) {
+      chain.push({ name: at.name, code: (at as { code?: unknown }).code });
+    }
+    expect(chain).toEqual([
+      { name: 'TypeError', code: undefined },
+      { name: 'HTTPParserError', code: 'HPE_INVALID_HEADER_TOKEN' },
+    ]);
+  });
+
   it('connection refused is a transient TransportError', async () => {
     const closed = await startEchoServer();
     await closed.close();
