@@ -84,7 +84,7 @@ export class ConfigError extends AuthError {
 
 /**
  * A URL option uses plain `http` for a host that is not loopback. Credentials only travel over
- * HTTPS, except to `localhost`, `127.0.0.0/8` and `::1`.
+ * HTTPS, except to `localhost`, `127.0.0.0/8` and `[::1]` (not `*.localhost`, which is resolved).
  */
 export class InsecureUrlError extends ConfigError {
   constructor(option: string) {
@@ -103,9 +103,9 @@ export function isTransientStatus(status: number): boolean {
 
 /**
  * The token endpoint answered with an OAuth error body (`{"error": "...", ...}`).
- * The message carries the `error` code only; `errorDescription` is free text from the server that
- * may echo sensitive input, so it is readable as a property but hidden from `util.inspect`,
- * `JSON.stringify` and the message.
+ * The message carries the `error` code only; the `error_description` is free text from the server
+ * that may echo sensitive input, so it is read with {@link OAuthError.errorDescription} and kept
+ * out of the message, `JSON.stringify` and every `util.inspect` view.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
  */
 export class OAuthError extends AuthError {
@@ -129,8 +129,12 @@ export class OAuthError extends AuthError {
     this.#errorDescription = errorDescription;
   }
 
-  /** The server's `error_description`. Possibly sensitive: never log it unreviewed. */
-  get errorDescription(): string | undefined {
+  /**
+   * The server's `error_description`. Possibly sensitive: never log it unreviewed.
+   * A method rather than a getter: `util.inspect` with `showHidden` and `getters` runs the
+   * getters of an object's prototypes, and would print it.
+   */
+  errorDescription(): string | undefined {
     return this.#errorDescription;
   }
 }
@@ -184,7 +188,13 @@ export class ResponseTooLargeError extends AuthError {
   }
 }
 
-/** The token request failed below HTTP: connection refused or reset, DNS, TLS, or the timeout. */
+/**
+ * The token request failed below HTTP: connection refused or reset, DNS, TLS, an answer the HTTP
+ * client cannot parse, or the timeout. Its `cause` is the client's error scrubbed down to class
+ * names and `code`s (for example `TypeError`, then `HTTPParserError` with
+ * `HPE_INVALID_HEADER_TOKEN`, or an `Error` with `ECONNREFUSED`): the client's own text can quote
+ * bytes the server sent, and a server can echo the request's secrets into them.
+ */
 export class TransportError extends AuthError {
   constructor(message: string, options?: AuthErrorOptions) {
     super(message, ErrorCode.TRANSPORT, true, options);

@@ -7,6 +7,8 @@ import {
 } from './errors.js';
 import { concat, type ReadResult, readUpTo } from './internal/bytes.js';
 import { MAX_TIMER_MS, optionalFunction, positiveMs } from './internal/options.js';
+import { scrubbedCause } from './internal/scrub.js';
+import { isHeaderSafeToken, isWellFormedText } from './internal/token-text.js';
 import { normaliseBaseUrl, sameBaseUrl } from './internal/url.js';
 
 /** Path of Salesforce's OAuth 2.0 token endpoint, relative to the login URL. */
@@ -119,7 +121,7 @@ export async function requestToken(
   hooks: TokenRequestHooks = {},
 ): Promise<TokenResponse> {
   const { status, json } = await postForm(endpoint, TOKEN_PATH, params);
-  if (isRecord(json) && typeof json.refresh_token === 'string' && json.refresh_token !== '') {
+  if (isRecord(json) && isUsableRefreshToken(json.refresh_token)) {
     await hooks.adoptRefreshToken?.(json.refresh_token);
   }
   return parseSuccess(json, status, endpoint.instanceUrl, params);
@@ -239,6 +241,11 @@ function parseSuccess(
   if (typeof access_token !== 'string' || access_token === '') {
     throw new UnexpectedResponseError(status, 'access_token missing or not a string');
   }
+  // Refused here, not at the first request: the runtime's TypeError for a bad header value quotes
+  // the value, token included.
+  if (!isHeaderSafeToken(access_token)) {
+    throw new UnexpectedResponseError(status, 'access_token is not visible ASCII text');
+  }
   if (typeof instance_url !== 'string' || instance_url === '') {
     throw new UnexpectedResponseError(status, 'instance_url missing or not a string');
   }
@@ -247,6 +254,9 @@ function parseSuccess(
     if (value !== undefined && typeof value !== 'string') {
       throw new UnexpectedResponseError(status, `${name} is not a string`);
     }
+  }
+  if (typeof refresh_token === 'string' && !isUsableRefreshToken(refresh_token)) {
+    throw new UnexpectedResponseError(status, 'refresh_token is empty or not well-formed text');
   }
   let expiresInMs: number | undefined;
   if (expires_in !== undefined) {
@@ -310,10 +320,14 @@ async function readLimited(response: Response, signal: AbortSignal): Promise<Uin
   return concat(read.chunks, read.size);
 }
 
-/** Maps a failure below HTTP to `TransportError`, preferring the timeout error when that fired. */
+/**
+ * Maps a failure below HTTP to `TransportError`, preferring the timeout error when that fired. The
+ * client's error is kept as a scrubbed `cause` (class names and codes, no text): a parser error
+ * holds the bytes the server sent, which can echo the request's secrets.
+ */
 function transportError(message: string, error: unknown, signal: AbortSignal): TransportError {
   if (signal.aborted && signal.reason instanceof TransportError) return signal.reason;
-  return new TransportError(message, { cause: error });
+  return new TransportError(message, { cause: scrubbedCause(error) });
 }
 
 async function discard(response: Response): Promise<void> {
@@ -327,6 +341,15 @@ function parseRetryAfter(value: string | null): number | undefined {
   if (value.trim() !== '' && Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/**
+ * Whether a refresh token can be presented as issued. It only travels in form bodies, which
+ * percent-encode any text losslessly, so only an empty one or one with a lone surrogate is refused:
+ * never adopted, never persisted. Anything else the server issued is kept as it is.
+ */
+function isUsableRefreshToken(value: unknown): value is string {
+  return typeof value === 'string' && value !== '' && isWellFormedText(value);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

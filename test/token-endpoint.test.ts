@@ -1,8 +1,8 @@
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OAuthError, UnexpectedResponseError } from '../src/errors.js';
-import { requestToken, TOKEN_PATH, tokenEndpoint } from '../src/token-endpoint.js';
-import { caught } from './_secrets.js';
+import { loginEndpoint, requestToken, TOKEN_PATH, tokenEndpoint } from '../src/token-endpoint.js';
+import { caught, expectNoSecrets } from './_secrets.js';
 
 // Narrow unit tests of the response parser: nock answers global fetch, no server needed.
 const HOST = 'https://acme.my.salesforce.com';
@@ -67,12 +67,8 @@ describe('requestToken', () => {
       .reply(503, { error: 'server_error', error_description: 'try later' });
     const error = await caught(() => requestToken(endpoint, params));
     expect(error).toBeInstanceOf(OAuthError);
-    expect(error).toMatchObject({
-      status: 503,
-      transient: true,
-      error: 'server_error',
-      errorDescription: 'try later',
-    });
+    expect(error).toMatchObject({ status: 503, transient: true, error: 'server_error' });
+    expect((error as OAuthError).errorDescription()).toBe('try later');
   });
 
   it('a JSON error body that is not OAuth-shaped is an UnexpectedResponseError', async () => {
@@ -121,6 +117,74 @@ describe('requestToken', () => {
       returned: 'https://evil.example.com',
     });
     expect(String((error as Error).message)).not.toContain('secret');
+  });
+
+  it('without a configured instance, a plain-http instance_url must be loopback by spelling', async () => {
+    const open = loginEndpoint({ loginUrl: HOST });
+    for (const instance_url of [
+      'http://evil.localhost',
+      'http://localhost.',
+      'http://[::ffff:7f00:1]',
+    ]) {
+      nock(HOST).post(TOKEN_PATH).reply(200, { access_token: 't', instance_url });
+      expect(await caught(() => requestToken(open, params))).toMatchObject({
+        name: 'UnexpectedResponseError',
+        message: expect.stringContaining('instance_url'),
+      });
+    }
+    nock(HOST).post(TOKEN_PATH).reply(200, { access_token: 't', instance_url: 'http://127.1:8' });
+    expect(await requestToken(open, params)).toMatchObject({ instanceUrl: 'http://127.0.0.1:8' });
+  });
+
+  // Visible ASCII only (0x21-0x7E): what an Authorization or X-SFDC-Session header can carry as is.
+  it.each([
+    ['CR LF', '00Dxx!AQsekrit\r\nx-injected: 1'],
+    ['LF', '00Dxx!AQsekrit\n'],
+    ['NUL', '00Dxx!AQ\u0000sekrit'],
+    ['a space', '00Dxx!AQ sekrit'],
+    ['DEL', '00Dxx!AQsekrit\u007f'],
+    ['Latin-1 beyond ASCII', '00Dxx!AQsekrité'],
+    ['beyond Latin-1', '00Dxx!AQsekrit€'],
+    ['a lone surrogate', '00Dxx!AQsekrit\ud800'],
+  ])('refuses an access_token with %s, and keeps its text out of the error', async (_, token) => {
+    nock(HOST).post(TOKEN_PATH).reply(200, { access_token: token, instance_url: HOST });
+    const error = await caught(() => requestToken(endpoint, params));
+    expect(error).toBeInstanceOf(UnexpectedResponseError);
+    expect(error).toMatchObject({ code: 'ERR_UNEXPECTED_RESPONSE', status: 200 });
+    expectNoSecrets(error, ['AQsek', 'sekrit']);
+  });
+
+  it('accepts every visible ASCII character in an access_token', async () => {
+    const everything = Array.from({ length: 0x7e - 0x20 }, (_, i) => String.fromCharCode(0x21 + i));
+    const token = `00Dxx!${everything.join('')}`;
+    nock(HOST).post(TOKEN_PATH).reply(200, { access_token: token, instance_url: HOST });
+    expect(await requestToken(endpoint, params)).toMatchObject({ accessToken: token });
+  });
+
+  it('a refresh_token goes in a form body: only one that cannot be sent as issued is refused', async () => {
+    const adopted: string[] = [];
+    const hooks = {
+      adoptRefreshToken: async (t: string) => {
+        adopted.push(t);
+      },
+    };
+    // A lone surrogate cannot be form-encoded as is (it becomes U+FFFD): refused, never adopted.
+    nock(HOST)
+      .post(TOKEN_PATH)
+      .reply(200, { access_token: 't', instance_url: HOST, refresh_token: '5Aep-rt\ud800' });
+    expect(await caught(() => requestToken(endpoint, params, hooks))).toMatchObject({
+      name: 'UnexpectedResponseError',
+      message: expect.not.stringContaining('5Aep'),
+    });
+    expect(adopted).toEqual([]);
+    // Any other text is percent-encoded losslessly, so the server's token is kept as it was issued.
+    nock(HOST)
+      .post(TOKEN_PATH)
+      .reply(200, { access_token: 't', instance_url: HOST, refresh_token: '5Aep rt\r\né€' });
+    expect(await requestToken(endpoint, params, hooks)).toMatchObject({
+      refreshToken: '5Aep rt\r\né€',
+    });
+    expect(adopted).toEqual(['5Aep rt\r\né€']);
   });
 
   it('a body that is not UTF-8 is not JSON', async () => {

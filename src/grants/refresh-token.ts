@@ -1,6 +1,7 @@
 import { RefreshTokenHandlerError, SessionRevokedError } from '../errors.js';
 import { optionalFunction, optionsObject, requiredString } from '../internal/options.js';
 import { within } from '../internal/timeout.js';
+import { requiredToken } from '../internal/token-text.js';
 import {
   CachingSession,
   type CachingSessionOptions,
@@ -83,7 +84,7 @@ export class RefreshTokenAuth extends CachingSession {
     const state = { revoked: false };
     const onRotated = optionalFunction('onRefreshTokenRotated', o.onRefreshTokenRotated);
     const seed =
-      o.accessToken === undefined ? undefined : requiredString('accessToken', o.accessToken);
+      o.accessToken === undefined ? undefined : requiredToken('accessToken', o.accessToken);
     const endpoint = tokenEndpoint(o, DEFAULT_LOGIN_URL);
     const guard = optionalFunction(
       'refreshGuard',

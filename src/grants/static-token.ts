@@ -1,6 +1,7 @@
 import { ConfigError } from '../errors.js';
 import { checkSignal } from '../internal/abort.js';
-import { optionsObject, requiredString } from '../internal/options.js';
+import { optionsObject } from '../internal/options.js';
+import { requiredToken } from '../internal/token-text.js';
 import { normaliseBaseUrl } from '../internal/url.js';
 import type { AuthSession, GetTokenOptions } from '../session/auth-session.js';
 import { Redacted } from '../session/redacted.js';
@@ -32,7 +33,8 @@ export class StaticTokenAuth extends Redacted implements AuthSession {
   constructor(options: StaticTokenOptions) {
     super();
     const o = optionsObject(options);
-    const accessToken = requiredString('accessToken', o.accessToken);
+    // A token no header can carry would fail at the first request, quoted in the runtime's error.
+    const accessToken = requiredToken('accessToken', o.accessToken);
     this.instanceUrl = normaliseBaseUrl('instanceUrl', o.instanceUrl);
     this.#token = Promise.resolve(accessToken);
   }

@@ -1,11 +1,18 @@
 import { isIP } from 'node:net';
 import { ConfigError, InsecureUrlError } from '../errors.js';
 
-/** Whether `hostname` (as `URL#hostname` gives it) is loopback: localhost, 127.0.0.0/8 or ::1. */
+/**
+ * Whether `hostname`, as `URL#hostname` gives it, is loopback by its spelling alone, so plain http
+ * to it never leaves the machine: an IPv4 literal in 127.0.0.0/8, `[::1]`, or the bare name
+ * `localhost` (resolved from the hosts file, which only root can change). Not `*.localhost` nor
+ * `localhost.`: Node asks the system resolver for those, and without systemd-resolved that is DNS.
+ * Not `[::ffff:127.0.0.1]`: whether an IPv4-mapped address reaches loopback depends on the stack.
+ * The WHATWG parser has already turned `127.1`, `0x7f.0.0.1` and `2130706433` into `127.0.0.1`;
+ * an unparsed spelling like those is refused here, the safe way.
+ */
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
-  if (host === '[::1]') return true;
+  if (host === 'localhost' || host === '[::1]') return true;
   return isIP(host) === 4 && host.startsWith('127.');
 }
 

@@ -51,6 +51,8 @@ export interface FakeOrgOptions {
  * - `redirect`: answer a 3xx pointing at `location`.
  * - `oversized`: a 200 JSON body of `bytes` bytes, streamed, with or without `content-length`.
  * - `instance-url`: a valid token for another `instance_url`.
+ * - `malformed-echo`: a response the HTTP client cannot parse, quoting the request body in a header
+ *   (a broken proxy echoing the request): the client's parser error then holds the form's secrets.
  */
 export type TokenFault =
   | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
@@ -61,7 +63,8 @@ export type TokenFault =
   | { kind: 'gzip-bomb'; inflatedBytes: number }
   | { kind: 'redirect'; location: string; status?: 301 | 302 | 303 | 307 | 308 }
   | { kind: 'oversized'; bytes: number; declareLength?: boolean }
-  | { kind: 'instance-url'; instanceUrl: string };
+  | { kind: 'instance-url'; instanceUrl: string }
+  | { kind: 'malformed-echo' };
 
 /** Counters of what the org has served since it started (or since `resetStats()`). */
 export interface FakeOrgStats {
@@ -326,7 +329,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     if (tokenDelayMs > 0) await delay(tokenDelayMs);
 
     const active = takeFault();
-    if (active !== undefined && active.kind !== 'instance-url') return misbehave(active, res);
+    if (active !== undefined && active.kind !== 'instance-url') return misbehave(active, res, body);
 
     if (req.method !== 'POST') return oauthError(res, 400, 'invalid_request', 'must use HTTP POST');
     if (!String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')) {
@@ -371,7 +374,11 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     return current;
   }
 
-  function misbehave(f: Exclude<TokenFault, { kind: 'instance-url' }>, res: ServerResponse): void {
+  function misbehave(
+    f: Exclude<TokenFault, { kind: 'instance-url' }>,
+    res: ServerResponse,
+    requestBody: Buffer,
+  ): void {
     switch (f.kind) {
       case 'status':
         res.writeHead(f.status, { 'content-type': 'application/json', ...f.headers });
@@ -404,6 +411,16 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       case 'redirect':
         res.writeHead(f.status ?? 302, { location: f.location });
         res.end();
+        return;
+      case 'malformed-echo':
+        // Written past node:http: a control character is not allowed in a header value.
+        res.socket?.end(
+          Buffer.concat([
+            Buffer.from('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-echo: \x01'),
+            requestBody,
+            Buffer.from('\r\n\r\n'),
+          ]),
+        );
         return;
       case 'oversized': {
         const headers: Record<string, string | number> = { 'content-type': 'application/json' };
@@ -596,7 +613,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   const { port } = server.address() as AddressInfo;
   baseUrl = `http://127.0.0.1:${port}`;
 
-  return {
+  const org: FakeOrg = {
     loginUrl: baseUrl,
     instanceUrl: baseUrl,
     clientId,
@@ -669,10 +686,34 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       log = [];
     },
     close: () => closeServer(server),
-    // Never show the secret in a test failure or a log line.
-    toJSON: () => ({ loginUrl: baseUrl, instanceUrl: baseUrl, clientId }),
-    [Symbol.for('nodejs.util.inspect.custom')]: () => `FakeOrg { instanceUrl: '${baseUrl}' }`,
-  } as FakeOrg;
+  };
+  return redactedView(org, { loginUrl: baseUrl, instanceUrl: baseUrl, clientId });
+}
+
+/**
+ * `org` as tests use it (reads, `in`, `Object.keys`, `{ ...org }` all reach every field, secrets
+ * included: it is a test double), but never shown with its secrets in a test failure or a log
+ * line: `JSON.stringify` gives `shown`, and `util.inspect` formats a Proxy's target without running
+ * its traps, under every option (`customInspect: false`, `showHidden`, `getters`, `showProxy`), and
+ * the target holds only `shown`. Plain properties or getters would be listed by those options.
+ */
+function redactedView<T extends object>(org: T, shown: Record<string, string>): T {
+  const target = {
+    ...shown,
+    toJSON: () => shown,
+    [Symbol.for('nodejs.util.inspect.custom')]: () =>
+      `FakeOrg { instanceUrl: '${shown.instanceUrl}' }`,
+  };
+  return new Proxy(target, {
+    get: (_, key) => (key === 'toJSON' ? target.toJSON : Reflect.get(org, key)),
+    has: (_, key) => Reflect.has(org, key),
+    ownKeys: () => Reflect.ownKeys(org),
+    getOwnPropertyDescriptor: (_, key) => {
+      const descriptor = Reflect.getOwnPropertyDescriptor(org, key);
+      // A Proxy may only report a key its target lacks as configurable.
+      return descriptor && { ...descriptor, configurable: true };
+    },
+  }) as unknown as T;
 }
 
 /** The org's approval page: what the user sees after logging in, with an Allow and a Deny button. */

@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { authFetch } from '../../src/adapters/fetch.js';
 import {
   AuthError,
   BACKOFF_INITIAL_MS,
@@ -69,7 +70,7 @@ describe('ClientCredentialsAuth against the fake org', () => {
       status: 400,
       transient: false,
     });
-    expect((error as OAuthError).errorDescription).toBe('invalid client credentials');
+    expect((error as OAuthError).errorDescription()).toBe('invalid client credentials');
     expectNoSecrets(error, [wrongSecret, fx.org.clientSecret, 'invalid client credentials']);
   });
 
@@ -176,6 +177,31 @@ describe('token endpoint failures give typed errors within the timeout', () => {
     return error;
   }
 
+  it('an access_token no header can carry is refused at mint, never cached, never shown', async () => {
+    // Before: accepted, then the first request threw undici's TypeError quoting the token.
+    const bad = '00Dxx!AQ-token-text\r\nx-injected: 1';
+    fx.org.failTokenEndpoint(
+      {
+        kind: 'status',
+        status: 200,
+        body: JSON.stringify({ access_token: bad, instance_url: fx.org.instanceUrl }),
+      },
+      { times: 1 },
+    );
+    const session = fx.session({ backoff: false });
+    const sfFetch = authFetch(session);
+    const error = await caught(() => sfFetch(`${fx.org.instanceUrl}/services/data/v62.0/limits`));
+    expect(error).toBeInstanceOf(UnexpectedResponseError);
+    expect(error).toMatchObject({ code: 'ERR_UNEXPECTED_RESPONSE', status: 200, transient: false });
+    expectNoSecrets(error, ['AQ-token-text', fx.org.clientSecret]);
+    expectNoSecrets(session, ['AQ-token-text', fx.org.clientSecret]);
+    expect(fx.org.stats.apiRequests).toBe(0);
+    // Nothing was cached: the next call mints again and gets a token the org accepts.
+    const token = await session.getToken();
+    expect(fx.org.isValidToken(token)).toBe(true);
+    expect(fx.org.stats.tokenRequests).toBe(2);
+  });
+
   it('a redirect is an UnexpectedResponseError and the target receives nothing', async () => {
     for (const status of [301, 302, 303, 307, 308] as const) {
       fx.org.failTokenEndpoint({ kind: 'redirect', status, location: `${fx.other.url}/steal` });
@@ -201,6 +227,21 @@ describe('token endpoint failures give typed errors within the timeout', () => {
   it('a connection reset is a transient TransportError', async () => {
     fx.org.failTokenEndpoint({ kind: 'reset' });
     expect(await failure()).toMatchObject({ name: 'TransportError', transient: true });
+  });
+
+  it('an unparsable answer echoing the form keeps the cause chain, not its bytes', async () => {
+    // The HTTP client's parser error holds the bytes it choked on: here, the form with the secret.
+    fx.org.failTokenEndpoint({ kind: 'malformed-echo' });
+    const error = await failure();
+    expect(error).toMatchObject({ name: 'TransportError', code: 'ERR_TRANSPORT', transient: true });
+    const chain: unknown[] = [];
+    for (let at: unknown = (error as Error).cause; at instanceof Error; at = at.cause) {
+      chain.push({ name: at.name, code: (at as { code?: unknown }).code });
+    }
+    expect(chain).toEqual([
+      { name: 'TypeError', code: undefined },
+      { name: 'HTTPParserError', code: 'HPE_INVALID_HEADER_TOKEN' },
+    ]);
   });
 
   it('connection refused is a transient TransportError', async () => {

@@ -233,6 +233,16 @@ describe('RefreshTokenAuth', () => {
     expect(await session.getToken()).toBe(minted);
     expect(fx.org.stats.tokenRequests).toBe(0);
     expectNoSecrets(session, [refreshToken, minted, fx.org.clientSecret]);
+    // A seed no header can carry is a ConfigError at construction.
+    expect(
+      () =>
+        new RefreshTokenAuth({
+          clientId: fx.org.clientId,
+          refreshToken,
+          accessToken: `${minted}\r\n`,
+          instanceUrl: fx.org.instanceUrl,
+        }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', option: 'accessToken' }));
   });
 
   it('single-flight and compare-and-swap hold for the refresh grant', async () => {

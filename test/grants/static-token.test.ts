@@ -34,6 +34,18 @@ describe('StaticTokenAuth', () => {
       () => new StaticTokenAuth({ accessToken: 'x', instanceUrl: 'http://a.my.salesforce.com' }),
     ).toThrow(InsecureUrlError);
     expect(() => new StaticTokenAuth(null as never)).toThrow(ConfigError);
+    // A token no header can carry is refused here, not quoted by the runtime at the first request.
+    for (const accessToken of ['00D!secret-token\n', '00D!secret token', '00D!secret-tokén']) {
+      const error = (() => {
+        try {
+          return new StaticTokenAuth({ accessToken, instanceUrl: 'https://a.my.salesforce.com' });
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(error).toMatchObject({ code: 'ERR_CONFIG', option: 'accessToken' });
+      expectNoSecrets(error, ['secret']);
+    }
     const session = new StaticTokenAuth({
       accessToken: '00Dsecret!token',
       instanceUrl: 'https://a.my.salesforce.com',

@@ -112,6 +112,12 @@ const faults: Fault[] = [
     transient: true,
   },
   {
+    name: 'unparsable response echoing the request',
+    fault: () => ({ kind: 'malformed-echo' }),
+    error: TransportError,
+    transient: true,
+  },
+  {
     name: '500',
     fault: () => ({ kind: 'status', status: 500, body: '' }),
     error: UnexpectedResponseError,
