@@ -111,6 +111,7 @@ function authAdapter(
     }
     const envelope = api === 'soap' ? soapTemplate(config.data) : undefined;
     const carry = (token: string) => {
+      policy.sendable(token);
       noteAttached(token);
       config.headers.set('Authorization', `Bearer ${token}`);
       if (api === 'bulk') config.headers.set(BULK_SESSION_HEADER, token);

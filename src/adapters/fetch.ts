@@ -80,7 +80,7 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
     let sent: string;
     let response: Response;
     try {
-      sent = await session.getToken({ signal });
+      sent = policy.sendable(await session.getToken({ signal }));
       response = await inner(...prepared.build(sent));
     } catch (error) {
       // A one-shot body left half read must not stay locked open (a file, a socket).
@@ -100,7 +100,7 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
     try {
       await raceAbort(session.invalidate(sent), signal);
       // A body that cannot be replayed ends here: the stale token is gone, the rejection goes back.
-      fresh = prepared.replayable ? await session.getToken({ signal }) : sent;
+      fresh = prepared.replayable ? policy.sendable(await session.getToken({ signal })) : sent;
     } catch (error) {
       await response.body?.cancel().catch(() => {});
       throw error;

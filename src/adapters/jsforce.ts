@@ -153,7 +153,7 @@ export async function jsforceOptions(
     const stale = conn.accessToken ?? undefined;
     (async () => {
       if (stale) await session.invalidate(stale);
-      const fresh = await session.getToken();
+      const fresh = policy.sendable(await session.getToken());
       if (fresh === stale) throw new RefreshLoopError('same-token');
       conn.instanceUrl = session.instanceUrl;
       return fresh;
@@ -173,7 +173,7 @@ export async function jsforceOptions(
 
   return {
     instanceUrl: session.instanceUrl,
-    accessToken: await session.getToken(),
+    accessToken: policy.sendable(await session.getToken()),
     version,
     refreshFn,
   };

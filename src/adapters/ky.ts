@@ -56,7 +56,7 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
 
   /** Sets the session on `request` where `api` reads it; returns the token. */
   const carry = async (request: Request, api: OrgApi): Promise<string> => {
-    const token = await session.getToken({ signal: request.signal });
+    const token = policy.sendable(await session.getToken({ signal: request.signal }));
     noteAttached(token);
     request.headers.set('authorization', `Bearer ${token}`);
     if (api === 'bulk') request.headers.set(BULK_SESSION_HEADER, token);
@@ -136,7 +136,7 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
       reportRetry('ky', policy.instanceUrl, response.status, false);
       return;
     }
-    const fresh = await session.getToken({ signal: request.signal });
+    const fresh = policy.sendable(await session.getToken({ signal: request.signal }));
     // The same token again means a new token does not cure this (or the session's rejection guard
     // holds minting back): surface the rejection rather than burn a retry.
     reportRetry('ky', policy.instanceUrl, response.status, fresh !== sent);

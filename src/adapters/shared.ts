@@ -1,4 +1,5 @@
-import { ConfigError } from '../errors.js';
+import { AuthError, ConfigError } from '../errors.js';
+import { isHeaderSafeToken } from '../internal/token-text.js';
 import { concat, readUpTo } from '../internal/bytes.js';
 import { optionalFunction } from '../internal/options.js';
 import { normaliseBaseUrl } from '../internal/url.js';
@@ -103,6 +104,11 @@ export interface AdapterPolicy {
    * auth failure), once per token: the session's rejection guard needs it.
    */
   accepted(token: string): void;
+  /**
+   * Returns `token` if an HTTP header can carry it; else throws an `AuthError` that does not
+   * quote it (the runtime's own header error would). Checked once per token.
+   */
+  sendable(token: string): string;
 }
 
 /** Validates adapter options against `session`; throws `ConfigError` naming the bad option. */
@@ -147,6 +153,7 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
     }
   };
   let confirmed: string | undefined;
+  let checked: string | undefined;
   const confirm = typeof session.confirm === 'function' ? session.confirm.bind(session) : () => {};
 
   return {
@@ -157,6 +164,14 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
     resolve: (input) => resolveAgainst(instanceUrl, input),
     mayBeAuthFailure: (status, api) =>
       custom !== undefined || status === 401 || status === FAILURE_STATUS[api],
+    sendable(token) {
+      if (token === checked) return token;
+      if (!isHeaderSafeToken(token)) {
+        throw new AuthError('The session handed out a token no HTTP header can carry');
+      }
+      checked = token;
+      return token;
+    },
     accepted(token) {
       // One call per token, not per request: the hot path pays one comparison.
       if (token === confirmed) return;

@@ -7,8 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachAuth } from '../../src/adapters/axios.js';
 import { authFetch, installGlobalFetch } from '../../src/adapters/fetch.js';
 import { authHooks } from '../../src/adapters/ky.js';
+import { AuthError } from '../../src/index.js';
 import { closeServer } from '../../src/testing/fake-org.js';
 import { useFakeOrg } from '../_org.js';
+import { caught, expectNoSecrets } from '../_secrets.js';
+import { drivers } from './_drivers.js';
 
 const fx = useFakeOrg();
 const LIMITS = '/services/data/v62.0/limits';
@@ -168,4 +171,22 @@ describe('10. a 401 whose body stalls', () => {
     expect(status).toBe(401);
     expect(stalling.hits() - before).toBe(2);
   });
+});
+
+describe('1. a token no header can carry never reaches the runtime', () => {
+  it.each(drivers)(
+    '$label: a third-party session handing out one gets a typed error that does not quote it',
+    async (driver) => {
+      const bad = '00Dtoken\r\nX-Injected: 1';
+      const session = {
+        instanceUrl: fx.org.instanceUrl,
+        getToken: async () => bad,
+        invalidate: async () => {},
+      };
+      const thrown = await caught(() => driver.client(session).send({ url: LIMITS }));
+      expect(driver.authErrorOf(thrown)).toBeInstanceOf(AuthError);
+      expectNoSecrets(thrown, ['00Dtoken', 'X-Injected']);
+      expect(fx.org.stats.apiRequests).toBe(0);
+    },
+  );
 });
