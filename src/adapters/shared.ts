@@ -1,7 +1,7 @@
 import { AuthError, ConfigError } from '../errors.js';
-import { isHeaderSafeToken } from '../internal/token-text.js';
 import { concat, readUpTo } from '../internal/bytes.js';
 import { optionalFunction } from '../internal/options.js';
+import { isHeaderSafeToken } from '../internal/token-text.js';
 import { normaliseBaseUrl } from '../internal/url.js';
 import type { AuthSession } from '../session/auth-session.js';
 import { publish, type RetryEvent } from '../session/diagnostics.js';
