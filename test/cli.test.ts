@@ -291,7 +291,8 @@ describe('the cirrus-auth command', () => {
           SF_INSTANCE_URL: fx.org.instanceUrl,
         });
         expect(result.code).toBe(1);
-        expect(result.stderr).toMatch(/^cirrus-auth: TypeError/);
+        // Refused before any request: a token no header can carry is a ConfigError at construction.
+        expect(result.stderr).toMatch(/^cirrus-auth: ERR_CONFIG/);
         expect(result.stderr).not.toContain('secret-token-value');
         // Undici's wording: 'Headers.set: "Bearer …" is an invalid header value', 'Cannot convert
         // argument to a ByteString …'.

@@ -207,8 +207,10 @@ export class CachingSession extends Redacted implements AuthSession {
    * ({@link confirm}): its rejection means the org refuses every token, new or old (the guard).
    */
   #unconfirmed: string | undefined;
-  /** When `#unconfirmed` was minted, on the session's clock. */
+  /** When `#unconfirmed` was minted (or adopted from a shared store), on the session's clock. */
   #mintedAt = 0;
+  /** The last token a request confirmed: adopting it again from a store does not re-arm the guard. */
+  #confirmed: string | undefined;
   /** The rejection guard's window: `token` is kept and no mint runs until `until`. */
   #guard: { readonly token: string; readonly failures: number; readonly until: number } | undefined;
 
@@ -349,6 +351,7 @@ export class CachingSession extends Redacted implements AuthSession {
   confirm(acceptedToken: string): void {
     if (acceptedToken !== this.#unconfirmed) return;
     this.#unconfirmed = undefined;
+    this.#confirmed = acceptedToken;
     this.#guard = undefined;
   }
 
@@ -471,6 +474,9 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#failure = undefined;
     this.#remember(token);
     this.#store.set(token);
+    if (token.accessToken === this.#unconfirmed || token.accessToken === this.#confirmed) return;
+    this.#unconfirmed = token.replacement === true ? token.accessToken : undefined;
+    this.#mintedAt = this.#now();
   }
 
   /** Joins the fleet's backoff window: callers get this error, without a request, until it ends. */
@@ -534,10 +540,8 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#failure = undefined;
     this.#minted = true;
     // Only a token minted because the last one was rejected can show that a new token does not
-    // cure the rejection.
-    this.#unconfirmed = reason === 'invalidated' ? token.accessToken : undefined;
-    this.#mintedAt = startedAt;
-    return token;
+    // cure the rejection; the flag travels with it through a shared store.
+    return reason === 'invalidated' ? { ...token, replacement: true } : token;
   }
 
   /** Opens the backoff window after a failed mint. */

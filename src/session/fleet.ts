@@ -410,6 +410,7 @@ export class FleetMember {
       expiresInMs: token.expiresAt - now,
       staleInMs: token.staleAt - now,
       refreshInMs: token.refreshAt - now,
+      ...(token.replacement === true ? { replacement: true } : {}),
     };
   }
 
@@ -458,6 +459,7 @@ export class FleetMember {
       expiresAt: now + shared.expiresInMs,
       staleAt: now + shared.staleInMs,
       refreshAt: now + shared.refreshInMs,
+      ...(shared.replacement === true ? { replacement: true } : {}),
     };
   }
 

@@ -23,6 +23,12 @@ export interface SharedToken {
   readonly staleInMs: number;
   /** Until a background refresh starts. */
   readonly refreshInMs: number;
+  /**
+   * Minted to replace a rejected token: a process that adopts it and sees it rejected before any
+   * request with it succeeded holds minting back (the rejection guard), fleet-wide. A store keeps
+   * it as written.
+   */
+  readonly replacement?: boolean | undefined;
 }
 
 /** One session's entry in a shared store, as read. */

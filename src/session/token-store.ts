@@ -13,6 +13,11 @@ export interface CachedToken {
    * minting fails.
    */
   readonly declared?: boolean | undefined;
+  /**
+   * Minted to replace a rejected token, and no request has confirmed it yet: its rejection means a
+   * new token does not cure the rejection (the rejection guard).
+   */
+  readonly replacement?: boolean | undefined;
 }
 
 /** One token in process memory: a session's own copy, shared store or not. */

@@ -307,6 +307,7 @@ export class RedisTokenStore implements SharedTokenStore {
       expiresInMs: remainingMs,
       staleInMs: remainingMs - (written.expiresInMs - written.staleInMs),
       refreshInMs: remainingMs - (written.expiresInMs - written.refreshInMs),
+      ...(written.replacement === true ? { replacement: true } : {}),
     };
   }
 

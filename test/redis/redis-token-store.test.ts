@@ -3,6 +3,7 @@ import { inspect } from 'node:util';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { authFetch } from '../../src/adapters/fetch.js';
 import {
   ConfigError,
   DIAGNOSTICS_CHANNELS,
@@ -38,6 +39,7 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
     }).on('error', () => {});
   let client: ReturnType<typeof clientFor>;
   const KEY = Buffer.alloc(32, 7).toString('base64');
+  const LIMITS = '/services/data/v62.0/limits';
 
   beforeAll(async () => {
     redis = await startRedis();
@@ -729,6 +731,48 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       const error = await caught(() => session.revoke());
       expect(error).toMatchObject({ code: 'ERR_TOKEN_STORE', problem: 'unavailable' });
       expect(fixture.org.stats.revocations).toBe(0);
+    });
+  });
+
+  describe('the rejection guard across a fleet', () => {
+    it('4 processes against an org refusing every token for 2 s: about one login per window, fleet-wide', async () => {
+      const store = new RedisTokenStore({ client });
+      const backoff = { initialMs: 200, maxMs: 1_000 };
+      const fleet = Array.from(
+        { length: 4 },
+        () =>
+          authFetch(open(fixture.session({ store, backoff }))) as (
+            path: string,
+          ) => Promise<Response>,
+      );
+      for (const sfFetch of fleet) expect((await sfFetch(LIMITS)).status).toBe(200);
+      fixture.org.rejectApiTokens('invalid-session');
+      fixture.org.resetStats();
+      let calls = 0;
+      const until_ = Date.now() + 2_000;
+      await Promise.all(
+        fleet.map(async (sfFetch) => {
+          while (Date.now() < until_) {
+            const response = await sfFetch(LIMITS);
+            await response.body?.cancel();
+            expect(response.status).toBe(401);
+            calls++;
+          }
+        }),
+      );
+      expect(calls).toBeGreaterThan(40);
+      // Without sharing the guard each process re-mints on its first sight of each token.
+      expect(fixture.org.stats.tokenRequests).toBeLessThanOrEqual(8);
+      expect(fixture.org.stats.apiRequests).toBeLessThanOrEqual(2 * calls);
+      fixture.org.rejectApiTokens(undefined);
+      const healed = Date.now() + 2_000;
+      let ok = 0;
+      while (ok < fleet.length && Date.now() < healed) {
+        ok = 0;
+        for (const sfFetch of fleet) if ((await sfFetch(LIMITS)).status === 200) ok++;
+        if (ok < fleet.length) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(ok).toBe(fleet.length);
     });
   });
 
