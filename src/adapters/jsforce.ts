@@ -206,7 +206,8 @@ function guardConnection(conn: Connection, policy: AdapterPolicy): void {
     }
     const attempt = (sends.get(request) ?? 0) + 1;
     sends.set(request, attempt);
-    const token = sessionOf(request.headers);
+    // jsforce's SOAP requests carry the session only in the envelope it built from accessToken.
+    const token = sessionOf(request.headers) ?? conn.accessToken ?? undefined;
     const pending = send(request, { ...options, followRedirect });
     const judged = Promise.resolve(pending).then(async (response) => {
       const res = response as JsforceResponse | undefined;

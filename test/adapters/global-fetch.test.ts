@@ -178,3 +178,37 @@ describe('third-party packages that call the global fetch themselves', () => {
     uninstall();
   });
 });
+
+describe('installGlobalFetch: each API gets the session where it reads it', () => {
+  it('a SOAP call (envelope) and a Bulk 1.0 call (X-SFDC-Session) survive a revocation with 1 re-mint each', async () => {
+    const session = sessionFor(orgA);
+    const uninstall = installGlobalFetch(session);
+    try {
+      const soap = () =>
+        fetch(`${orgA.instanceUrl}/services/Soap/u/62.0`, {
+          method: 'POST',
+          headers: { 'content-type': 'text/xml', soapaction: '""' },
+          body: '<se:Envelope xmlns:se="http://schemas.xmlsoap.org/soap/envelope/"><se:Header><SessionHeader xmlns="urn:partner.soap.sforce.com"><sessionId>SESSION</sessionId></SessionHeader></se:Header><se:Body><getUserInfo xmlns="urn:partner.soap.sforce.com"/></se:Body></se:Envelope>',
+        });
+      const bulk = () =>
+        fetch(`${orgA.instanceUrl}/services/async/62.0/job`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/xml' },
+          body: '<jobInfo/>',
+        });
+      expect((await soap()).status).toBe(200);
+      for (const [call, rejection] of [
+        [soap, 500],
+        [bulk, 400],
+      ] as const) {
+        orgA.revokeAllTokens();
+        orgA.resetStats();
+        expect((await call()).status).toBe(200);
+        expect(orgA.stats.tokenRequests).toBe(1);
+        expect(orgA.apiRequests.map((r) => r.status)).toEqual([rejection, 200]);
+      }
+    } finally {
+      uninstall();
+    }
+  });
+});

@@ -99,6 +99,26 @@ describe('jsforce integration (the real jsforce 3)', () => {
     expect(reported).toMatchObject({ code: 'ERR_REFRESH_LOOP' });
   });
 
+  it('SOAP (the envelope) and Bulk API 1.0 (X-SFDC-Session) calls survive a revocation with 1 re-mint each', async () => {
+    const conn = await jsforceConnection(fx.session());
+    const soap = (conn as unknown as { soap: { getUserInfo(): Promise<unknown> } }).soap;
+    await soap.getUserInfo();
+    for (const call of [
+      () => soap.getUserInfo(),
+      () => conn.bulk.createJob('Account', 'insert').open(),
+      () => soap.getUserInfo(),
+    ]) {
+      fx.org.revokeAllTokens();
+      fx.org.resetStats();
+      await call();
+      expect(fx.org.stats.tokenRequests).toBe(1);
+      expect(fx.org.apiRequests.map((r) => r.status)).toEqual([
+        fx.org.apiRequests[0]?.path.startsWith('/services/async/') ? 400 : 500,
+        200,
+      ]);
+    }
+  });
+
   it('maxRefreshes, refreshWindowMs and now are deprecated no-ops: accepted and ignored', async () => {
     const conn = await jsforceConnection(fx.session(), {
       maxRefreshes: 1,
