@@ -383,6 +383,42 @@ if (want(6)) {
   );
 }
 
+// 8. Rejection storm ------------------------------------------------------------------------------
+if (want(8)) {
+  // An org that refuses every token (IP restrictions, a blocked app): token requests while every
+  // API call is rejected, with the rejection guard and without it (backoff: false, as before).
+  const stormMs = scale(5_000, 500);
+  const rejectionStorm = async (guarded: boolean) => {
+    const session = credentials(guarded ? {} : { backoff: false });
+    const sfFetch = authFetch(session);
+    await (await sfFetch(LIMITS)).arrayBuffer();
+    org.rejectApiTokens('invalid-session');
+    org.resetStats();
+    let calls = 0;
+    await loadFor(stormMs, 8, async () => {
+      await (await sfFetch(LIMITS)).arrayBuffer();
+      calls++;
+    });
+    const figure = {
+      calls,
+      tokenRequests: org.stats.tokenRequests,
+      apiRequests: org.stats.apiRequests,
+    };
+    org.rejectApiTokens(undefined);
+    await session.close();
+    return figure;
+  };
+  const guarded = await rejectionStorm(true);
+  const unguarded = await rejectionStorm(false);
+  results.rejectionStorm = { stormMs, concurrency: 8, guarded, unguarded };
+  row(
+    `8. rejection storm (every token refused for ${stormMs / 1000} s, concurrency 8): token requests / calls`,
+    `guard on ${guarded.tokenRequests} / ${guarded.calls} (${(guarded.apiRequests / guarded.calls).toFixed(2)} API requests a call), off ${unguarded.tokenRequests} / ${unguarded.calls}`,
+    '≤ 12 with the guard',
+    guarded.tokenRequests <= 12,
+  );
+}
+
 // 7. A fleet on one Redis --------------------------------------------------------------------------
 if (want(7)) {
   if (!haveRedisServer()) {
