@@ -238,10 +238,13 @@ describe('token endpoint failures give typed errors within the timeout', () => {
     for (let at: unknown = (error as Error).cause; at instanceof Error; at = at.cause) {
       chain.push({ name: at.name, code: (at as { code?: unknown }).code });
     }
-    expect(chain).toEqual([
-      { name: 'TypeError', code: undefined },
-      { name: 'HTTPParserError', code: 'HPE_INVALID_HEADER_TOKEN' },
-    ]);
+    // Node 22's undici names the parser's code; Node 24's leaves it undefined. Either way the
+    // classes survive, and a code, when there is one, is kept.
+    const [outer, parser] = chain as { name: string; code: unknown }[];
+    expect(chain).toHaveLength(2);
+    expect(outer).toEqual({ name: 'TypeError', code: undefined });
+    expect(parser?.name).toBe('HTTPParserError');
+    expect([undefined, 'HPE_INVALID_HEADER_TOKEN']).toContain(parser?.code);
   });
 
   it('connection refused is a transient TransportError', async () => {
