@@ -18,9 +18,10 @@ import {
   DETECTION_PEEK_BYTES,
   DETECTION_PEEK_TIMEOUT_MS,
   formSize,
-  noteAttached,
+  owningFetch,
   reportRetry,
   withSoapSession,
+  withSoapSessionBytes,
 } from './shared.js';
 
 /** Each adapter this module installed: the adapter it wraps, and the attachment that made it. */
@@ -96,11 +97,17 @@ function authAdapter(
   policy: AdapterPolicy,
 ): AxiosAdapter {
   return async (config) => {
-    const send = axios.getAdapter(original, config);
     const url = config.url ?? '';
     if (!config.baseURL && !isAbsoluteUrl(url)) config.baseURL = policy.instanceUrl;
-    const api = policy.apiOf(fullUrl(config));
-    if (api === undefined) return send(config);
+    const requested = policy.apiOf(fullUrl(config));
+    if (requested === undefined) return axios.getAdapter(original, config)(config);
+    // axios's fetch adapter builds its own Requests: they are marked as authenticated here, so a
+    // cirrus-auth global fetch below passes them on (one retry per call).
+    config.env = {
+      ...config.env,
+      fetch: owningFetch(config.env?.fetch as typeof fetch | undefined),
+    };
+    const send = axios.getAdapter(original, config);
     const redirects = guardRedirects(config, policy);
     if (config.data instanceof FormData && formSize(config.data) <= policy.maxReplayBodyBytes) {
       // Serialised once, so a retry sends the same bytes and multipart boundary. A larger form is
@@ -109,10 +116,16 @@ function authAdapter(
       config.headers.set('Content-Type', encoded.headers.get('content-type'));
       config.data = Buffer.from(await encoded.arrayBuffer());
     }
-    const envelope = api === 'soap' ? soapTemplate(config.data) : undefined;
+    const envelope = requested === 'soap' ? soapTemplate(config.data) : undefined;
+    // A SOAP call whose body has no <sessionId> to write (a stream, say) is judged as REST.
+    const api = requested === 'soap' && envelope === undefined ? 'rest' : requested;
+    if (api === 'soap' || api === 'bulk') {
+      // The session travels in the body or a custom header: a redirect is not followed with it.
+      config.maxRedirects = 0;
+      config.fetchOptions = { ...config.fetchOptions, redirect: 'manual' };
+    }
     const carry = (token: string) => {
       policy.sendable(token);
-      noteAttached(token);
       config.headers.set('Authorization', `Bearer ${token}`);
       if (api === 'bulk') config.headers.set(BULK_SESSION_HEADER, token);
       if (envelope !== undefined) config.data = envelope(token);
@@ -122,11 +135,10 @@ function authAdapter(
     const sent = await cancellable(session.getToken({ signal }), config, signal);
     carry(sent);
     const first = await outcome(send(config));
-    const response =
-      first.response ?? (axios.isAxiosError(first.error) ? first.error.response : undefined);
+    const response = responseOf(first);
     if (response === undefined) return settle(first);
     if (!policy.mayBeAuthFailure(response.status, api)) {
-      policy.accepted(sent);
+      policy.accepted(sent, redirects.url);
       return settle(first);
     }
     // A streamed error body (responseType: 'stream') is peeked, and handed on whole.
@@ -138,7 +150,7 @@ function authAdapter(
     }
     const answeredBy = redirects.url ?? answeringUrl(response) ?? '';
     if (!(await policy.isAuthFailure(toFetchResponse(response, head), api, answeredBy, signal))) {
-      if (response.status !== 401) policy.accepted(sent);
+      if (response.status !== 401) policy.accepted(sent, answeredBy);
       return settle(first);
     }
 
@@ -160,10 +172,19 @@ function authAdapter(
     carry(fresh);
     destroyStream(response.data);
     redirects.url = undefined;
-    const retried = await send(config);
-    if (!policy.mayBeAuthFailure(retried.status, api)) policy.accepted(fresh);
-    return retried;
+    const second = await outcome(send(config));
+    const retried = responseOf(second);
+    if (retried !== undefined) {
+      const by = redirects.url ?? answeringUrl(retried) ?? '';
+      await policy.settleRetry(fresh, toFetchResponse(retried), api, by, signal);
+    }
+    return settle(second);
   };
+}
+
+/** The response an attempt got, whether axios resolved with it or rejected with it. */
+function responseOf(result: Outcome): AxiosResponse | undefined {
+  return result.response ?? (axios.isAxiosError(result.error) ? result.error.response : undefined);
 }
 
 /**
@@ -209,10 +230,13 @@ function answeringUrl(response: AxiosResponse): string | undefined {
  * `<sessionId>`. A stream is sent as is.
  */
 function soapTemplate(data: unknown): ((token: string) => string | Buffer) | undefined {
-  if (typeof data === 'string') return (token) => withSoapSession(data, token);
+  if (typeof data === 'string') {
+    if (withSoapSession(data, 'probe') === undefined) return undefined;
+    return (token) => withSoapSession(data, token) ?? data;
+  }
   if (Buffer.isBuffer(data)) {
-    const text = data.toString('utf8');
-    return (token) => Buffer.from(withSoapSession(text, token));
+    if (withSoapSessionBytes(data, 'probe') === undefined) return undefined;
+    return (token) => Buffer.from(withSoapSessionBytes(data, token) ?? data);
   }
   return undefined;
 }

@@ -8,9 +8,9 @@ import {
   adapterPolicy,
   BULK_SESSION_HEADER,
   formSize,
-  isAttachedBearer,
-  noteAttached,
+  isOwned,
   type OrgApi,
+  own,
   reportRetry,
   withSoapSession,
   withSoapSessionBytes,
@@ -26,16 +26,12 @@ export interface AuthFetchOptions extends AdapterOptions {
 }
 
 /**
- * Requests and inits built by some `authFetch`: any other `authFetch` below it (a second global
- * layer, say) passes them on untouched, so a call is authenticated once, by the outermost owner.
- */
-const claimed = new WeakSet<object>();
-
-/**
- * Wraps `fetch` so requests to the org carry `Authorization: Bearer <token>` and an auth failure is
- * retried once with a new token. Requests to any other origin pass through untouched, with no token.
- * Relative paths resolve against `session.instanceUrl`. On a 401 it invalidates the exact token it
- * sent; if the session then hands back the same token, the 401 is returned as is.
+ * Wraps `fetch` so requests to the org carry the session where each API reads it (the bearer;
+ * also `X-SFDC-Session` for Bulk API 1.0 and the envelope's `<sessionId>` for SOAP) and an auth
+ * failure is retried once with a new token. Requests to any other origin pass through untouched,
+ * with no token. Relative paths resolve against `session.instanceUrl`. On an auth failure it
+ * invalidates the exact token it sent; if the session then hands back the same token, the
+ * rejection is returned as is.
  *
  * @example
  * ```ts
@@ -54,28 +50,25 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
     input: string | URL | Request,
     init?: RequestInit,
   ): Promise<Response> {
-    // A call an outer cirrus-auth layer built is that layer's to authenticate: pass it on.
-    if (claimed.has((input instanceof Request ? input : (init ?? input)) as object))
+    // A call an outer cirrus-auth adapter built (another authFetch, ky's hooks, axios's fetch
+    // adapter) is that adapter's to authenticate and retry: pass it on.
+    if (isOwned((input instanceof Request ? input : (init ?? input)) as object))
       return inner(input, init);
     const url = policy.resolve(input instanceof Request ? input.url : String(input));
-    const api = policy.apiOf(url);
-    if (api === undefined || isAttachedBearer(authorizationOf(input, init))) {
-      // Another origin, or a request another cirrus-auth adapter (ky's hooks, axios's fetch
-      // adapter) authenticated already and will retry itself.
-      return inner(input, init);
-    }
+    const requested = policy.apiOf(url);
+    if (requested === undefined) return inner(input, init);
 
     const target = input instanceof Request ? input : url;
     const prepared = isOneShot(target, init)
-      ? await prepareOneShot(target, init, policy.maxReplayBodyBytes, api)
+      ? await prepareOneShot(target, init, policy.maxReplayBodyBytes, requested)
       : prepareInMemory(
           target,
           init?.body instanceof FormData && formSize(init.body) <= policy.maxReplayBodyBytes
             ? await serialiseForm(init)
             : init,
-          api,
+          requested,
         );
-    const signal = prepared.signal;
+    const { signal, api } = prepared;
 
     let sent: string;
     let response: Response;
@@ -88,11 +81,11 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
       throw error;
     }
     if (!policy.mayBeAuthFailure(response.status, api)) {
-      policy.accepted(sent);
+      policy.accepted(sent, response.redirected ? response.url : undefined);
       return response;
     }
     if (!(await policy.isAuthFailure(response, api, response.url, signal))) {
-      if (response.status !== 401) policy.accepted(sent);
+      if (response.status !== 401) policy.accepted(sent, response.url);
       return response;
     }
 
@@ -111,27 +104,18 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
     if (fresh === sent) return response;
     await response.body?.cancel().catch(() => {});
     const retried = await inner(...prepared.build(fresh));
-    if (!policy.mayBeAuthFailure(retried.status, api)) policy.accepted(fresh);
+    await policy.settleRetry(fresh, retried, api, retried.url, signal);
     return retried;
   };
 }
 
-/** The `Authorization` a call already carries, if any (checked for a plain object cheaply). */
-function authorizationOf(
-  input: string | URL | Request,
-  init: RequestInit | undefined,
-): string | null | undefined {
-  const headers = init?.headers;
-  if (headers === undefined)
-    return input instanceof Request ? input.headers.get('authorization') : undefined;
-  if (headers instanceof Headers) return headers.get('authorization');
-  if (Array.isArray(headers)) return new Headers(headers).get('authorization');
-  const record = headers as Record<string, string>;
-  return record.authorization ?? record.Authorization;
-}
-
 interface Prepared {
   readonly signal: AbortSignal | undefined;
+  /**
+   * The API as far as the session goes: a SOAP call whose body carries no `<sessionId>` this
+   * adapter can write counts as REST (its faults say nothing about the token it sent).
+   */
+  readonly api: OrgApi;
   /** Whether a second attempt can carry the same body. */
   readonly replayable: boolean;
   /** The arguments of one attempt carrying `token`; called at most twice. */
@@ -140,10 +124,7 @@ interface Prepared {
   discard?(reason: unknown): void;
 }
 
-const bearer = (token: string) => {
-  noteAttached(token);
-  return `Bearer ${token}`;
-};
+const bearer = (token: string) => `Bearer ${token}`;
 
 /** Puts the session on a Request where `api` reads it (SOAP bodies are written separately). */
 function carryOn(request: Request, token: string, api: OrgApi): void {
@@ -182,12 +163,25 @@ function withBearer(headers: HeadersInit | undefined, token: string, api: OrgApi
   return copy;
 }
 
-/** An in-memory SOAP body with `token` in its `<sessionId>`; other bodies unchanged. */
-function soapBody(body: BodyInit | null, token: string): BodyInit | null {
+/**
+ * An in-memory SOAP body with `token` in its Header's `<sessionId>`, or `undefined` when the body
+ * is no such envelope (a Blob, FormData, an envelope without one).
+ */
+function soapBody(body: BodyInit | null | undefined, token: string): BodyInit | undefined {
   if (typeof body === 'string') return withSoapSession(body, token);
   if (body instanceof Uint8Array) return withSoapSessionBytes(body, token);
   if (body instanceof ArrayBuffer) return withSoapSessionBytes(new Uint8Array(body), token);
-  return body;
+  return undefined;
+}
+
+/**
+ * SOAP and Bulk 1.0 calls carry the session where fetch does not know it (the body, a custom
+ * header), and fetch would forward both on a redirect to any host: their redirects are not
+ * followed (`redirect: 'manual'`, or `'error'` when the caller asked for it).
+ */
+function redirectFor(api: OrgApi, asked: RequestRedirect | undefined): RequestRedirect | undefined {
+  if (api !== 'soap' && api !== 'bulk') return undefined;
+  return asked === 'error' ? 'error' : 'manual';
 }
 
 function signalOf(
@@ -212,26 +206,29 @@ function isOneShot(target: string | Request, init: RequestInit | undefined): boo
 function prepareInMemory(
   target: string | Request,
   init: RequestInit | undefined,
-  api: OrgApi,
+  requested: OrgApi,
 ): Prepared {
-  const soapInit = api === 'soap' && init?.body != null ? init : undefined;
+  const api =
+    requested === 'soap' && soapBody(init?.body, 'probe') === undefined ? 'rest' : requested;
+  const redirect = redirectFor(
+    api,
+    init?.redirect ?? (target instanceof Request ? target.redirect : undefined),
+  );
   return {
     signal: signalOf(target, init),
+    api,
     replayable: true,
     build: (token) => {
-      const withSession: RequestInit | undefined =
-        soapInit === undefined
-          ? init
-          : { ...soapInit, body: soapBody(soapInit.body as BodyInit, token) };
+      let attempt = init;
+      if (api === 'soap') attempt = { ...init, body: soapBody(init?.body, token) as BodyInit };
+      if (redirect !== undefined) attempt = { ...attempt, redirect };
       if (target instanceof Request) {
-        const request = new Request(target, withSession);
+        const request = new Request(target, attempt);
         carryOn(request, token, api);
-        claimed.add(request);
-        return [request, undefined];
+        return [own(request), undefined];
       }
-      const next: RequestInit = { ...withSession, headers: withBearer(init?.headers, token, api) };
-      claimed.add(next);
-      return [target, next];
+      const next: RequestInit = { ...attempt, headers: withBearer(init?.headers, token, api) };
+      return [target, own(next)];
     },
   };
 }
@@ -247,19 +244,17 @@ async function serialiseForm(init: RequestInit): Promise<RequestInit> {
   return { ...init, headers, body: new Uint8Array(await encoded.arrayBuffer()) };
 }
 
-/** One-shot bodies are read up to `limit` bytes before sending, so they can be sent again. */
+/**
+ * One-shot bodies are read up to `limit` bytes before sending, so they can be sent again. A SOAP
+ * envelope read whole gets the token like an in-memory one; a longer stream is sent as is.
+ */
 async function prepareOneShot(
   target: string | Request,
   init: RequestInit | undefined,
   limit: number,
-  api: OrgApi,
+  requested: OrgApi,
 ): Promise<Prepared> {
   const signal = signalOf(target, init);
-  const withToken = (request: Request, token: string): [Request, undefined] => {
-    carryOn(request, token, api);
-    claimed.add(request);
-    return [request, undefined];
-  };
   // Takes over the caller's stream; a Request built from a disturbed one may still get a new body.
   const template = new Request(
     target,
@@ -267,24 +262,33 @@ async function prepareOneShot(
   );
   const body = template.body as ReadableStream<Uint8Array>;
   const { buffered, rest } = await bufferUpTo(body, limit, signal);
+  const api =
+    requested === 'soap' &&
+    (rest !== undefined || withSoapSessionBytes(buffered, 'probe') === undefined)
+      ? 'rest'
+      : requested;
+  const redirect = redirectFor(api, template.redirect);
+  const attempt = (token: string, init: RequestInit): [Request, undefined] => {
+    const request = new Request(template, redirect === undefined ? init : { ...init, redirect });
+    carryOn(request, token, api);
+    return [own(request), undefined];
+  };
   if (rest === undefined) {
     return {
       signal,
+      api,
       replayable: true,
       build: (token) =>
-        withToken(
-          new Request(template, {
-            body: api === 'soap' ? withSoapSessionBytes(buffered, token) : buffered,
-          }),
-          token,
-        ),
+        attempt(token, {
+          body: api === 'soap' ? (withSoapSessionBytes(buffered, token) ?? buffered) : buffered,
+        }),
     };
   }
   return {
     signal,
+    api,
     replayable: false,
-    build: (token) =>
-      withToken(new Request(template, { body: rest, duplex: 'half' } as RequestInit), token),
+    build: (token) => attempt(token, { body: rest, duplex: 'half' } as RequestInit),
     discard: (reason) => {
       // Locked when fetch took it: fetch then owns cancelling it.
       if (!rest.locked) rest.cancel(reason).catch(() => {});

@@ -146,7 +146,7 @@ export async function jsforceOptions(
   if (typeof version !== 'string' || !/^\d+\.\d$/.test(version)) {
     throw new ConfigError('version', 'must look like "62.0"');
   }
-  const guard = (conn: Connection) => guardConnection(conn, policy);
+  const guard = (conn: Connection) => guardConnection(conn, session, policy);
 
   const refreshFn: JsforceConnectionOptions['refreshFn'] = (conn, callback) => {
     guard(conn);
@@ -187,7 +187,7 @@ export async function jsforceOptions(
  *   {@link RefreshLoopError} instead of a second refresh (jsforce would loop);
  * - an answer that is not an auth failure tells the session its token was accepted.
  */
-function guardConnection(conn: Connection, policy: AdapterPolicy): void {
+function guardConnection(conn: Connection, session: AuthSession, policy: AdapterPolicy): void {
   const transport = (conn as unknown as { _transport?: JsforceTransport })._transport;
   if (transport === undefined || guardedTransports.has(transport)) return;
   guardedTransports.add(transport);
@@ -197,7 +197,8 @@ function guardConnection(conn: Connection, policy: AdapterPolicy): void {
   transport.httpRequest = (request, options = {}) => {
     const url = typeof request.url === 'string' ? policy.resolve(request.url) : '';
     const api = policy.apiOf(url);
-    const followRedirect = options.followRedirect === false ? false : redirectTo(request, policy);
+    const trail = redirectTrail(request, url, api !== undefined, policy);
+    const followRedirect = options.followRedirect === false ? false : trail.follow;
     if (api === undefined) {
       return send(
         { ...request, headers: withoutSession(request.headers) },
@@ -213,19 +214,23 @@ function guardConnection(conn: Connection, policy: AdapterPolicy): void {
       const res = response as JsforceResponse | undefined;
       if (res === undefined || typeof res.statusCode !== 'number' || token === undefined)
         return response;
-      const answer = new Response(
-        res.statusCode === 204 || res.statusCode === 304 ? null : String(res.body ?? ''),
-        { status: res.statusCode < 200 || res.statusCode > 599 ? 500 : res.statusCode },
-      );
-      const failed =
-        policy.mayBeAuthFailure(res.statusCode, api) &&
-        (await policy.isAuthFailure(answer, api, ''));
-      if (!failed) {
-        if (res.statusCode !== 401) policy.accepted(token);
+      const answeredBy = trail.at === url ? '' : trail.at;
+      if (!policy.mayBeAuthFailure(res.statusCode, api)) {
+        policy.accepted(token, answeredBy || undefined);
         return response;
       }
-      if (attempt >= 2) throw new RefreshLoopError('rejected-again');
-      return response;
+      const answer = new Response(String(res.body ?? ''), {
+        status: res.statusCode < 200 || res.statusCode > 599 ? 500 : res.statusCode,
+      });
+      if (!(await policy.isAuthFailure(answer, api, answeredBy))) {
+        if (res.statusCode !== 401) policy.accepted(token, answeredBy || undefined);
+        return response;
+      }
+      if (attempt < 2) return response;
+      // Rejected right after jsforce re-sent it with a new token: tell the session (its rejection
+      // guard opens now), and end jsforce's loop.
+      await session.invalidate(token).catch(() => {});
+      throw new RefreshLoopError('rejected-again');
     });
     // jsforce reads the answer as a StreamPromise: keep its stream, judge its result.
     const StreamPromise = (pending as { constructor?: { create?: unknown } }).constructor;
@@ -244,18 +249,37 @@ function guardConnection(conn: Connection, policy: AdapterPolicy): void {
   };
 }
 
-/** jsforce's redirect hook: follows a redirect, with the session headers only to an org origin. */
-function redirectTo(request: JsforceRequest, policy: AdapterPolicy) {
-  return (location: string) => {
-    let url: string;
-    try {
-      url = new URL(location, typeof request.url === 'string' ? request.url : undefined).href;
-    } catch {
-      return undefined;
-    }
-    const headers = policy.isOrgUrl(url) ? request.headers : withoutSession(request.headers);
-    return { method: 'GET', url, headers };
+/**
+ * jsforce's redirect hook for one request: follows each redirect from the URL the last hop came
+ * from, with the session headers only while every hop stayed on an org origin (once a hop left,
+ * no later hop gets them back). `at` is where the answer came from.
+ */
+function redirectTrail(
+  request: JsforceRequest,
+  url: string,
+  onOrg: boolean,
+  policy: AdapterPolicy,
+): { at: string; follow: (location: string) => unknown } {
+  let stayed = onOrg;
+  const trail = {
+    at: url,
+    follow: (location: string) => {
+      let next: string;
+      try {
+        next = new URL(location, trail.at || undefined).href;
+      } catch {
+        return undefined;
+      }
+      trail.at = next;
+      stayed &&= policy.isOrgUrl(next);
+      return {
+        method: 'GET',
+        url: next,
+        headers: stayed ? request.headers : withoutSession(request.headers),
+      };
+    },
   };
+  return trail;
 }
 
 function withoutSession(headers: Record<string, string> | undefined): Record<string, string> {

@@ -7,8 +7,8 @@ import {
   type AdapterOptions,
   adapterPolicy,
   BULK_SESSION_HEADER,
-  noteAttached,
   type OrgApi,
+  own,
   reportRetry,
   withSoapSessionBytes,
 } from './shared.js';
@@ -54,28 +54,41 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
   /** Bodies read in `beforeRequest`, for requests ky sends without keeping a copy (`retry: 0`). */
   const bodies = new WeakMap<Request, Uint8Array<ArrayBuffer>>();
 
-  /** Sets the session on `request` where `api` reads it; returns the token. */
+  /** Sets the session on `request` where `api` reads it, and marks it ours; returns the token. */
   const carry = async (request: Request, api: OrgApi): Promise<string> => {
     const token = policy.sendable(await session.getToken({ signal: request.signal }));
-    noteAttached(token);
     request.headers.set('authorization', `Bearer ${token}`);
     if (api === 'bulk') request.headers.set(BULK_SESSION_HEADER, token);
+    own(request);
     return token;
   };
 
-  /** A copy of `request` with `body`, SOAP bodies carrying `token`; remembered for a replay. */
-  const withBody = (
+  /**
+   * A copy of `request` carrying `token` in `body` (a SOAP envelope's `<sessionId>`), remembered
+   * for a replay; SOAP and Bulk 1.0 redirects are not followed (fetch would forward the session
+   * they carry to any host).
+   */
+  const replace = (
     request: Request,
-    body: Uint8Array<ArrayBuffer>,
     api: OrgApi,
     token: string,
-  ) => {
-    const replacement = new Request(request, {
-      body: api === 'soap' ? withSoapSessionBytes(body, token) : body,
-    });
-    bodies.set(replacement, body);
-    return replacement;
+    body?: Uint8Array<ArrayBuffer>,
+  ): Request => {
+    const redirect = api === 'soap' || api === 'bulk' ? { redirect: 'manual' as const } : {};
+    const carried = body === undefined || api !== 'soap' ? body : withSoapSessionBytes(body, token);
+    const replacement = new Request(
+      request,
+      body === undefined ? redirect : { ...redirect, body: carried ?? body },
+    );
+    if (body !== undefined) bodies.set(replacement, body);
+    return own(replacement);
   };
+
+  /** A SOAP call counts as SOAP only when its body is an envelope with a `<sessionId>` to write. */
+  const effectiveApi = (api: OrgApi, body: Uint8Array | undefined): OrgApi =>
+    api === 'soap' && (body === undefined || withSoapSessionBytes(body, 'probe') === undefined)
+      ? 'rest'
+      : api;
 
   const init: InitHook = (kyOptions) => {
     const send: Send = { fetch: kyOptions.fetch, timeout: kyOptions.timeout };
@@ -83,26 +96,38 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
   };
 
   const beforeRequest: BeforeRequestHook = async ({ request }) => {
-    const api = policy.apiOf(request.url);
-    if (api === undefined) return;
-    const token = await carry(request, api);
-    if (request.body === null) return;
+    const requested = policy.apiOf(request.url);
+    if (requested === undefined) return;
+    if (request.body === null) {
+      const api = effectiveApi(requested, undefined);
+      const token = await carry(request, api);
+      return api === 'bulk' ? replace(request, api, token) : undefined;
+    }
     const { buffered, rest } = await bufferUpTo(
       request.body,
       policy.maxReplayBodyBytes,
       request.signal,
     );
-    if (rest === undefined) return withBody(request, buffered, api, token);
+    if (rest === undefined) {
+      const api = effectiveApi(requested, buffered);
+      return replace(request, api, await carry(request, api), buffered);
+    }
     // Too large to keep: streamed once, as is (a SOAP envelope keeps its own sessionId).
-    return new Request(request, { body: rest, duplex: 'half' } as RequestInit);
+    const api = effectiveApi(requested, undefined);
+    await carry(request, api);
+    const redirect = api === 'bulk' ? { redirect: 'manual' as const } : {};
+    return own(
+      new Request(request, { ...redirect, body: rest, duplex: 'half' } as unknown as RequestInit),
+    );
   };
 
   const beforeRetry: BeforeRetryHook = async ({ request }) => {
-    const api = policy.apiOf(request.url);
-    if (api === undefined) return;
-    const token = await carry(request, api);
+    const requested = policy.apiOf(request.url);
+    if (requested === undefined) return;
     const body = bodies.get(request);
-    if (api === 'soap' && body !== undefined) return withBody(request, body, api, token);
+    const api = effectiveApi(requested, body);
+    const token = await carry(request, api);
+    if (api === 'soap' && body !== undefined) return replace(request, api, token, body);
   };
 
   const afterResponse: AfterResponseHook = async ({
@@ -111,27 +136,30 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
     retryCount,
     options: kyOptions,
   }) => {
-    const api = policy.apiOf(request.url);
+    const requested = policy.apiOf(request.url);
     const sent = request.headers.get('authorization')?.replace(/^Bearer /, '');
-    if (api === undefined || sent === undefined) return;
+    if (requested === undefined || sent === undefined) return;
+    const answeredBy = response.redirected ? response.url : undefined;
+    // A SOAP call is judged as SOAP only when its envelope carried the token; the body is read
+    // from ky's unread copy when this request's own was sent.
+    let body = bodies.get(request);
+    if (body === undefined && requested === 'soap' && !request.bodyUsed && request.body !== null) {
+      body = new Uint8Array(await request.clone().arrayBuffer());
+    }
+    const api = effectiveApi(requested, body);
     if (!policy.mayBeAuthFailure(response.status, api)) {
-      policy.accepted(sent);
+      policy.accepted(sent, answeredBy);
       return;
     }
     // One auth retry per call, on the first answer; ky's own retries are not retried again here.
     if (retryCount !== 0) return;
     if (!(await policy.isAuthFailure(response, api, response.url, request.signal))) {
-      if (response.status !== 401) policy.accepted(sent);
+      if (response.status !== 401) policy.accepted(sent, response.url);
       return;
     }
 
     await raceAbort(session.invalidate(sent), request.signal);
     // ky keeps an unread copy when its retry is on; with `retry: 0` use the body read beforehand.
-    // A SOAP envelope is read from ky's copy, to write the new token into it.
-    let body = bodies.get(request);
-    if (body === undefined && api === 'soap' && !request.bodyUsed && request.body !== null) {
-      body = new Uint8Array(await request.clone().arrayBuffer());
-    }
     if (request.bodyUsed && body === undefined) {
       reportRetry('ky', policy.instanceUrl, response.status, false);
       return;
@@ -142,10 +170,7 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
     reportRetry('ky', policy.instanceUrl, response.status, fresh !== sent);
     if (fresh === sent) return;
     const retry =
-      body === undefined
-        ? new Request(request)
-        : new Request(request, { body: api === 'soap' ? withSoapSessionBytes(body, fresh) : body });
-    noteAttached(fresh);
+      body === undefined ? own(new Request(request)) : replace(request, api, fresh, body);
     retry.headers.set('authorization', `Bearer ${fresh}`);
     if (api === 'bulk') retry.headers.set(BULK_SESSION_HEADER, fresh);
     const send = (kyOptions.context as Record<symbol, Send | undefined>)[SEND];
@@ -154,8 +179,8 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
       timeout === false
         ? retry.signal
         : AbortSignal.any([retry.signal, AbortSignal.timeout(timeout)]);
-    const retried = await (send?.fetch ?? globalThis.fetch)(new Request(retry, { signal }));
-    if (!policy.mayBeAuthFailure(retried.status, api)) policy.accepted(fresh);
+    const retried = await (send?.fetch ?? globalThis.fetch)(own(new Request(retry, { signal })));
+    await policy.settleRetry(fresh, retried, api, retried.url, request.signal);
     return retried;
   };
 

@@ -101,9 +101,22 @@ export interface AdapterPolicy {
   mayBeAuthFailure(status: number, api: OrgApi): boolean;
   /**
    * Tells the session that `token` was accepted (a request with it got an answer that is not an
-   * auth failure), once per token: the session's rejection guard needs it.
+   * auth failure): the session's rejection guard needs it. `answeredBy` is the URL
+   * that answered when a redirect led elsewhere: another origin's answer proves nothing.
    */
-  accepted(token: string): void;
+  accepted(token: string, answeredBy?: string | undefined): void;
+  /**
+   * After the retry: confirms `token` if the org accepted it, and reports it rejected if not, to a
+   * session that keeps a rejection guard (one with `confirm`), so the guard opens now rather than
+   * on the next call. Never throws.
+   */
+  settleRetry(
+    token: string,
+    response: Response,
+    api: OrgApi,
+    answeredBy: string,
+    signal?: AbortSignal | undefined,
+  ): Promise<void>;
   /**
    * Returns `token` if an HTTP header can carry it; else throws an `AuthError` that does not
    * quote it (the runtime's own header error would). Checked once per token.
@@ -152,7 +165,6 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
       return undefined;
     }
   };
-  let confirmed: string | undefined;
   let checked: string | undefined;
   const confirm = typeof session.confirm === 'function' ? session.confirm.bind(session) : () => {};
 
@@ -172,11 +184,27 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
       checked = token;
       return token;
     },
-    accepted(token) {
-      // One call per token, not per request: the hot path pays one comparison.
-      if (token === confirmed) return;
-      confirmed = token;
+    accepted(token, answeredBy) {
+      if (answeredBy !== undefined && !isOrgOrigin(answeredBy, origins)) return;
+      // The session keeps the flag per token (one comparison per call, no allocation); a token
+      // rejected since is confirmed anew.
       confirm(token);
+    },
+    async settleRetry(token, response, api, answeredBy, signal) {
+      try {
+        const failed =
+          (custom !== undefined ||
+            response.status === 401 ||
+            response.status === FAILURE_STATUS[api]) &&
+          (await this.isAuthFailure(response, api, answeredBy, signal));
+        if (!failed) {
+          if (response.status !== 401) this.accepted(token, answeredBy);
+        } else if (typeof session.confirm === 'function') {
+          await session.invalidate(token);
+        }
+      } catch {
+        // The caller gets the answer whatever the bookkeeping did.
+      }
     },
     async isAuthFailure(response, api, answeredBy, signal) {
       // A redirect may have led elsewhere; a rejection from a host we sent no token to is not ours.
@@ -334,54 +362,100 @@ function resolveAgainst(instanceUrl: string, input: string): string {
 /** The `X-SFDC-Session` header, which Bulk API 1.0 reads the session from. */
 export const BULK_SESSION_HEADER = 'x-sfdc-session';
 
-/** A SOAP envelope's `<sessionId>` element, with any namespace prefix, empty or self-closing. */
-const SOAP_SESSION_ID = /<((?:[\w.-]+:)?sessionId)(\s[^>]*?)?(?:\/>|>[^<]*<\/\1\s*>)/g;
+/** A SOAP envelope's Header, with any namespace prefix. */
+const SOAP_HEADER = /<((?:[\w.-]+:)?Header)(?:\s(?:[^>"']|"[^"]*"|'[^']*')*)?>([\s\S]*?)<\/\1\s*>/;
 
 /**
- * Writes `token` into a SOAP envelope's `<sessionId>` element (any namespace prefix, any
- * placeholder), where the SOAP APIs read the session. Text without one is returned unchanged.
+ * A `<sessionId>` element, with any namespace prefix: empty, self-closing or with text (not
+ * CDATA or comments: those are left alone). Attribute values may hold `>`.
  */
-export function withSoapSession(envelope: string, token: string): string {
-  if (!envelope.includes('essionId')) return envelope;
+const SOAP_SESSION_ID =
+  /<((?:[\w.-]+:)?sessionId)(\s(?:[^>"'/]|"[^"]*"|'[^']*')*)?(?:\/>|>[^<]*<\/\1\s*>)/g;
+
+/** An `xsi:nil` attribute: a session written into the element must not stay "nil". */
+const NIL_ATTRIBUTE = /\s+(?:[\w.-]+:)?nil\s*=\s*(?:"[^"]*"|'[^']*')/g;
+
+/**
+ * Writes `token` into a SOAP envelope's `<sessionId>` elements in its Header (any namespace
+ * prefix, any placeholder), where the SOAP APIs read the session. Answers `undefined` when the
+ * envelope has no such element there: the session does not travel in it, and its faults are not
+ * this adapter's to judge.
+ */
+export function withSoapSession(envelope: string, token: string): string | undefined {
+  if (!envelope.includes('essionId')) return undefined;
+  const header = SOAP_HEADER.exec(envelope);
+  if (header === null) return undefined;
+  const inner = header[2] as string;
   const escaped = token.replace(/[&<>]/g, (c) =>
     c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;',
   );
-  return envelope.replace(
+  let found = false;
+  const rewritten = inner.replace(
     SOAP_SESSION_ID,
-    (_match, name: string, attributes: string | undefined) =>
-      `<${name}${attributes ?? ''}>${escaped}</${name}>`,
+    (_match, name: string, attributes: string | undefined) => {
+      found = true;
+      return `<${name}${(attributes ?? '').replace(NIL_ATTRIBUTE, '')}>${escaped}</${name}>`;
+    },
   );
+  if (!found) return undefined;
+  const at = header.index + header[0].indexOf(inner, header[0].indexOf('>') + 1);
+  return envelope.slice(0, at) + rewritten + envelope.slice(at + inner.length);
 }
 
-/** {@link withSoapSession} over UTF-8 bytes. */
-export function withSoapSessionBytes(body: Uint8Array, token: string): Uint8Array<ArrayBuffer> {
-  const text = new TextDecoder().decode(body);
-  return new TextEncoder().encode(withSoapSession(text, token));
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** {@link withSoapSession} over UTF-8 bytes; `undefined` for bytes that are not such an envelope. */
+export function withSoapSessionBytes(
+  body: Uint8Array,
+  token: string,
+): Uint8Array<ArrayBuffer> | undefined {
+  let text: string;
+  try {
+    text = STRICT_UTF8.decode(body);
+  } catch {
+    return undefined;
+  }
+  const rewritten = withSoapSession(text, token);
+  return rewritten === undefined ? undefined : new TextEncoder().encode(rewritten);
 }
 
 /**
- * Bearer values some cirrus-auth adapter attached lately. A request that already carries one was
- * authenticated by an outer adapter (ky's hooks or axios's fetch adapter over
- * `installGlobalFetch`, say): an inner layer passes it on untouched, so a call is retried once.
+ * Requests a cirrus-auth adapter built for the org, with its bearer: any cirrus-auth `fetch` layer
+ * below (a global one, say) passes them on untouched, so a call is authenticated and retried once,
+ * by the outermost owner.
  */
-const attached: string[] = [];
-const ATTACHED_KEPT = 16;
+const owned = new WeakSet<object>();
 
-/** Records that an adapter attached `Bearer ${token}` (call it when the token changes). */
-export function noteAttached(token: string): void {
-  if (attached.includes(token)) return;
-  attached.push(token);
-  if (attached.length > ATTACHED_KEPT) attached.shift();
+/** Marks a Request (or a fetch init) as built and authenticated by a cirrus-auth adapter. */
+export function own<T extends object>(request: T): T {
+  owned.add(request);
+  return request;
 }
 
-/** Whether an `Authorization` value is a bearer some cirrus-auth adapter attached. */
-export function isAttachedBearer(authorization: string | null | undefined): boolean {
-  return (
-    typeof authorization === 'string' &&
-    authorization.startsWith('Bearer ') &&
-    attached.includes(authorization.slice(7))
-  );
+/** Whether a cirrus-auth adapter built this Request (or init). */
+export function isOwned(request: object): boolean {
+  return owned.has(request);
 }
+
+/**
+ * A `fetch` that marks every Request it sends as {@link own}ed, for a client that builds its
+ * Requests itself (axios's fetch adapter). One per underlying fetch: axios caches per function.
+ */
+export function owningFetch(inner: typeof fetch | undefined): typeof fetch {
+  const key = inner ?? DEFAULT_FETCH_KEY;
+  let wrapped = owningFetches.get(key);
+  if (wrapped === undefined) {
+    wrapped = (input, init) => {
+      const send = inner ?? globalThis.fetch;
+      if (input instanceof Request && init === undefined) return send(own(input));
+      return send(input, own({ ...init }));
+    };
+    owningFetches.set(key, wrapped);
+  }
+  return wrapped;
+}
+const DEFAULT_FETCH_KEY = {};
+const owningFetches = new WeakMap<object, typeof fetch>();
 
 /** Publishes an adapter's decision after an auth failure on the `cirrus-auth:retry` channel. */
 export function reportRetry(

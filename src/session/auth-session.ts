@@ -35,7 +35,7 @@ export interface AuthSession {
   invalidate(staleToken: string): Promise<void>;
   /**
    * Optional: tells the session that a request with `acceptedToken` succeeded. Adapters call it
-   * (once per token) when the org answered a request with anything but an auth failure. A session
+   * when the org answered a request with anything but an auth failure. A session
    * uses it for the rejection guard: a token it minted that is rejected before any request with it
    * succeeded means the org refuses every token, and minting again would only burn logins.
    */

@@ -212,7 +212,15 @@ export class CachingSession extends Redacted implements AuthSession {
   /** The last token a request confirmed: adopting it again from a store does not re-arm the guard. */
   #confirmed: string | undefined;
   /** The rejection guard's window: `token` is kept and no mint runs until `until`. */
-  #guard: { readonly token: string; readonly failures: number; readonly until: number } | undefined;
+  #guard:
+    | {
+        readonly token: string;
+        readonly failures: number;
+        readonly until: number;
+        /** The window is over and one re-mint was let through. */
+        readonly spent: boolean;
+      }
+    | undefined;
 
   /**
    * @param mint one token request of the grant; never called concurrently for one session.
@@ -292,8 +300,9 @@ export class CachingSession extends Redacted implements AuthSession {
     // Stale or missing. The local TTL is a guess (Salesforce sends no `expires_in`), so while
     // minting fails, for any reason, the token the org has not rejected is still served, until a
     // server-declared expiry passes; a token that was invalidated is gone from #hit for good.
+    const declared = hit?.token.declaredExpiresAt;
     const servable =
-      hit !== undefined && (!hit.token.declared || now < hit.token.expiresAt) ? hit : undefined;
+      hit !== undefined && (declared === undefined || now < declared) ? hit : undefined;
     const failure = this.#failure;
     if (servable !== undefined && failure !== undefined) {
       if (now >= failure.retryAt) this.#background('retry');
@@ -316,13 +325,10 @@ export class CachingSession extends Redacted implements AuthSession {
    */
   async invalidate(staleToken: string): Promise<void> {
     if (typeof staleToken !== 'string') throw new ConfigError('staleToken', 'must be a string');
-    if (
-      staleToken === this.#unconfirmed &&
-      this.#now() - this.#mintedAt < FRESH_TOKEN_MS &&
-      this.#holdRejected(staleToken)
-    ) {
-      return;
-    }
+    if (staleToken === this.#unconfirmed && this.#holdRejected(staleToken)) return;
+    // The org rejected it: whatever a request proved before no longer holds (a re-mint may hand
+    // the very same token back).
+    if (staleToken === this.#confirmed) this.#confirmed = undefined;
     // Stop handing the token out at once, before waiting for the lock.
     const hit = this.#hit?.token.accessToken === staleToken;
     if (hit) this.#forgetHit();
@@ -341,7 +347,7 @@ export class CachingSession extends Redacted implements AuthSession {
 
   /**
    * Tells the session that a request with `acceptedToken` succeeded: the org accepts it. Adapters
-   * call it once per token. It ends the rejection guard: when a token this session minted to
+   * call it after each such answer; it costs one comparison. It ends the rejection guard: when a token this session minted to
    * replace a rejected one is rejected too, within {@link FRESH_TOKEN_MS} and before any request
    * with it succeeded, the session stops minting for a backoff window and keeps handing that token
    * out (IP restrictions, High Assurance sessions, API Access Control or a blocked app reject every
@@ -349,27 +355,34 @@ export class CachingSession extends Redacted implements AuthSession {
    * after a request that worked.
    */
   confirm(acceptedToken: string): void {
-    if (acceptedToken !== this.#unconfirmed) return;
-    this.#unconfirmed = undefined;
+    if (acceptedToken === this.#confirmed) return;
     this.#confirmed = acceptedToken;
+    if (acceptedToken === this.#unconfirmed) this.#unconfirmed = undefined;
+    // The org accepts tokens again: the guard's escalation starts over.
     this.#guard = undefined;
   }
 
   /**
-   * The rejection guard, for a rejected token this session minted that no request confirmed:
-   * answers true (keep it, mint nothing) while its window is open, opening one on its first
-   * rejection; false once the window is over, so the caller re-mints (a rejection of the next
-   * token opens a longer window).
+   * The rejection guard, for a rejected replacement token no request confirmed: answers true (keep
+   * it, mint nothing) while its window is open, opening one on a rejection within
+   * {@link FRESH_TOKEN_MS} of its mint; false once the window is over (the caller re-mints, once:
+   * the window is spent, and a rejection of what that mint returns, the same token included,
+   * opens a longer one) or for a token older than that.
    */
   #holdRejected(token: string): boolean {
     const backoff = this.#backoff;
     if (backoff === undefined) return false;
     const guard = this.#guard;
     const now = this.#now();
-    if (guard?.token === token) return now < guard.until;
+    if (guard?.token === token && !guard.spent) {
+      if (now < guard.until) return true;
+      this.#guard = { ...guard, spent: true };
+      return false;
+    }
+    if (now - this.#mintedAt >= FRESH_TOKEN_MS) return false;
     const failures = (guard?.failures ?? 0) + 1;
     const retryInMs = backoffDelayMs(backoff, failures);
-    this.#guard = { token, failures, until: now + retryInMs };
+    this.#guard = { token, failures, until: now + retryInMs, spent: false };
     const event = {
       session: this.constructor.name,
       instanceUrl: this.instanceUrl,
@@ -474,9 +487,15 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#failure = undefined;
     this.#remember(token);
     this.#store.set(token);
-    if (token.accessToken === this.#unconfirmed || token.accessToken === this.#confirmed) return;
-    this.#unconfirmed = token.replacement === true ? token.accessToken : undefined;
-    this.#mintedAt = this.#now();
+    // A replacement arms the guard (unless a request confirmed that very token already), the same
+    // token again included: a re-mint that hands back the rejected token does not cure it either.
+    if (token.replacement !== true) {
+      if (token.accessToken !== this.#unconfirmed) this.#unconfirmed = undefined;
+      return;
+    }
+    if (token.accessToken === this.#confirmed) return;
+    this.#unconfirmed = token.accessToken;
+    this.#mintedAt = token.obtainedAt ?? this.#now();
   }
 
   /** Joins the fleet's backoff window: callers get this error, without a request, until it ends. */
@@ -576,7 +595,10 @@ export class CachingSession extends Redacted implements AuthSession {
       expiresAt,
       staleAt,
       refreshAt: staleAt - aheadMs,
-      declared: minted.expiresInMs !== undefined && minted.expiresInMs <= this.#ttlMs,
+      obtainedAt,
+      ...(minted.expiresInMs === undefined
+        ? {}
+        : { declaredExpiresAt: obtainedAt + minted.expiresInMs }),
     };
   }
 

@@ -410,6 +410,10 @@ export class FleetMember {
       expiresInMs: token.expiresAt - now,
       staleInMs: token.staleAt - now,
       refreshInMs: token.refreshAt - now,
+      ageMs: Math.max(0, now - (token.obtainedAt ?? now)),
+      ...(token.declaredExpiresAt === undefined
+        ? {}
+        : { declaredInMs: token.declaredExpiresAt - now }),
       ...(token.replacement === true ? { replacement: true } : {}),
     };
   }
@@ -459,6 +463,10 @@ export class FleetMember {
       expiresAt: now + shared.expiresInMs,
       staleAt: now + shared.staleInMs,
       refreshAt: now + shared.refreshInMs,
+      obtainedAt: now - (shared.ageMs ?? 0),
+      ...(shared.declaredInMs === undefined
+        ? {}
+        : { declaredExpiresAt: now + shared.declaredInMs }),
       ...(shared.replacement === true ? { replacement: true } : {}),
     };
   }

@@ -29,6 +29,10 @@ export interface SharedToken {
    * it as written.
    */
   readonly replacement?: boolean | undefined;
+  /** How long ago it was minted, when the writer said; a store adds the time it has been stored. */
+  readonly ageMs?: number | undefined;
+  /** Until the server said it dies (`expires_in`), when it said; a store counts it down. */
+  readonly declaredInMs?: number | undefined;
 }
 
 /** One session's entry in a shared store, as read. */

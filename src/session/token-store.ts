@@ -8,11 +8,12 @@ export interface CachedToken {
   /** When a background refresh starts, while the token is still handed out. */
   readonly refreshAt: number;
   /**
-   * Whether `expiresAt` is the server's (`expires_in`): only then is the token dead at
-   * `expiresAt`. Otherwise it is the local TTL's guess, and the token is served past it while
-   * minting fails.
+   * When the server said the token dies (`expires_in`), if it said: only then is the token dead
+   * at a time. Past the local TTL (`expiresAt`) it is served while minting fails, up to this.
    */
-  readonly declared?: boolean | undefined;
+  readonly declaredExpiresAt?: number | undefined;
+  /** When it was minted (or, from a shared store, about when), on the session's clock. */
+  readonly obtainedAt?: number | undefined;
   /**
    * Minted to replace a rejected token, and no request has confirmed it yet: its rejection means a
    * new token does not cure the rejection (the rejection guard).

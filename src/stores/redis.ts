@@ -302,11 +302,17 @@ export class RedisTokenStore implements SharedTokenStore {
       [written.expiresInMs, written.staleInMs, written.refreshInMs].every(Number.isFinite) &&
       remainingMs > 0;
     if (!valid) return undefined;
+    const elapsedMs = Math.max(0, written.expiresInMs - remainingMs);
     return {
       accessToken: written.accessToken,
       expiresInMs: remainingMs,
       staleInMs: remainingMs - (written.expiresInMs - written.staleInMs),
       refreshInMs: remainingMs - (written.expiresInMs - written.refreshInMs),
+      // Times relative to the write, moved on by how long it has been stored.
+      ageMs: (Number.isFinite(written.ageMs) ? (written.ageMs as number) : 0) + elapsedMs,
+      ...(Number.isFinite(written.declaredInMs)
+        ? { declaredInMs: (written.declaredInMs as number) - elapsedMs }
+        : {}),
       ...(written.replacement === true ? { replacement: true } : {}),
     };
   }

@@ -193,8 +193,12 @@ const ORG_ID = '00D000000000001EAA';
 const USER_ID = '005000000000001AAA';
 /** The identity URL a token answer's `id` names. */
 const IDENTITY_PATH = new RegExp(`^/id/${ORG_ID}/${USER_ID}/?$`);
-/** A SOAP envelope's `<sessionId>`, with any namespace prefix. */
-const SOAP_SESSION_ID = /<(?:[\w.-]+:)?sessionId(?:\s[^>]*)?>([^<]*)<\/(?:[\w.-]+:)?sessionId\s*>/;
+/**
+ * Where Salesforce reads a SOAP session: the envelope's Header, its SessionHeader, its sessionId
+ * (any namespace prefixes). A sessionId anywhere else (the Body, say) is not a session.
+ */
+const SOAP_SESSION_ID =
+  /<((?:[\w.-]+:)?Header)\b[^>]*>[\s\S]*?<((?:[\w.-]+:)?SessionHeader)\b[^>]*>[\s\S]*?<(?:[\w.-]+:)?sessionId(?:\s[^>]*)?>([^<]*)<\/(?:[\w.-]+:)?sessionId\s*>[\s\S]*?<\/\2\s*>[\s\S]*?<\/\1\s*>/;
 
 /** The session a request presents where its API reads it, if any. */
 function presentedSession(
@@ -203,7 +207,7 @@ function presentedSession(
   body: Buffer,
 ): string | undefined {
   if (carrier === 'soap') {
-    const found = SOAP_SESSION_ID.exec(body.toString('utf8'))?.[1]?.trim();
+    const found = SOAP_SESSION_ID.exec(body.toString('utf8'))?.[3];
     return found
       ? found.replace(
           /&lt;|&gt;|&amp;/g,

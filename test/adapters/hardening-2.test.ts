@@ -190,3 +190,23 @@ describe('1. a token no header can carry never reaches the runtime', () => {
     },
   );
 });
+
+describe('8b. installGlobalFetch still authenticates a request that carries its own stale bearer', () => {
+  it('an SDK that set the token it was handed at construction is cured after a revocation', async () => {
+    const session = fx.session();
+    const uninstall = installGlobalFetch(session);
+    try {
+      const handed = await session.getToken();
+      const sdk = () =>
+        fetch(`${fx.org.instanceUrl}${LIMITS}`, { headers: { authorization: `Bearer ${handed}` } });
+      expect((await sdk()).status).toBe(200);
+      fx.org.revokeAllTokens();
+      fx.org.resetStats();
+      expect((await sdk()).status).toBe(200);
+      expect(fx.org.stats.tokenRequests).toBe(1);
+      expect(fx.org.stats.apiRequests).toBe(2);
+    } finally {
+      uninstall();
+    }
+  });
+});

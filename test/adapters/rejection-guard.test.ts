@@ -4,7 +4,8 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { type BackoffEvent, DIAGNOSTICS_CHANNELS } from '../../src/index.js';
-import { useFakeOrg } from '../_org.js';
+import { startFakeOrg } from '../../src/testing/index.js';
+import { sessionFor, useFakeOrg } from '../_org.js';
 import { drivers } from './_drivers.js';
 
 const fx = useFakeOrg();
@@ -53,6 +54,28 @@ for (const driver of drivers) {
       // And the first success reset the guard: a revocation is cured at once again.
       fx.org.revokeAllTokens();
       expect((await client.send({ url: LIMITS })).status).toBe(200);
+    });
+
+    it('an org refusing every token while a re-mint hands back the same one: a few logins, not one per call', async () => {
+      const reusing = await startFakeOrg({ reuseAccessToken: true });
+      try {
+        const client = driver.client(
+          sessionFor(reusing, { backoff: { initialMs: 100, maxMs: 400 } }),
+        );
+        expect((await client.send({ url: LIMITS })).status).toBe(200);
+        reusing.rejectApiTokens('invalid-session');
+        reusing.resetStats();
+        let calls = 0;
+        const until = Date.now() + 1_500;
+        while (Date.now() < until) {
+          expect((await client.send({ url: LIMITS })).status).toBe(401);
+          calls++;
+        }
+        expect(calls).toBeGreaterThan(30);
+        expect(reusing.stats.tokenRequests).toBeLessThanOrEqual(10);
+      } finally {
+        await reusing.close();
+      }
     });
 
     it('40 back-to-back revocations with 8 concurrent calls each: 0 failed calls, 1 re-mint each', async () => {
