@@ -81,7 +81,7 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
       throw error;
     }
     if (!policy.mayBeAuthFailure(response.status, api)) {
-      policy.accepted(sent, response.redirected ? response.url : undefined);
+      policy.accepted(sent, response);
       return response;
     }
     if (!(await policy.isAuthFailure(response, api, response.url, signal))) {

@@ -139,7 +139,6 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
     const requested = policy.apiOf(request.url);
     const sent = request.headers.get('authorization')?.replace(/^Bearer /, '');
     if (requested === undefined || sent === undefined) return;
-    const answeredBy = response.redirected ? response.url : undefined;
     // A SOAP call is judged as SOAP only when its envelope carried the token; the body is read
     // from ky's unread copy when this request's own was sent.
     let body = bodies.get(request);
@@ -148,7 +147,7 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
     }
     const api = effectiveApi(requested, body);
     if (!policy.mayBeAuthFailure(response.status, api)) {
-      policy.accepted(sent, answeredBy);
+      policy.accepted(sent, response);
       return;
     }
     // One auth retry per call, on the first answer; ky's own retries are not retried again here.

@@ -104,7 +104,7 @@ export interface AdapterPolicy {
    * auth failure): the session's rejection guard needs it. `answeredBy` is the URL
    * that answered when a redirect led elsewhere: another origin's answer proves nothing.
    */
-  accepted(token: string, answeredBy?: string | undefined): void;
+  accepted(token: string, answeredBy?: string | Response | undefined): void;
   /**
    * After the retry: confirms `token` if the org accepted it, and reports it rejected if not, to a
    * session that keeps a rejection guard (one with `confirm`), so the guard opens now rather than
@@ -155,7 +155,11 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
     // escapes, white space).
     const prefix = prefixes.find((p) => url.startsWith(p));
     if (prefix !== undefined) {
-      const path = url.slice(prefix.length - 1).split(/[?#]/, 1)[0] ?? '';
+      const start = prefix.length - 1;
+      let end = url.indexOf('?', start);
+      const hash = url.indexOf('#', start);
+      if (hash !== -1 && (end === -1 || hash < end)) end = hash;
+      const path = end === -1 ? url.slice(start) : url.slice(start, end);
       if (!UNSAFE_PATH.test(path)) return apiOfPath(path);
     }
     try {
@@ -166,7 +170,8 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
     }
   };
   let checked: string | undefined;
-  const confirm = typeof session.confirm === 'function' ? session.confirm.bind(session) : () => {};
+  const confirms = typeof session.confirm === 'function';
+  const confirm = confirms ? (session.confirm as (token: string) => void).bind(session) : () => {};
 
   return {
     instanceUrl,
@@ -185,7 +190,14 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
       return token;
     },
     accepted(token, answeredBy) {
-      if (answeredBy !== undefined && !isOrgOrigin(answeredBy, origins)) return;
+      if (!confirms) return;
+      const by =
+        typeof answeredBy === 'object'
+          ? answeredBy.redirected
+            ? answeredBy.url
+            : undefined
+          : answeredBy;
+      if (by !== undefined && !isOrgOrigin(by, origins)) return;
       // The session keeps the flag per token (one comparison per call, no allocation); a token
       // rejected since is confirmed anew.
       confirm(token);
@@ -237,16 +249,15 @@ function apiOfPath(path: string): OrgApi | undefined {
   if (OAUTH_ENDPOINT.test(path)) return undefined;
   const at = path.indexOf('/services/');
   if (at !== -1) {
-    const rest = path.slice(at + '/services/'.length);
-    if (rest.startsWith('Soap/')) return 'soap';
-    if (rest.startsWith('async/')) return 'bulk';
-    if (USERINFO.test(rest)) return 'identity';
-    return 'rest';
+    const from = at + '/services/'.length;
+    if (path.startsWith('Soap/', from)) return 'soap';
+    if (path.startsWith('async/', from)) return 'bulk';
+    return USERINFO.test(path) ? 'identity' : 'rest';
   }
   return IDENTITY_URL.test(path) ? 'identity' : 'rest';
 }
 
-const USERINFO = /^oauth2\/userinfo\/?$/i;
+const USERINFO = /\/services\/oauth2\/userinfo\/?$/i;
 /** The identity URL, `/id/{orgId}/{userId}`. */
 const IDENTITY_URL = /\/id\/00D\w{12,15}\/005\w{12,15}\/?$/;
 
