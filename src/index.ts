@@ -6,10 +6,13 @@
 
 export {
   type AdapterOptions,
+  DETECTION_PEEK_BYTES,
+  DETECTION_PEEK_TIMEOUT_MS,
   isRestAuthFailure,
   isSalesforceAuthFailure,
   MAX_REPLAY_BODY_BYTES,
   NON_CURABLE_401_MESSAGES,
+  type OrgApi,
 } from './adapters/shared.js';
 export {
   AuthError,
@@ -76,6 +79,7 @@ export {
   DEFAULT_REFRESH_AHEAD_MS,
   DEFAULT_TOKEN_TTL_MS,
   EXPIRY_MARGIN_MS,
+  FRESH_TOKEN_MS,
 } from './session/caching-session.js';
 export {
   type BackoffEvent,
