@@ -30,6 +30,12 @@ const clientCredentials = () => ({
   SF_CLIENT_SECRET: fx.org.clientSecret,
   SF_LOGIN_URL: fx.org.loginUrl,
 });
+/** A refresh-token environment on a new token family of the fake org. */
+const refreshing = () => ({
+  ...clientCredentials(),
+  SF_REFRESH_TOKEN: fx.org.issueRefreshToken(),
+  SF_INSTANCE_URL: fx.org.instanceUrl,
+});
 
 describe('the cirrus-auth command', () => {
   it('token prints a token the org accepts, plain, as a header line, or as JSON with the identity', async () => {
@@ -56,14 +62,7 @@ describe('the cirrus-auth command', () => {
     const stale = await fx.session().getToken();
     fx.org.revokeAllTokens();
     fx.org.resetStats();
-    const env = {
-      SF_CLIENT_ID: fx.org.clientId,
-      SF_CLIENT_SECRET: fx.org.clientSecret,
-      SF_REFRESH_TOKEN: fx.org.issueRefreshToken(),
-      SF_ACCESS_TOKEN: stale,
-      SF_INSTANCE_URL: fx.org.instanceUrl,
-      SF_LOGIN_URL: fx.org.loginUrl,
-    };
+    const env = { ...refreshing(), SF_ACCESS_TOKEN: stale };
     const result = await run(['request', '/services/data/v62.0/limits'], env);
     expect(result.code).toBe(0);
     expect(result.stderr).toContain('HTTP 200 OK\n');
@@ -147,13 +146,7 @@ describe('the cirrus-auth command', () => {
 
   it('keeps rotated refresh tokens in SF_REFRESH_TOKEN_FILE across runs; without it, warns', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'cirrus-cli-')), 'refresh-token');
-    const env = {
-      SF_CLIENT_ID: fx.org.clientId,
-      SF_CLIENT_SECRET: fx.org.clientSecret,
-      SF_REFRESH_TOKEN: fx.org.issueRefreshToken(),
-      SF_INSTANCE_URL: fx.org.instanceUrl,
-      SF_LOGIN_URL: fx.org.loginUrl,
-    };
+    const env = refreshing();
     for (let attempt = 0; attempt < 3; attempt++) {
       const result = await run(['check'], { ...env, SF_REFRESH_TOKEN_FILE: file });
       expect(result.code).toBe(0);
@@ -225,11 +218,7 @@ describe('the cirrus-auth command', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cirrus-cli-'));
     const file = join(dir, 'refresh-token');
     const env = {
-      SF_CLIENT_ID: fx.org.clientId,
-      SF_CLIENT_SECRET: fx.org.clientSecret,
-      SF_REFRESH_TOKEN: fx.org.issueRefreshToken(),
-      SF_INSTANCE_URL: fx.org.instanceUrl,
-      SF_LOGIN_URL: fx.org.loginUrl,
+      ...refreshing(),
       SF_REFRESH_TOKEN_FILE: file,
     };
     const dead = spawnSync(process.execPath, ['-e', '']).pid;

@@ -26,6 +26,18 @@ import { caught, expectNoSecrets } from '../_secrets.js';
 import { until } from './_fleet.js';
 import { startPartitionProxy } from './_proxy.js';
 
+/** The `cirrus-auth:store` events published during each test of the enclosing describe. */
+function storeEvents(): StoreEvent[] {
+  const events: StoreEvent[] = [];
+  const listener = (event: unknown) => events.push(event as StoreEvent);
+  beforeAll(() => subscribe(DIAGNOSTICS_CHANNELS.store, listener));
+  afterAll(() => unsubscribe(DIAGNOSTICS_CHANNELS.store, listener));
+  afterEach(() => {
+    events.length = 0;
+  });
+  return events;
+}
+
 describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => {
   // Several sessions on one store in one process behave as several processes would: each has its
   // own engine, lock and memory; only Redis is shared. The multi-process proofs are in fleet.test.ts.
@@ -274,13 +286,7 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
   });
 
   describe('when Redis fails', () => {
-    const events: StoreEvent[] = [];
-    const listener = (event: unknown) => events.push(event as StoreEvent);
-    beforeAll(() => subscribe(DIAGNOSTICS_CHANNELS.store, listener));
-    afterAll(() => unsubscribe(DIAGNOSTICS_CHANNELS.store, listener));
-    afterEach(() => {
-      events.length = 0;
-    });
+    const events = storeEvents();
 
     it('falls back to one in-process mint, publishes it, and rejoins when Redis is back', async () => {
       const store = new RedisTokenStore({ client, commandTimeoutMs: 200 });
@@ -487,13 +493,7 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
   }
 
   describe('an unreadable stored value', () => {
-    const events: StoreEvent[] = [];
-    const listener = (event: unknown) => events.push(event as StoreEvent);
-    beforeAll(() => subscribe(DIAGNOSTICS_CHANNELS.store, listener));
-    afterAll(() => unsubscribe(DIAGNOSTICS_CHANNELS.store, listener));
-    afterEach(() => {
-      events.length = 0;
-    });
+    const events = storeEvents();
     const keyed = { 'no encryptionKey': {}, encryptionKey: { encryptionKey: KEY } };
     const values = {
       garbage: 'd2f1|e1.bm90IGEgc2VhbGVkIHZhbHVl',
