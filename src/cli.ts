@@ -7,7 +7,13 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { authFetch } from './adapters/fetch.js';
-import { AuthError, ConfigError, OAuthError, TokenStoreError } from './errors.js';
+import {
+  AuthError,
+  ConfigError,
+  OAuthError,
+  type OAuthErrorReason,
+  TokenStoreError,
+} from './errors.js';
 import { type EnvGrant, fromEnv, selectGrant } from './grants/from-env.js';
 
 const USAGE = `Usage:
@@ -58,17 +64,23 @@ async function token(json: boolean, header: boolean): Promise<number> {
   if (header) {
     process.stdout.write(`Authorization: Bearer ${accessToken}\n`);
   } else if (json) {
-    const response = await authFetch(session)('/services/oauth2/userinfo');
-    const info = response.ok ? ((await response.json()) as Record<string, unknown>) : undefined;
-    const identity = info && {
-      user_id: info.user_id,
-      organization_id: info.organization_id,
-      username: info.preferred_username,
-    };
+    const info = await session.getTokenInfo();
+    // Who the token is: asked once, with the same retry-once as the adapters; null if refused.
+    const identity = await session.identity().catch(() => undefined);
     const out = {
       access_token: accessToken,
       instance_url: session.instanceUrl,
-      identity: identity ?? null,
+      org_id: info.orgId ?? null,
+      user_id: info.userId ?? null,
+      scopes: info.scopes,
+      identity:
+        identity === undefined
+          ? null
+          : {
+              user_id: identity.userId,
+              organization_id: identity.orgId,
+              username: identity.username ?? null,
+            },
     };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   } else {
@@ -161,6 +173,40 @@ function isJson(text: string): boolean {
   }
 }
 
+/** One line of advice per {@link OAuthErrorReason}; never a value from the environment. */
+const REASON_HINTS: Partial<Record<OAuthErrorReason, (grant: EnvGrant | undefined) => string>> = {
+  'invalid-client': () =>
+    "check SF_CLIENT_ID and SF_CLIENT_SECRET: the connected app's consumer key and secret",
+  'user-not-approved': (grant) =>
+    grant === 'jwt-bearer'
+      ? "the user is not pre-authorized for the app (Admin approved users, with the user's profile or a permission set), or the assertion's audience is wrong"
+      : 'the user has not approved the app: log in through the app again',
+  'ip-restricted': () =>
+    "this machine's IP address is outside the app's or the user's profile's Login IP Ranges: relax the app's IP Relaxation policy or add the range",
+  'inactive-user': () => 'the Salesforce user is deactivated: an admin must reactivate it',
+  'inactive-org': () => 'the org is locked, expired or deleted',
+  'rate-exceeded': () =>
+    'the user hit the login rate limit (about 3,600 logins an hour): wait, and share one session per process',
+  'audience-invalid': () =>
+    'the JWT audience must be https://login.salesforce.com (production and My Domain) or https://test.salesforce.com (sandboxes); set SF_LOGIN_URL to the host you log in through',
+  'assertion-expired': () =>
+    "the JWT expired before Salesforce read it: check this machine's clock",
+  'invalid-assertion': () =>
+    'the JWT is not signed with the key whose certificate is on the connected app (SF_PRIVATE_KEY)',
+  'domain-not-supported': () =>
+    'client credentials only work on your My Domain: set SF_LOGIN_URL to https://NAME.my.salesforce.com',
+  'run-as-user-missing': () =>
+    'the connected app has no Run As user for the client credentials flow: set one in its policies',
+  'refresh-token-expired': () =>
+    'the refresh token is expired, revoked or was rotated away: log in again',
+  'unsupported-grant-type': () =>
+    'the connected app does not allow this grant: enable it in its OAuth settings',
+  'authentication-failure': (grant) =>
+    grant === 'client-credentials'
+      ? 'client credentials only work on your My Domain (SF_LOGIN_URL), with a Run As user set on the app'
+      : 'Salesforce refused the credentials',
+};
+
 /** A line of advice for the errors people hit first; never a value from the environment. */
 function hint(error: unknown, grant: EnvGrant | undefined): string | undefined {
   if (error instanceof ConfigError) {
@@ -176,19 +222,9 @@ function hint(error: unknown, grant: EnvGrant | undefined): string | undefined {
   if (error instanceof TokenStoreError && error.problem === 'lock-wait') {
     return 'another run is refreshing with the same SF_REFRESH_TOKEN_FILE; if none is, delete the .lock file next to it';
   }
-  if (error instanceof OAuthError) {
-    if (error.error === 'invalid_client_id' || error.error === 'invalid_client') {
-      return "check SF_CLIENT_ID and SF_CLIENT_SECRET: the connected app's consumer key and secret";
-    }
-    if (error.error === 'invalid_grant' && grant === 'client-credentials') {
-      return 'client credentials only work on your My Domain (SF_LOGIN_URL), with a Run As user set on the app';
-    }
-    if (error.error === 'invalid_grant' && grant === 'jwt-bearer') {
-      return 'the user must be pre-authorized for the app, and SF_LOGIN_URL must be the host you log in through';
-    }
-    if (error.error === 'invalid_grant')
-      return 'the refresh token is expired, revoked or was rotated away: log in again';
-  }
+  if (error instanceof OAuthError) return REASON_HINTS[error.reason]?.(grant);
+  if (error instanceof AuthError && error.code === 'ERR_SIGNATURE_MISMATCH')
+    return "the token answer's signature does not match SF_CLIENT_SECRET: check the secret, or whether a proxy rewrites token answers";
   if (error instanceof AuthError && error.code === 'ERR_TRANSPORT')
     return 'check network access to SF_LOGIN_URL';
   if (error instanceof AuthError && error.code === 'ERR_INSTANCE_URL_MISMATCH') {

@@ -36,6 +36,8 @@ export const ErrorCode = {
   SESSION_CLOSED: 'ERR_SESSION_CLOSED',
   TOKEN_STORE: 'ERR_TOKEN_STORE',
   SHARED_BACKOFF: 'ERR_SHARED_BACKOFF',
+  SIGNATURE_MISMATCH: 'ERR_SIGNATURE_MISMATCH',
+  IDENTITY: 'ERR_IDENTITY',
 } as const;
 
 /** One of the {@link ErrorCode} values. */
@@ -102,28 +104,155 @@ export function isTransientStatus(status: number): boolean {
 }
 
 /**
+ * A stable classification of Salesforce's `error` + `error_description` pairs: branch on it, and
+ * hint with it, without parsing the description (which stays out of every message).
+ * - `invalid-client`: the client id or secret is wrong (`invalid_client_id`, `invalid_client`,
+ *   `invalid_client_credentials`).
+ * - `user-not-approved`: "user hasn't approved this consumer": the user is not pre-authorized for
+ *   the app (JWT bearer), or, for JWT, often a wrong `aud`.
+ * - `ip-restricted`: "ip restricted": the app's or profile's IP ranges exclude this caller.
+ * - `inactive-user`: "inactive user". `inactive-org`: the org is locked or expired (`inactive_org`).
+ * - `rate-exceeded`: "login rate exceeded" (about 3,600 logins per user per hour).
+ * - `audience-invalid`: "audience is invalid": the JWT `aud` is not the login host.
+ * - `assertion-expired`: a JWT bearer grant got "expired authorization code": its `exp` has passed
+ *   (a clock skewed by minutes).
+ * - `invalid-assertion`: "invalid assertion": a malformed JWT, or one not signed by the app's
+ *   certificate.
+ * - `domain-not-supported`: "request not supported on this domain": client credentials sent to
+ *   `login.salesforce.com` instead of the My Domain.
+ * - `run-as-user-missing`: "no client credentials user enabled": the app has no Run As user.
+ * - `refresh-token-expired`: "expired access/refresh token": revoked, expired by policy, or
+ *   rotated away.
+ * - `code-expired`: an authorization code that expired or was used already.
+ * - `invalid-code-verifier`: the PKCE `code_verifier` does not match the challenge.
+ * - `redirect-uri-mismatch`: the `redirect_uri` is not a callback URL of the app.
+ * - `access-denied`: the user pressed Deny (web server flow callback).
+ * - `authentication-failure`: "authentication failure" with no more specific cause.
+ * - `unsupported-grant-type`: the app does not allow this grant (or the org does not know it).
+ * - `unknown`: anything else.
+ */
+export type OAuthErrorReason =
+  | 'invalid-client'
+  | 'user-not-approved'
+  | 'ip-restricted'
+  | 'inactive-user'
+  | 'inactive-org'
+  | 'rate-exceeded'
+  | 'audience-invalid'
+  | 'assertion-expired'
+  | 'invalid-assertion'
+  | 'domain-not-supported'
+  | 'run-as-user-missing'
+  | 'refresh-token-expired'
+  | 'code-expired'
+  | 'invalid-code-verifier'
+  | 'redirect-uri-mismatch'
+  | 'access-denied'
+  | 'authentication-failure'
+  | 'unsupported-grant-type'
+  | 'unknown';
+
+/** Codes whose meaning does not depend on the description. */
+const REASON_BY_ERROR: Readonly<Record<string, OAuthErrorReason>> = {
+  invalid_client_id: 'invalid-client',
+  invalid_client: 'invalid-client',
+  invalid_client_credentials: 'invalid-client',
+  inactive_org: 'inactive-org',
+  unsupported_grant_type: 'unsupported-grant-type',
+  redirect_uri_mismatch: 'redirect-uri-mismatch',
+  access_denied: 'access-denied',
+  rate_limit_exceeded: 'rate-exceeded',
+};
+
+/**
+ * Descriptions, lowercased, matched in order as substrings: the first match wins, so a more
+ * specific text comes before "authentication failure", which Salesforce prefixes to several.
+ */
+const REASON_BY_DESCRIPTION: readonly (readonly [string, OAuthErrorReason])[] = [
+  ["user hasn't approved this consumer", 'user-not-approved'],
+  ['user has not approved this consumer', 'user-not-approved'],
+  ['ip restricted', 'ip-restricted'],
+  ['inactive user', 'inactive-user'],
+  ['inactive organization', 'inactive-org'],
+  ['login rate exceeded', 'rate-exceeded'],
+  ['audience is invalid', 'audience-invalid'],
+  ['audience validation failed', 'audience-invalid'],
+  ['invalid assertion', 'invalid-assertion'],
+  ['request not supported on this domain', 'domain-not-supported'],
+  ['no client credentials user enabled', 'run-as-user-missing'],
+  ['expired access/refresh token', 'refresh-token-expired'],
+  ['invalid code verifier', 'invalid-code-verifier'],
+  ['invalid client credentials', 'invalid-client'],
+  ['redirect_uri must match', 'redirect-uri-mismatch'],
+  ['redirect uri does not match', 'redirect-uri-mismatch'],
+  ['authentication failure', 'authentication-failure'],
+];
+
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+
+/**
+ * Classifies an OAuth error answer; `grantType` is the request's `grant_type`, which tells apart
+ * the two meanings of "expired authorization code" (an expired JWT assertion, or an expired code).
+ */
+export function oauthErrorReason(
+  error: string,
+  description: string | undefined,
+  grantType?: string,
+  status?: number,
+): OAuthErrorReason {
+  const text = (description ?? '').toLowerCase();
+  if (text.includes('expired authorization code')) {
+    if (grantType === JWT_BEARER) return 'assertion-expired';
+    return 'code-expired';
+  }
+  if (error === 'invalid_grant' && grantType === 'authorization_code') {
+    if (text.includes('invalid authorization code')) return 'code-expired';
+  }
+  for (const [needle, reason] of REASON_BY_DESCRIPTION) if (text.includes(needle)) return reason;
+  const byError = REASON_BY_ERROR[error];
+  if (byError !== undefined) return byError;
+  if (status === 429) return 'rate-exceeded';
+  return 'unknown';
+}
+
+/**
  * The token endpoint answered with an OAuth error body (`{"error": "...", ...}`).
- * The message carries the `error` code only; the `error_description` is free text from the server
- * that may echo sensitive input, so it is read with {@link OAuthError.errorDescription} and kept
- * out of the message, `JSON.stringify` and every `util.inspect` view.
+ * The message carries the `error` code and the {@link OAuthErrorReason} only; the
+ * `error_description` is free text from the server that may echo sensitive input, so it is read
+ * with {@link OAuthError.errorDescription} and kept out of the message, `JSON.stringify` and every
+ * `util.inspect` view.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
  */
 export class OAuthError extends AuthError {
   /** The OAuth `error` code, for example `invalid_grant` or `invalid_client`. */
   readonly error: string;
+  /** What the `error` and `error_description` pair means; see {@link OAuthErrorReason}. */
+  readonly reason: OAuthErrorReason;
   /** The HTTP status of the answer. */
   readonly status: number;
   /** The server's `Retry-After`, in milliseconds, when it sent one. */
   readonly retryAfterMs: number | undefined;
   readonly #errorDescription: string | undefined;
 
-  constructor(error: string, status: number, errorDescription?: string, retryAfterMs?: number) {
+  /**
+   * @param grantType the request's `grant_type`, when known: it refines {@link reason}.
+   */
+  constructor(
+    error: string,
+    status: number,
+    errorDescription?: string,
+    retryAfterMs?: number,
+    grantType?: string,
+  ) {
+    const reason = oauthErrorReason(error, errorDescription, grantType, status);
     super(
-      `Token endpoint refused the request: ${error}`,
+      `Token endpoint refused the request: ${error}${reason === 'unknown' ? '' : ` (${reason})`}`,
       ErrorCode.OAUTH,
-      isTransientStatus(status),
+      // A login rate limit lifts within the hour: retrying later may succeed.
+      isTransientStatus(status) || reason === 'rate-exceeded',
     );
     this.error = error;
+    this.reason = reason;
     this.status = status;
     this.retryAfterMs = retryAfterMs;
     this.#errorDescription = errorDescription;
@@ -136,6 +265,21 @@ export class OAuthError extends AuthError {
    */
   errorDescription(): string | undefined {
     return this.#errorDescription;
+  }
+}
+
+/**
+ * The token answer's `signature` is not `base64(HMAC-SHA256(clientSecret, id + issued_at))`: the
+ * answer was not issued for this connected app, or something between rewrote it. Nothing from it
+ * is cached. Not transient. Behind a proxy that rewrites token answers, set
+ * `verifySignature: false`.
+ */
+export class SignatureMismatchError extends AuthError {
+  constructor() {
+    super(
+      'The token answer carries a signature that does not match the client secret; it was not used',
+      ErrorCode.SIGNATURE_MISMATCH,
+    );
   }
 }
 
@@ -309,5 +453,25 @@ export class SharedBackoffError extends AuthError {
     );
     this.failedWith = failedWith;
     this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/**
+ * `identity()` failed: the identity URL (or userinfo) answered `status` (a token still rejected
+ * after one re-mint answers 401 or 403), or an answer that is not the identity JSON. The body is
+ * never kept. Transient for 429 and 5xx.
+ */
+export class IdentityError extends AuthError {
+  /** The HTTP status of the answer (0 when the request failed below HTTP). */
+  readonly status: number;
+
+  constructor(status: number, problem: string, options?: AuthErrorOptions) {
+    super(
+      `Identity request failed (HTTP ${status}): ${problem}`,
+      ErrorCode.IDENTITY,
+      status === 0 || isTransientStatus(status),
+      options,
+    );
+    this.status = status;
   }
 }

@@ -20,14 +20,18 @@ export {
   ConfigError,
   ErrorCode,
   FlowMismatchError,
+  IdentityError,
   InsecureUrlError,
   InstanceUrlMismatchError,
   OAuthError,
+  type OAuthErrorReason,
+  oauthErrorReason,
   RefreshTokenHandlerError,
   ResponseTooLargeError,
   SessionClosedError,
   SessionRevokedError,
   SharedBackoffError,
+  SignatureMismatchError,
   SigningError,
   StateMismatchError,
   SubjectTokenError,
@@ -52,6 +56,8 @@ export {
   JWT_BEARER_GRANT,
   JwtBearerAuth,
   type JwtBearerOptions,
+  jwtAudienceFor,
+  SANDBOX_LOGIN_URL,
 } from './grants/jwt-bearer.js';
 export { RefreshTokenAuth, type RefreshTokenOptions } from './grants/refresh-token.js';
 export { fromSfdxAuthUrl, type SfdxAuthUrlOptions } from './grants/sfdx-auth-url.js';
@@ -93,6 +99,8 @@ export {
   type StoreEvent,
 } from './session/diagnostics.js';
 export { STORE_REJOIN_INTERVAL_MS } from './session/fleet.js';
+export type { Identity, IdentityOptions } from './session/identity.js';
+export { MAX_IDENTITY_RESPONSE_BYTES } from './session/identity.js';
 export {
   type SessionIdentity,
   type SharedFailure,
@@ -110,3 +118,4 @@ export {
   TOKEN_PATH,
   type TokenEndpointOptions,
 } from './token-endpoint.js';
+export type { TokenInfo } from './token-info.js';

@@ -1,7 +1,10 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import {
+  ConfigError,
   InstanceUrlMismatchError,
   OAuthError,
   ResponseTooLargeError,
+  SignatureMismatchError,
   TransportError,
   UnexpectedResponseError,
 } from './errors.js';
@@ -10,6 +13,7 @@ import { MAX_TIMER_MS, optionalFunction, positiveMs } from './internal/options.j
 import { scrubbedCause } from './internal/scrub.js';
 import { isHeaderSafeToken, isWellFormedText } from './internal/token-text.js';
 import { normaliseBaseUrl, sameBaseUrl } from './internal/url.js';
+import { idsOf, type TokenInfo, type TokenInfoRecord, tokenInfo } from './token-info.js';
 
 /** Path of Salesforce's OAuth 2.0 token endpoint, relative to the login URL. */
 export const TOKEN_PATH = '/services/oauth2/token';
@@ -45,6 +49,14 @@ export interface TokenEndpointOptions {
    * @default globalThis.fetch
    */
   fetch?: typeof fetch | undefined;
+  /**
+   * Verify each token answer's `signature` (`base64(HMAC-SHA256(clientSecret, id + issued_at))`)
+   * when the grant has a client secret, and refuse an answer whose signature does not match with
+   * a `SignatureMismatchError`. Turn it off only for an org behind a proxy that rewrites token
+   * answers; `TokenInfo.signatureVerified` then says `false`.
+   * @default true
+   */
+  verifySignature?: boolean | undefined;
 }
 
 /** A token endpoint after its options were validated. Internal to the grants. */
@@ -54,6 +66,8 @@ export interface TokenEndpoint {
   readonly instanceUrl: string | undefined;
   readonly timeoutMs: number;
   readonly fetch: typeof fetch;
+  /** Whether answers to a request with a `client_secret` must carry a matching signature. */
+  readonly verifySignature: boolean;
 }
 
 /** A successful token response, parsed and checked. */
@@ -68,6 +82,8 @@ export interface TokenResponse {
   /** The identity URL, `https://login.salesforce.com/id/<orgId>/<userId>`. */
   id?: string;
   scope?: string;
+  /** What the answer says about the token, without the token. */
+  info: TokenInfo;
 }
 
 /**
@@ -96,7 +112,16 @@ export function loginEndpoint(
   const customFetch = optionalFunction('fetch', options.fetch);
   // Resolve the global lazily so a fetch installed after construction (or a test double) is used.
   const fetchFn: typeof fetch = customFetch ?? ((input, init) => globalThis.fetch(input, init));
-  return { loginUrl, instanceUrl: undefined, timeoutMs, fetch: fetchFn };
+  const verify = options.verifySignature;
+  if (verify !== undefined && typeof verify !== 'boolean')
+    throw new ConfigError('verifySignature', 'must be a boolean');
+  return {
+    loginUrl,
+    instanceUrl: undefined,
+    timeoutMs,
+    fetch: fetchFn,
+    verifySignature: verify !== false,
+  };
 }
 
 /** What a grant may ask of {@link requestToken} besides the form fields. */
@@ -124,7 +149,7 @@ export async function requestToken(
   if (isRecord(json) && isUsableRefreshToken(json.refresh_token)) {
     await hooks.adoptRefreshToken?.(json.refresh_token);
   }
-  return parseSuccess(json, status, endpoint.instanceUrl, params);
+  return parseSuccess(json, status, endpoint, params);
 }
 
 /**
@@ -223,7 +248,13 @@ async function exchange_(
     ) {
       const description =
         typeof json.error_description === 'string' ? json.error_description : undefined;
-      throw new OAuthError(json.error, response.status, description, retryAfterMs);
+      throw new OAuthError(
+        json.error,
+        response.status,
+        description,
+        retryAfterMs,
+        params.grant_type,
+      );
     }
     throw new UnexpectedResponseError(response.status, 'not an OAuth error body', retryAfterMs);
   }
@@ -233,9 +264,10 @@ async function exchange_(
 function parseSuccess(
   json: unknown,
   status: number,
-  configuredInstanceUrl: string | undefined,
+  endpoint: TokenEndpoint,
   params: Readonly<Record<string, string>>,
 ): TokenResponse {
+  const configuredInstanceUrl = endpoint.instanceUrl;
   if (!isRecord(json)) throw new UnexpectedResponseError(status, 'body is not a JSON object');
   const { access_token, instance_url, expires_in, refresh_token, id, scope } = json;
   if (typeof access_token !== 'string' || access_token === '') {
@@ -289,12 +321,77 @@ function parseSuccess(
       echoesSecret(returned, seen) ? '(hidden)' : returned,
     );
   }
-  const result: TokenResponse = { accessToken: access_token, instanceUrl };
+  const secret = params.client_secret;
+  let signatureVerified = false;
+  if (endpoint.verifySignature && secret !== undefined && secret !== '' && 'signature' in json) {
+    // Checked before anything is kept: an answer not signed for this app is not used at all.
+    if (!signatureMatches(secret, json.id, json.issued_at, json.signature))
+      throw new SignatureMismatchError();
+    signatureVerified = true;
+  }
+  const info = infoOf(json, instanceUrl, signatureVerified);
+  const result: TokenResponse = { accessToken: access_token, instanceUrl, info };
   if (expiresInMs !== undefined) result.expiresInMs = expiresInMs;
   if (typeof refresh_token === 'string') result.refreshToken = refresh_token;
   if (typeof id === 'string') result.id = id;
   if (typeof scope === 'string') result.scope = scope;
   return result;
+}
+
+/**
+ * Whether `signature` is `base64(HMAC-SHA256(secret, id + issued_at))`, compared in constant
+ * time. Anything missing or of the wrong type does not match.
+ * @see https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_web_server_flow.htm
+ */
+function signatureMatches(
+  secret: string,
+  id: unknown,
+  issuedAt: unknown,
+  signature: unknown,
+): boolean {
+  if (typeof id !== 'string' || typeof signature !== 'string') return false;
+  if (typeof issuedAt !== 'string' && typeof issuedAt !== 'number') return false;
+  const expected = createHmac('sha256', secret).update(`${id}${issuedAt}`).digest();
+  const given = Buffer.from(signature, 'base64');
+  // Buffer.from drops what is not base64: re-encoding catches a signature padded with junk.
+  if (given.byteLength !== expected.byteLength) return false;
+  return timingSafeEqual(given, expected) && given.toString('base64') === signature.trim();
+}
+
+/**
+ * The {@link TokenInfo} of a checked answer. Fields of the wrong type are left out rather than
+ * failing the mint: they describe the token, they are not needed to use it.
+ */
+function infoOf(
+  json: Record<string, unknown>,
+  instanceUrl: string,
+  signatureVerified: boolean,
+): TokenInfo {
+  const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
+  const identityUrl = text(json.id);
+  const scope = text(json.scope);
+  const fields: TokenInfoRecord = {
+    instanceUrl,
+    scopes: scope === undefined ? [] : scope.split(/\s+/).filter((s) => s !== ''),
+    signatureVerified,
+    ...idsOf(identityUrl),
+  };
+  if (identityUrl !== undefined) fields.identityUrl = identityUrl;
+  const issuedAt = Number(json.issued_at);
+  if (json.issued_at !== undefined && json.issued_at !== '' && Number.isSafeInteger(issuedAt))
+    fields.issuedAt = issuedAt;
+  const optional = {
+    tokenType: json.token_type,
+    idToken: json.id_token,
+    communityUrl: json.sfdc_community_url,
+    communityId: json.sfdc_community_id,
+    apiInstanceUrl: json.api_instance_url,
+  } as const;
+  for (const [name, value] of Object.entries(optional)) {
+    const found = text(value);
+    if (found !== undefined) fields[name as keyof typeof optional] = found;
+  }
+  return tokenInfo(fields);
 }
 
 /** Reads the body, refusing more than {@link MAX_TOKEN_RESPONSE_BYTES} without buffering it. */

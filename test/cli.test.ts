@@ -50,6 +50,9 @@ describe('the cirrus-auth command', () => {
     const parsed = JSON.parse(json.stdout);
     expect(parsed).toMatchObject({
       instance_url: fx.org.instanceUrl,
+      org_id: expect.stringMatching(/^00D/),
+      user_id: expect.stringMatching(/^005/),
+      scopes: ['api'],
       identity: {
         user_id: expect.stringMatching(/^005/),
         organization_id: expect.stringMatching(/^00D/),
@@ -119,7 +122,7 @@ describe('the cirrus-auth command', () => {
     const result = await run(['check'], env);
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(
-      "cirrus-auth: ERR_OAUTH: Token endpoint refused the request: invalid_client\nhint: check SF_CLIENT_ID and SF_CLIENT_SECRET: the connected app's consumer key and secret\n",
+      "cirrus-auth: ERR_OAUTH: Token endpoint refused the request: invalid_client (invalid-client)\nhint: check SF_CLIENT_ID and SF_CLIENT_SECRET: the connected app's consumer key and secret\n",
     );
     const all = result.stdout + result.stderr;
     for (const secret of [

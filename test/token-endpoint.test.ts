@@ -1,13 +1,19 @@
+import { createHmac } from 'node:crypto';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { OAuthError, UnexpectedResponseError } from '../src/errors.js';
+import { OAuthError, SignatureMismatchError, UnexpectedResponseError } from '../src/errors.js';
 import { loginEndpoint, requestToken, TOKEN_PATH, tokenEndpoint } from '../src/token-endpoint.js';
 import { caught, expectNoSecrets } from './_secrets.js';
 
 // Narrow unit tests of the response parser: nock answers global fetch, no server needed.
 const HOST = 'https://acme.my.salesforce.com';
+const IDENTITY = 'https://login.salesforce.com/id/00D000000000001EAA/005000000000001AAA';
 const endpoint = tokenEndpoint({ loginUrl: HOST, instanceUrl: HOST, timeoutMs: 2_000 });
 const params = { grant_type: 'client_credentials', client_id: 'id', client_secret: 'shh-secret' };
+const sign = (id: string, issuedAt: string, secret = 'shh-secret') =>
+  createHmac('sha256', secret)
+    .update(id + issuedAt)
+    .digest('base64');
 
 beforeAll(() => nock.disableNetConnect());
 afterEach(() => nock.cleanAll());
@@ -21,24 +27,109 @@ describe('requestToken', () => {
       .reply(200, {
         access_token: '00Dxx!token',
         instance_url: `${HOST}/`,
-        id: `${HOST}/id/00D/005`,
+        id: IDENTITY,
         token_type: 'Bearer',
         issued_at: '1700000000000',
-        signature: 'sig',
+        signature: sign(IDENTITY, '1700000000000'),
         scope: 'api refresh_token',
         refresh_token: '5Aep-refresh',
         expires_in: '7200',
+        id_token: 'eyJhbGciOiJSUzI1NiJ9.e30.id-token-signature',
+        sfdc_community_url: 'https://acme.my.site.com/partners',
+        sfdc_community_id: '0DB000000000001',
+        api_instance_url: 'https://api.salesforce.com',
       });
     const answer = await requestToken(endpoint, params);
-    expect(answer).toEqual({
+    const { info, ...rest } = answer;
+    expect(rest).toEqual({
       accessToken: '00Dxx!token',
       instanceUrl: HOST,
-      id: `${HOST}/id/00D/005`,
+      id: IDENTITY,
       scope: 'api refresh_token',
       refreshToken: '5Aep-refresh',
       expiresInMs: 7_200_000,
     });
+    expect(info).toEqual({
+      instanceUrl: HOST,
+      identityUrl: IDENTITY,
+      orgId: '00D000000000001EAA',
+      userId: '005000000000001AAA',
+      issuedAt: 1_700_000_000_000,
+      scopes: ['api', 'refresh_token'],
+      tokenType: 'Bearer',
+      signatureVerified: true,
+      communityUrl: 'https://acme.my.site.com/partners',
+      communityId: '0DB000000000001',
+      apiInstanceUrl: 'https://api.salesforce.com',
+    });
+    // The ID token is readable by name, and listed nowhere.
+    expect(info.idToken).toBe('eyJhbGciOiJSUzI1NiJ9.e30.id-token-signature');
+    expect(Object.keys(info)).not.toContain('idToken');
+    expectNoSecrets(info, ['id-token-signature', '00Dxx!token', '5Aep-refresh']);
     expect(scope.isDone()).toBe(true);
+  });
+
+  it('a signature that is not HMAC-SHA256(client secret, id + issued_at) is refused', async () => {
+    const forged = [
+      sign(IDENTITY, '1700000000000', 'another-secret'),
+      sign(IDENTITY, '1700000000001'),
+      `${sign(IDENTITY, '1700000000000')}junk`,
+      '',
+      42,
+    ];
+    for (const signature of forged) {
+      nock(HOST).post(TOKEN_PATH).reply(200, {
+        access_token: '00Dxx!forged',
+        instance_url: HOST,
+        id: IDENTITY,
+        issued_at: '1700000000000',
+        signature,
+      });
+      const error = await caught(() => requestToken(endpoint, params));
+      expect(error).toBeInstanceOf(SignatureMismatchError);
+      expect(error).toMatchObject({ code: 'ERR_SIGNATURE_MISMATCH', transient: false });
+      expectNoSecrets(error, ['shh-secret', '00Dxx!forged']);
+    }
+    // A signature without the id it signs cannot be checked: refused too.
+    nock(HOST)
+      .post(TOKEN_PATH)
+      .reply(200, {
+        access_token: 't',
+        instance_url: HOST,
+        issued_at: '1',
+        signature: sign('', '1'),
+      });
+    expect(await caught(() => requestToken(endpoint, params))).toBeInstanceOf(
+      SignatureMismatchError,
+    );
+  });
+
+  it('signatureVerified is false without a client secret, without a signature, or with verifySignature off', async () => {
+    const body = {
+      access_token: 't',
+      instance_url: HOST,
+      id: IDENTITY,
+      issued_at: '1700000000000',
+      signature: 'not-checked',
+    };
+    nock(HOST).post(TOKEN_PATH).reply(200, body);
+    const publicApp = { grant_type: 'refresh_token', refresh_token: 'r', client_id: 'id' };
+    expect((await requestToken(endpoint, publicApp)).info.signatureVerified).toBe(false);
+
+    nock(HOST)
+      .post(TOKEN_PATH)
+      .reply(200, { ...body, signature: undefined });
+    expect((await requestToken(endpoint, params)).info.signatureVerified).toBe(false);
+
+    const unchecked = tokenEndpoint({ loginUrl: HOST, instanceUrl: HOST, verifySignature: false });
+    nock(HOST).post(TOKEN_PATH).reply(200, body);
+    expect((await requestToken(unchecked, params)).info).toMatchObject({
+      signatureVerified: false,
+      orgId: '00D000000000001EAA',
+    });
+    expect(() =>
+      tokenEndpoint({ loginUrl: HOST, instanceUrl: HOST, verifySignature: 'no' as never }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', option: 'verifySignature' }));
   });
 
   it('accepts a numeric expires_in and omits absent optional fields', async () => {
@@ -49,6 +140,7 @@ describe('requestToken', () => {
       accessToken: 't',
       instanceUrl: HOST,
       expiresInMs: 60_000,
+      info: { instanceUrl: HOST, scopes: [], signatureVerified: false },
     });
   });
 

@@ -47,6 +47,7 @@ export class ClientCredentialsAuth extends CachingSession {
     super(endpoint.instanceUrl, () => requestToken(endpoint, params), o, {
       identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'client_credentials', user: '' },
       mintTimeoutMs: endpoint.timeoutMs,
+      fetch: endpoint.fetch,
     });
   }
 }

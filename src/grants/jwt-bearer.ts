@@ -16,6 +16,47 @@ export const JWT_ASSERTION_LIFETIME_S = 150;
 /** The `grant_type` of RFC 7523's JWT bearer grant. */
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 
+/** Salesforce's sandbox login host: the JWT `aud` of every sandbox, whatever host it is POSTed to. */
+export const SANDBOX_LOGIN_URL = 'https://test.salesforce.com';
+
+/**
+ * Sandbox hosts, whose JWT `aud` is `https://test.salesforce.com`: the sandbox login host,
+ * enhanced-domain sandboxes (`NAME--SBX.sandbox.my.salesforce.com`), scratch orgs
+ * (`NAME.scratch.my.salesforce.com`), legacy sandbox My Domains (`NAME--SBX.my.salesforce.com`,
+ * `NAME--SBX.csNN.my.salesforce.com`) and CS instances (`csNN.salesforce.com`).
+ */
+const SANDBOX_HOSTS = [
+  /^test\.salesforce\.com$/,
+  /\.sandbox\.my\.salesforce\.com$/,
+  /\.scratch\.my\.salesforce\.com$/,
+  /^[a-z0-9-]+--[a-z0-9-]+(?:\.cs\d+)?\.my\.salesforce\.com$/,
+  /^cs\d+(?:\.my)?\.salesforce\.com$/,
+  /\.cs\d+\.my\.salesforce\.com$/,
+];
+
+/** Experience Cloud site hosts (`NAME.my.site.com`), whose JWT `aud` is the site's own URL. */
+const SITE_HOST = /\.my\.site\.com$/;
+
+/**
+ * The JWT `aud` Salesforce expects for assertions POSTed to `loginUrl`: the site's own URL for an
+ * Experience Cloud site, `https://test.salesforce.com` for a sandbox host, else
+ * `https://login.salesforce.com` (production and My Domain hosts alike: a My Domain `aud` is
+ * refused, often as the misleading "user hasn't approved this consumer").
+ * @see https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm
+ */
+export function jwtAudienceFor(loginUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(loginUrl);
+  } catch {
+    return DEFAULT_LOGIN_URL;
+  }
+  const host = url.hostname.toLowerCase();
+  if (SITE_HOST.test(host)) return url.origin + url.pathname.replace(/\/+$/, '');
+  if (SANDBOX_HOSTS.some((pattern) => pattern.test(host))) return SANDBOX_LOGIN_URL;
+  return DEFAULT_LOGIN_URL;
+}
+
 /** Options of {@link JwtBearerAuth}. */
 export interface JwtBearerOptions extends TokenEndpointOptions, CachingSessionOptions {
   /** The connected app's client id ("consumer key"): the assertion's `iss`. */
@@ -30,9 +71,10 @@ export interface JwtBearerOptions extends TokenEndpointOptions, CachingSessionOp
   /** @default DEFAULT_LOGIN_URL (`https://login.salesforce.com`); `https://test.salesforce.com` for sandboxes. */
   loginUrl?: string | undefined;
   /**
-   * The assertion's `aud`: the login host (`https://login.salesforce.com`,
-   * `https://test.salesforce.com`) or your My Domain / Experience Cloud site URL.
-   * @default loginUrl
+   * The assertion's `aud`. Salesforce wants `https://login.salesforce.com` for production and My
+   * Domain logins, `https://test.salesforce.com` for sandboxes, and the site's URL for an
+   * Experience Cloud site, whatever host the assertion is POSTed to.
+   * @default jwtAudienceFor(loginUrl)
    */
   audience?: string | undefined;
 }
@@ -61,7 +103,9 @@ export class JwtBearerAuth extends CachingSession {
     const key = privateKeyOf(o.privateKey);
     const endpoint = tokenEndpoint(o, DEFAULT_LOGIN_URL);
     const audience =
-      o.audience === undefined ? endpoint.loginUrl : normaliseBaseUrl('audience', o.audience);
+      o.audience === undefined
+        ? jwtAudienceFor(endpoint.loginUrl)
+        : normaliseBaseUrl('audience', o.audience);
     const now = optionalFunction('now', o.now) ?? Date.now;
     const mint = async () => {
       const exp = Math.floor(now() / 1000) + JWT_ASSERTION_LIFETIME_S;
@@ -71,6 +115,7 @@ export class JwtBearerAuth extends CachingSession {
     super(endpoint.instanceUrl, mint, o, {
       identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'jwt_bearer', user: username },
       mintTimeoutMs: endpoint.timeoutMs,
+      fetch: endpoint.fetch,
     });
   }
 }

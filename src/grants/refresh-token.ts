@@ -16,6 +16,7 @@ import {
   type TokenEndpointOptions,
   tokenEndpoint,
 } from '../token-endpoint.js';
+import { seedInfo, type TokenInfo } from '../token-info.js';
 
 /** Options of {@link RefreshTokenAuth}. */
 export interface RefreshTokenOptions extends TokenEndpointOptions, CachingSessionOptions {
@@ -127,10 +128,12 @@ export class RefreshTokenAuth extends CachingSession {
       };
       return guard === undefined ? refresh(current) : guard(current, refresh);
     };
+    const info = (o as { [seedInfo]?: TokenInfo })[seedInfo];
     super(endpoint.instanceUrl, mint, o, {
-      seed: seed === undefined ? undefined : { accessToken: seed },
+      seed: seed === undefined ? undefined : { accessToken: seed, info },
       secret: refreshToken,
       mintTimeoutMs: endpoint.timeoutMs,
+      fetch: endpoint.fetch,
       identity: {
         loginUrl: endpoint.loginUrl,
         clientId,

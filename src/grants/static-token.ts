@@ -1,10 +1,13 @@
 import { ConfigError } from '../errors.js';
-import { checkSignal } from '../internal/abort.js';
+import { checkSignal, raceAbort } from '../internal/abort.js';
 import { optionsObject } from '../internal/options.js';
 import { requiredToken } from '../internal/token-text.js';
 import { normaliseBaseUrl } from '../internal/url.js';
 import type { AuthSession, GetTokenOptions } from '../session/auth-session.js';
+import { fetchIdentity, type Identity, type IdentityOptions } from '../session/identity.js';
 import { Redacted } from '../session/redacted.js';
+import { DEFAULT_TIMEOUT_MS } from '../token-endpoint.js';
+import { bareTokenInfo, seedInfo, type TokenInfo } from '../token-info.js';
 
 /** Options of {@link StaticTokenAuth}. */
 export interface StaticTokenOptions {
@@ -29,6 +32,8 @@ export interface StaticTokenOptions {
 export class StaticTokenAuth extends Redacted implements AuthSession {
   readonly instanceUrl: string;
   readonly #token: Promise<string>;
+  readonly #info: TokenInfo;
+  #identity: Promise<Identity> | undefined;
 
   constructor(options: StaticTokenOptions) {
     super();
@@ -37,6 +42,44 @@ export class StaticTokenAuth extends Redacted implements AuthSession {
     const accessToken = requiredToken('accessToken', o.accessToken);
     this.instanceUrl = normaliseBaseUrl('instanceUrl', o.instanceUrl);
     this.#token = Promise.resolve(accessToken);
+    // From the web server flow: what the code exchange's answer said.
+    const seeded = (o as { [seedInfo]?: TokenInfo })[seedInfo];
+    this.#info = seeded ?? bareTokenInfo(this.instanceUrl);
+  }
+
+  /**
+   * What is known about the token: its instance URL, and when the session came from a code
+   * exchange (`WebServerFlow.complete`), everything that answer said.
+   */
+  async getTokenInfo(options?: GetTokenOptions): Promise<TokenInfo> {
+    checkSignal(options?.signal)?.throwIfAborted();
+    return this.#info;
+  }
+
+  /**
+   * The token's identity, from the identity URL (or userinfo) at the instance; fails with an
+   * `IdentityError` once the token is rejected (a static token cannot be replaced). Cached.
+   */
+  identity(options?: IdentityOptions): Promise<Identity> {
+    const signal = checkSignal(options?.signal);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const promise =
+      this.#identity ??
+      fetchIdentity(
+        {
+          session: this,
+          infoOf: () => this.#info,
+          origins: [],
+          fetch: (input, init) => globalThis.fetch(input, init),
+          timeoutMs: DEFAULT_TIMEOUT_MS,
+        },
+        undefined,
+      );
+    this.#identity = promise;
+    promise.catch(() => {
+      if (this.#identity === promise) this.#identity = undefined;
+    });
+    return raceAbort(promise, signal);
   }
 
   /** Resolves to the configured token (rejects at once if `signal` is already aborted). */

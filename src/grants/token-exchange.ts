@@ -94,6 +94,7 @@ export class TokenExchangeAuth extends CachingSession {
     super(endpoint.instanceUrl, mint, o, {
       identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'token_exchange', user },
       mintTimeoutMs: endpoint.timeoutMs,
+      fetch: endpoint.fetch,
     });
   }
 }

@@ -16,8 +16,9 @@ import {
   type TokenEndpoint,
   type TokenEndpointOptions,
 } from '../token-endpoint.js';
+import { seedInfo } from '../token-info.js';
 import { RefreshTokenAuth, type RefreshTokenOptions, reportRotation } from './refresh-token.js';
-import { StaticTokenAuth } from './static-token.js';
+import { StaticTokenAuth, type StaticTokenOptions } from './static-token.js';
 
 /** Path of Salesforce's authorization endpoint, relative to the login URL. */
 export const AUTHORIZE_PATH = '/services/oauth2/authorize';
@@ -185,7 +186,8 @@ export class WebServerFlow {
       return new StaticTokenAuth({
         accessToken: answer.accessToken,
         instanceUrl: answer.instanceUrl,
-      });
+        [seedInfo]: answer.info,
+      } as StaticTokenOptions);
     }
     await reportRotation(onRotated, answer.refreshToken, this.#endpoint.timeoutMs);
     return new RefreshTokenAuth({
@@ -197,7 +199,8 @@ export class WebServerFlow {
       accessToken: answer.accessToken,
       loginUrl: this.#endpoint.loginUrl,
       instanceUrl: answer.instanceUrl,
-    });
+      [seedInfo]: answer.info,
+    } as RefreshTokenOptions);
   }
 
   /** Only the class name: never the client secret. */

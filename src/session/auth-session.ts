@@ -1,3 +1,5 @@
+import type { TokenInfo } from '../token-info.js';
+
 /** Options for {@link AuthSession.getToken}. */
 export interface GetTokenOptions {
   /**
@@ -40,4 +42,10 @@ export interface AuthSession {
    * succeeded means the org refuses every token, and minting again would only burn logins.
    */
   confirm?(acceptedToken: string): void;
+  /**
+   * Optional: what the token answer said about the current token (org, user, scopes…), minting
+   * first if needed. Every session cirrus-auth ships has it; the jsforce adapter fills
+   * `conn.userInfo` from it.
+   */
+  getTokenInfo?(options?: GetTokenOptions): Promise<TokenInfo>;
 }

@@ -8,9 +8,11 @@ import {
 } from '../errors.js';
 import { checkSignal, raceAbort } from '../internal/abort.js';
 import { MAX_TIMER_MS, optionalFunction, positiveMs, requiredString } from '../internal/options.js';
+import { bareTokenInfo, type TokenInfo } from '../token-info.js';
 import type { AuthSession, GetTokenOptions } from './auth-session.js';
 import { type Logger, type MintReason, publish } from './diagnostics.js';
 import { type FleetHost, FleetMember } from './fleet.js';
+import { fetchIdentity, type Identity, type IdentityOptions } from './identity.js';
 import { Redacted } from './redacted.js';
 import {
   isSharedTokenStore,
@@ -108,6 +110,8 @@ export interface MintedToken {
   accessToken: string;
   /** The server-declared lifetime, when it sent `expires_in`. */
   expiresInMs?: number;
+  /** What the token answer said about the token; see `getTokenInfo()`. */
+  info?: TokenInfo | undefined;
 }
 
 /** What the engine hands a grant's mint function. */
@@ -143,6 +147,8 @@ export interface EngineOptions {
    * mint gives up after twice this (the request, then the rotation handler) plus the lock's TTL.
    */
   mintTimeoutMs?: number | undefined;
+  /** The `fetch` `identity()` uses (the grant's own). @default globalThis.fetch */
+  fetch?: typeof fetch | undefined;
 }
 
 /** The margin applied to a token of lifetime `ttlMs`; see {@link EXPIRY_MARGIN_MS}. */
@@ -198,6 +204,13 @@ export class CachingSession extends Redacted implements AuthSession {
   #failure: Failure | undefined;
   #minted = false;
   #closed = false;
+  /** The info of the last few tokens handed out, by token: `getTokenInfo()` answers from it. */
+  readonly #infos = new Map<string, TokenInfo>();
+  /** `identity()` of one token, shared by concurrent callers, dropped when it fails. */
+  #identity: { readonly token: string; readonly promise: Promise<Identity> } | undefined;
+  readonly #fetch: typeof fetch;
+  readonly #timeoutMs: number;
+  readonly #loginOrigin: string | undefined;
   /** This session's part in a fleet sharing a store, when `store` was given. */
   readonly #fleet: FleetMember | undefined;
   /** The grant's single-use secret, without a shared store (with one, the fleet member keeps it). */
@@ -246,6 +259,9 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#logger = loggerOf(options.logger);
     this.#now = clockOf(options.now);
     this.#realClock = options.now === undefined;
+    this.#fetch = engine.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#timeoutMs = engine.mintTimeoutMs ?? DEFAULT_MINT_TIMEOUT_MS;
+    this.#loginOrigin = originOf(engine.identity?.loginUrl);
     // Last: the fleet member reads the options parsed above.
     const shared = sharedOf(new.target.name, options, engine.identity);
     this.#fleet =
@@ -317,6 +333,50 @@ export class CachingSession extends Redacted implements AuthSession {
     const result =
       servable === undefined ? pending : pending.catch(() => servable.token.accessToken);
     return raceAbort(result, signal);
+  }
+
+  /**
+   * What the token answer said about the current token (org, user, scopes, issue time, whether
+   * its signature was verified), minting first if needed: the same single-flight as
+   * {@link getToken}. With a shared store every process of the fleet answers the same. No access
+   * or refresh token in it.
+   */
+  async getTokenInfo(options?: GetTokenOptions): Promise<TokenInfo> {
+    const token = await this.getToken(options);
+    return this.#infoOf(token);
+  }
+
+  /**
+   * The session's identity: `GET` the identity URL (or `/services/oauth2/userinfo`) with the
+   * session's token; a rejected token is invalidated and the request tried once more with a new
+   * one, like the adapters do. Cached per token: the next call with the same token asks nobody.
+   * Fails with an `IdentityError` (its `status` says why).
+   */
+  async identity(options?: IdentityOptions): Promise<Identity> {
+    const signal = checkSignal(options?.signal);
+    const token = await this.getToken({ signal });
+    const cached = this.#identity;
+    if (cached?.token === token) return raceAbort(cached.promise, signal);
+    const promise = fetchIdentity(
+      {
+        session: this,
+        infoOf: (t) => this.#infoOf(t),
+        origins: this.#loginOrigin === undefined ? [] : [this.#loginOrigin],
+        fetch: this.#fetch,
+        timeoutMs: this.#timeoutMs,
+      },
+      undefined,
+    );
+    const entry = { token, promise };
+    this.#identity = entry;
+    promise.catch(() => {
+      if (this.#identity === entry) this.#identity = undefined;
+    });
+    return raceAbort(promise, signal);
+  }
+
+  #infoOf(token: string): TokenInfo {
+    return this.#infos.get(token) ?? bareTokenInfo(this.instanceUrl);
   }
 
   /**
@@ -406,6 +466,8 @@ export class CachingSession extends Redacted implements AuthSession {
   async close(): Promise<void> {
     this.#closed = true;
     this.#forgetHit();
+    this.#infos.clear();
+    this.#identity = undefined;
     await this.#pending?.catch(() => {});
     await this.#fleet?.close();
   }
@@ -596,6 +658,7 @@ export class CachingSession extends Redacted implements AuthSession {
       staleAt,
       refreshAt: staleAt - aheadMs,
       obtainedAt,
+      ...(minted.info === undefined ? {} : { info: minted.info }),
       ...(minted.expiresInMs === undefined
         ? {}
         : { declaredExpiresAt: obtainedAt + minted.expiresInMs }),
@@ -622,11 +685,18 @@ export class CachingSession extends Redacted implements AuthSession {
       else await fleet.retire(fn);
       this.#forgetHit();
       this.#store.clear();
+      this.#infos.clear();
+      this.#identity = undefined;
     });
   }
 
   #remember(token: CachedToken): void {
     if (this.#closed) return;
+    // The info of a few recent tokens: a caller whose getToken() resolved just before a re-mint
+    // still gets its own token's info.
+    this.#infos.delete(token.accessToken);
+    this.#infos.set(token.accessToken, token.info ?? bareTokenInfo(this.instanceUrl));
+    if (this.#infos.size > 4) this.#infos.delete(this.#infos.keys().next().value as string);
     const hit: Hit = { token, promise: Promise.resolve(token.accessToken) };
     this.#forgetHit();
     this.#hit = hit;
@@ -670,6 +740,15 @@ function sharedOf(
   const user = storeKey ?? identity.user;
   if (user === undefined) throw new ConfigError('storeKey', `is required with store here`);
   return { store, key: sessionKey({ ...identity, user }) };
+}
+
+function originOf(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
+  }
 }
 
 function errorCode(error: unknown): string {

@@ -8,6 +8,7 @@ import {
   TokenStoreError,
   UnexpectedResponseError,
 } from '../errors.js';
+import { tokenInfoFromRecord, tokenInfoRecord } from '../token-info.js';
 import { type Logger, type MintReason, publish } from './diagnostics.js';
 import type {
   SharedFailure,
@@ -415,6 +416,7 @@ export class FleetMember {
         ? {}
         : { declaredInMs: token.declaredExpiresAt - now }),
       ...(token.replacement === true ? { replacement: true } : {}),
+      ...(token.info === undefined ? {} : { info: tokenInfoRecord(token.info) }),
     };
   }
 
@@ -458,6 +460,7 @@ export class FleetMember {
       return undefined;
     }
     const now = this.#host.now();
+    const info = tokenInfoFromRecord(shared.info);
     return {
       accessToken: shared.accessToken,
       expiresAt: now + shared.expiresInMs,
@@ -468,6 +471,7 @@ export class FleetMember {
         ? {}
         : { declaredExpiresAt: now + shared.declaredInMs }),
       ...(shared.replacement === true ? { replacement: true } : {}),
+      ...(info === undefined ? {} : { info }),
     };
   }
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { TokenInfoRecord } from '../token-info.js';
 
 /**
  * What a session's shared cache entry is keyed on: the login URL, the client id, the grant and the
@@ -33,6 +34,12 @@ export interface SharedToken {
   readonly ageMs?: number | undefined;
   /** Until the server said it dies (`expires_in`), when it said; a store counts it down. */
   readonly declaredInMs?: number | undefined;
+  /**
+   * What the token answer said about the token (org, user, scopes…), so every process of a fleet
+   * answers the same `getTokenInfo()`. It holds an ID token when there is one: a store keeps it
+   * as written, sealed like the access token.
+   */
+  readonly info?: TokenInfoRecord | undefined;
 }
 
 /** One session's entry in a shared store, as read. */

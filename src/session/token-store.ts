@@ -1,3 +1,5 @@
+import type { TokenInfo } from '../token-info.js';
+
 /** A token as a session caches it. Times are milliseconds on the session's clock. */
 export interface CachedToken {
   readonly accessToken: string;
@@ -19,6 +21,8 @@ export interface CachedToken {
    * new token does not cure the rejection (the rejection guard).
    */
   readonly replacement?: boolean | undefined;
+  /** What the token answer said about it, when the grant told. */
+  readonly info?: TokenInfo | undefined;
 }
 
 /** One token in process memory: a session's own copy, shared store or not. */

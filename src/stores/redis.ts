@@ -314,6 +314,8 @@ export class RedisTokenStore implements SharedTokenStore {
         ? { declaredInMs: (written.declaredInMs as number) - elapsedMs }
         : {}),
       ...(written.replacement === true ? { replacement: true } : {}),
+      // Kept as written: the session checks it (and ignores one it cannot read).
+      ...(typeof written.info === 'object' && written.info !== null ? { info: written.info } : {}),
     };
   }
 

@@ -238,10 +238,14 @@ export class FakeGrants {
     if (!signed) return invalidGrant('invalid assertion');
     if (claims.iss !== this.#host.clientId)
       return error(400, 'invalid_client_id', 'client identifier invalid');
-    const audience = this.#options.audience ?? this.#host.loginUrl();
-    if (claims.aud !== audience) return invalidGrant('Audience validation failed');
+    // Salesforce checks `aud` against its login host (production, sandbox or the site), never
+    // the host the assertion was POSTed to.
+    const audience = this.#options.audience ?? 'https://login.salesforce.com';
+    if (claims.aud !== audience) return invalidGrant('audience is invalid');
+    // An `exp` in the past is refused; one far ahead is accepted, as Salesforce does (sfdx-core
+    // sends epoch milliseconds where seconds are due).
     const now = Date.now() / 1000;
-    if (typeof claims.exp !== 'number' || claims.exp <= now || claims.exp > now + 300) {
+    if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp) || claims.exp <= now) {
       return invalidGrant('expired authorization code');
     }
     if (typeof claims.sub !== 'string' || !this.#options.users.includes(claims.sub)) {
@@ -289,6 +293,7 @@ export class FakeGrants {
       return invalidGrant('invalid code verifier');
     }
     const extra: Record<string, unknown> = { scope: grant.scopes.join(' ') };
+    if (grant.scopes.includes('openid')) extra.id_token = idTokenFor(this.#host.clientId);
     let family: Family | undefined;
     if (grant.scopes.includes('refresh_token') || grant.scopes.includes('offline_access')) {
       const refreshToken = this.issueRefreshToken();
@@ -318,6 +323,13 @@ export class FakeGrants {
     family.revoked = true;
     this.#host.revokeAccessTokens(family.accessTokens);
   }
+}
+
+/** An OpenID Connect ID token's shape: a JWT the fake does not sign (no test verifies it). */
+function idTokenFor(clientId: string): string {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  return `${part({ alg: 'RS256', kid: '226' })}.${part({ aud: clientId, iat: now, exp: now + 300 })}.${randomBytes(64).toString('base64url')}`;
 }
 
 function refreshTokenValue(): string {

@@ -1,4 +1,10 @@
-import { generateKeyPairSync, type KeyObject, randomBytes, randomUUID } from 'node:crypto';
+import {
+  createHmac,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  randomUUID,
+} from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
@@ -26,8 +32,20 @@ export interface FakeOrgOptions {
    * `FakeOrg.jwtPrivateKey`.
    */
   jwtKey?: string | KeyObject;
-  /** The `aud` the JWT bearer grant requires. @default the org's `loginUrl` */
+  /**
+   * The `aud` the JWT bearer grant requires, as Salesforce does: its login host, whatever host the
+   * assertion was POSTed to. `https://test.salesforce.com` plays a sandbox, a site URL an
+   * Experience Cloud site. A wrong one gets 400 `invalid_grant` "audience is invalid".
+   * @default 'https://login.salesforce.com' (a production org)
+   */
   audience?: string;
+  /**
+   * An Experience Cloud site: every token answer carries `sfdc_community_url` and
+   * `sfdc_community_id`, as Salesforce's answers to a site login do.
+   */
+  community?: { url: string; id: string };
+  /** Added to every token answer as `api_instance_url`. */
+  apiInstanceUrl?: string;
   /**
    * Refresh Token Rotation: every refresh answers a new refresh token, and presenting a rotated-away
    * one revokes the whole family (refresh token and its access tokens), as Salesforce does.
@@ -51,6 +69,8 @@ export interface FakeOrgOptions {
  * - `redirect`: answer a 3xx pointing at `location`.
  * - `oversized`: a 200 JSON body of `bytes` bytes, streamed, with or without `content-length`.
  * - `instance-url`: a valid token for another `instance_url`.
+ * - `forged-signature`: a valid token whose `signature` is not the HMAC of `id + issued_at` with
+ *   the client secret (an answer not from this org, or rewritten on the way).
  * - `malformed-echo`: a response the HTTP client cannot parse, quoting the request body in a header
  *   (a broken proxy echoing the request): the client's parser error then holds the form's secrets.
  */
@@ -64,6 +84,7 @@ export type TokenFault =
   | { kind: 'redirect'; location: string; status?: 301 | 302 | 303 | 307 | 308 }
   | { kind: 'oversized'; bytes: number; declareLength?: boolean }
   | { kind: 'instance-url'; instanceUrl: string }
+  | { kind: 'forged-signature' }
   | { kind: 'malformed-echo' };
 
 /** Counters of what the org has served since it started (or since `resetStats()`). */
@@ -333,7 +354,12 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     if (tokenDelayMs > 0) await delay(tokenDelayMs);
 
     const active = takeFault();
-    if (active !== undefined && active.kind !== 'instance-url') return misbehave(active, res, body);
+    if (
+      active !== undefined &&
+      active.kind !== 'instance-url' &&
+      active.kind !== 'forged-signature'
+    )
+      return misbehave(active, res, body);
 
     if (req.method !== 'POST') return oauthError(res, 400, 'invalid_request', 'must use HTTP POST');
     if (!String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')) {
@@ -342,6 +368,8 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     const answer = grants.token(params);
     if (answer.status === 200 && active?.kind === 'instance-url')
       answer.body.instance_url = active.instanceUrl;
+    if (answer.status === 200 && active?.kind === 'forged-signature')
+      answer.body.signature = randomBytes(32).toString('base64');
     json(res, answer.status, answer.body);
   }
 
@@ -363,11 +391,19 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       id: `${baseUrl}/id/${ORG_ID}/${USER_ID}`,
       token_type: 'Bearer',
       issued_at: String(Date.now()),
-      signature: randomBytes(32).toString('base64'),
       scope: 'api',
       ...extra,
     };
+    if (options.community !== undefined) {
+      body.sfdc_community_url = options.community.url;
+      body.sfdc_community_id = options.community.id;
+    }
+    if (options.apiInstanceUrl !== undefined) body.api_instance_url = options.apiInstanceUrl;
     if (options.expiresInSeconds !== undefined) body.expires_in = options.expiresInSeconds;
+    // As Salesforce signs: base64(HMAC-SHA256(client secret, id + issued_at)).
+    body.signature = createHmac('sha256', clientSecret)
+      .update(`${body.id}${body.issued_at}`)
+      .digest('base64');
     return { accessToken, body };
   }
 
@@ -379,7 +415,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   }
 
   function misbehave(
-    f: Exclude<TokenFault, { kind: 'instance-url' }>,
+    f: Exclude<TokenFault, { kind: 'instance-url' | 'forged-signature' }>,
     res: ServerResponse,
     requestBody: Buffer,
   ): void {

@@ -1,4 +1,4 @@
-import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
@@ -6,8 +6,10 @@ import {
   JWT_BEARER_GRANT,
   JwtBearerAuth,
   type JwtBearerOptions,
+  jwtAudienceFor,
   OAuthError,
 } from '../../src/index.js';
+import { startFakeOrg } from '../../src/testing/index.js';
 import { useFakeOrg } from '../_org.js';
 import { caught, expectNoSecrets } from '../_secrets.js';
 import { expectSingleFlightAndCas } from './_single-flight.js';
@@ -32,6 +34,25 @@ function claimsOf(assertion: string) {
   };
 }
 
+/** An assertion the fake org's key signed, with `exp` in milliseconds when asked. */
+async function assertionWith(options: { expInMs: boolean }): Promise<string> {
+  const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const now = Date.now();
+  const claims = {
+    iss: fx.org.clientId,
+    sub: 'integration@acme.com',
+    aud: 'https://login.salesforce.com',
+    exp: options.expInMs ? now + 300_000 : Math.floor(now / 1000) + 300,
+  };
+  const input = `${encode({ alg: 'RS256' })}.${encode(claims)}`;
+  const signature = sign(
+    'sha256',
+    Buffer.from(input),
+    createPrivateKey(fx.org.jwtPrivateKey as string),
+  );
+  return `${input}.${signature.toString('base64url')}`;
+}
+
 describe('JwtBearerAuth', () => {
   it('signs an RS256 assertion the org verifies, with iss, sub, aud and a short exp', async () => {
     const token = await jwt().getToken();
@@ -44,7 +65,8 @@ describe('JwtBearerAuth', () => {
     expect(claims).toMatchObject({
       iss: fx.org.clientId,
       sub: 'integration@acme.com',
-      aud: fx.org.loginUrl,
+      // Salesforce's login host, not the loopback host it was POSTed to.
+      aud: 'https://login.salesforce.com',
     });
     const now = Date.now() / 1000;
     expect(claims.exp).toBeGreaterThan(now);
@@ -68,12 +90,90 @@ describe('JwtBearerAuth', () => {
     }
   });
 
-  it('the audience defaults to the login URL and can be set', async () => {
-    const wrong = await caught(() => jwt({ audience: 'https://test.salesforce.com' }).getToken());
-    expect(wrong).toBeInstanceOf(OAuthError);
-    expect(wrong).toMatchObject({ error: 'invalid_grant' });
-    expect((wrong as OAuthError).errorDescription()).toBe('Audience validation failed');
-    await expect(jwt({ audience: fx.org.loginUrl }).getToken()).resolves.toBeTypeOf('string');
+  it('a wrong audience is refused as Salesforce does, with reason audience-invalid', async () => {
+    for (const audience of ['https://test.salesforce.com', fx.org.loginUrl]) {
+      const wrong = await caught(() => jwt({ audience }).getToken());
+      expect(wrong).toBeInstanceOf(OAuthError);
+      expect(wrong).toMatchObject({ error: 'invalid_grant', reason: 'audience-invalid' });
+      expect((wrong as OAuthError).errorDescription()).toBe('audience is invalid');
+    }
+    await expect(jwt({ audience: 'https://login.salesforce.com' }).getToken()).resolves.toBeTypeOf(
+      'string',
+    );
+  });
+
+  it('a My Domain loginUrl and no audience succeeds: aud is https://login.salesforce.com', async () => {
+    // The assertion is POSTed to the My Domain host (routed to the fake org over real HTTP).
+    const hosts: string[] = [];
+    const routed: typeof fetch = (input, init) => {
+      const url = new URL(String(input));
+      hosts.push(url.host);
+      return fetch(`${fx.org.loginUrl}${url.pathname}`, init);
+    };
+    const session = jwt({ loginUrl: 'https://acme.my.salesforce.com', fetch: routed });
+    expect(fx.org.isValidToken(await session.getToken())).toBe(true);
+    expect(hosts).toEqual(['acme.my.salesforce.com']);
+    expect(claimsOf(fx.org.lastTokenRequest?.assertion ?? '').claims.aud).toBe(
+      'https://login.salesforce.com',
+    );
+  });
+
+  it('a sandbox host defaults aud to https://test.salesforce.com, which a sandbox org wants', async () => {
+    const sandbox = await startFakeOrg({
+      users: ['integration@acme.com'],
+      audience: 'https://test.salesforce.com',
+    });
+    try {
+      const routed: typeof fetch = (input, init) =>
+        fetch(`${sandbox.loginUrl}${new URL(String(input)).pathname}`, init);
+      for (const loginUrl of [
+        'https://acme--uat.sandbox.my.salesforce.com',
+        'https://test.salesforce.com',
+      ]) {
+        const session = new JwtBearerAuth({
+          clientId: sandbox.clientId,
+          username: 'integration@acme.com',
+          privateKey: sandbox.jwtPrivateKey as string,
+          loginUrl,
+          instanceUrl: sandbox.instanceUrl,
+          fetch: routed,
+        });
+        expect(sandbox.isValidToken(await session.getToken())).toBe(true);
+      }
+      // The production audience is refused by a sandbox.
+      const production = new JwtBearerAuth({
+        clientId: sandbox.clientId,
+        username: 'integration@acme.com',
+        privateKey: sandbox.jwtPrivateKey as string,
+        loginUrl: sandbox.loginUrl,
+        instanceUrl: sandbox.instanceUrl,
+      });
+      expect(await caught(() => production.getToken())).toMatchObject({
+        reason: 'audience-invalid',
+      });
+    } finally {
+      await sandbox.close();
+    }
+  });
+
+  it.each([
+    ['https://login.salesforce.com', 'https://login.salesforce.com'],
+    ['https://acme.my.salesforce.com', 'https://login.salesforce.com'],
+    ['https://ACME.My.Salesforce.com', 'https://login.salesforce.com'],
+    ['https://acme-dev-ed.develop.my.salesforce.com', 'https://login.salesforce.com'],
+    ['https://acme.my.salesforce.mil', 'https://login.salesforce.com'],
+    ['http://127.0.0.1:8080', 'https://login.salesforce.com'],
+    ['https://test.salesforce.com', 'https://test.salesforce.com'],
+    ['https://acme--uat.sandbox.my.salesforce.com', 'https://test.salesforce.com'],
+    ['https://acme--uat.my.salesforce.com', 'https://test.salesforce.com'],
+    ['https://acme--uat.cs42.my.salesforce.com', 'https://test.salesforce.com'],
+    ['https://cs42.salesforce.com', 'https://test.salesforce.com'],
+    ['https://speed-fun-1234.scratch.my.salesforce.com', 'https://test.salesforce.com'],
+    ['https://acme.my.site.com', 'https://acme.my.site.com'],
+    ['https://acme.my.site.com/partners', 'https://acme.my.site.com/partners'],
+    ['https://acme--uat.sandbox.my.site.com', 'https://acme--uat.sandbox.my.site.com'],
+  ])('jwtAudienceFor(%s) is %s', (loginUrl, audience) => {
+    expect(jwtAudienceFor(loginUrl)).toBe(audience);
   });
 
   it.each([
@@ -99,6 +199,42 @@ describe('JwtBearerAuth', () => {
     const failure = await caught(() => jwt(overrides).getToken());
     expect(failure).toMatchObject({ name: 'OAuthError', error, transient: false });
     expect((failure as OAuthError).errorDescription()).toBe(description);
+  });
+
+  it('each refusal carries its reason: an expired assertion is assertion-expired', async () => {
+    const reasons = await Promise.all(
+      [
+        { username: 'stranger@acme.com' },
+        { clientId: 'not-the-app' },
+        { now: () => Date.now() - 3_600_000 },
+        { privateKey: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey },
+      ].map(
+        async (overrides) => ((await caught(() => jwt(overrides).getToken())) as OAuthError).reason,
+      ),
+    );
+    expect(reasons).toEqual([
+      'user-not-approved',
+      'invalid-client',
+      'assertion-expired',
+      'invalid-assertion',
+    ]);
+  });
+
+  it('the fake org accepts an exp in milliseconds, as Salesforce does (sfdx-core sends one)', async () => {
+    const { claims } = claimsOf(await assertionWith({ expInMs: true }));
+    expect(claims.exp).toBeGreaterThan(Date.now());
+    const response = await fetch(`${fx.org.loginUrl}/services/oauth2/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: JWT_BEARER_GRANT,
+        assertion: await assertionWith({ expInMs: true }),
+      }),
+    });
+    expect(response.status).toBe(200);
+    expect(
+      fx.org.isValidToken(((await response.json()) as { access_token: string }).access_token),
+    ).toBe(true);
   });
 
   it('a key the connected app does not trust is refused, and the assertion never shows', async () => {
