@@ -137,6 +137,27 @@ describe('the cirrus-auth command', () => {
     expect(debug.stderr).not.toContain('wrong-secret-value');
   });
 
+  it.each([
+    ['invalid_grant', 'ip restricted', 'ip-restricted', 'Login IP Ranges'],
+    ['invalid_grant', 'login rate exceeded', 'rate-exceeded', 'login rate limit'],
+    ['invalid_grant', 'inactive user', 'inactive-user', 'deactivated'],
+    ['invalid_grant', 'no client credentials user enabled', 'run-as-user-missing', 'Run As user'],
+  ])(
+    '%s "%s" prints its reason and a hint, never the description',
+    async (error, description, reason, hint) => {
+      fx.org.failTokenEndpoint({
+        kind: 'status',
+        status: 400,
+        body: JSON.stringify({ error, error_description: description }),
+      });
+      const result = await run(['check'], clientCredentials());
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(`refused the request: ${error} (${reason})\nhint: `);
+      expect(result.stderr).toContain(hint);
+      expect(result.stderr).not.toContain(description);
+    },
+  );
+
   it('an incomplete environment names the missing variable with a hint', async () => {
     const result = await run(['token'], { SF_CLIENT_ID: 'x', SF_CLIENT_SECRET: 'hidden-value' });
     expect(result.code).toBe(1);

@@ -2,6 +2,7 @@ import type { Connection } from 'jsforce';
 import { AuthError, ConfigError, ErrorCode } from '../errors.js';
 import { optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
+import type { TokenInfo } from '../token-info.js';
 import { type AdapterPolicy, adapterPolicy, reportRetry } from './shared.js';
 
 /**
@@ -42,8 +43,34 @@ export interface JsforceConnectionOptions {
   version: string;
   refreshFn: (
     conn: Connection,
-    callback: (error: Error | null, accessToken?: string) => void,
+    callback: (error: Error | null, accessToken?: string, res?: JsforceTokenResponse) => void,
   ) => void;
+}
+
+/**
+ * What `refreshFn` hands jsforce as `res` (and jsforce emits with its `refresh` event): the token
+ * answer in Salesforce's field names, shaped like jsforce's own `TokenResponse`, without the
+ * refresh token (the session keeps it). `signature` is empty (the session verified it when it
+ * held the client secret; `getTokenInfo()` says whether), and so is any field the answer lacked.
+ */
+export interface JsforceTokenResponse {
+  access_token: string;
+  instance_url: string;
+  id: string;
+  token_type: 'Bearer';
+  /** Epoch milliseconds, as a string. */
+  issued_at: string;
+  scope: string;
+  signature: string;
+  sfdc_community_url?: string;
+  sfdc_community_id?: string;
+}
+
+/** jsforce's `conn.userInfo`. */
+interface JsforceUserInfo {
+  id: string;
+  organizationId: string;
+  url: string;
 }
 
 /**
@@ -146,7 +173,28 @@ export async function jsforceOptions(
   if (typeof version !== 'string' || !/^\d+\.\d$/.test(version)) {
     throw new ConfigError('version', 'must look like "62.0"');
   }
-  const guard = (conn: Connection) => guardConnection(conn, session, policy);
+  // The user the token is for, for conn.userInfo: from the token answer, as jsforce's own login
+  // sets it. Its url is the identity URL on the instance, the org's own origin: jsforce's
+  // conn.identity() puts the access token into that URL's query.
+  let userInfo: JsforceUserInfo | undefined;
+  const learn = async (token: string): Promise<TokenInfo | undefined> => {
+    const info = await session.getTokenInfo?.().catch(() => undefined);
+    if (info === undefined || (await session.getToken().catch(() => undefined)) !== token)
+      return info;
+    if (info.orgId !== undefined && info.userId !== undefined) {
+      userInfo = {
+        id: info.userId,
+        organizationId: info.orgId,
+        url: `${session.instanceUrl}/id/${info.orgId}/${info.userId}`,
+      };
+    }
+    return info;
+  };
+  const guard = (conn: Connection) => {
+    guardConnection(conn, session, policy);
+    const c = conn as unknown as { userInfo?: JsforceUserInfo | null };
+    if (userInfo !== undefined) c.userInfo = userInfo;
+  };
 
   const refreshFn: JsforceConnectionOptions['refreshFn'] = (conn, callback) => {
     guard(conn);
@@ -156,11 +204,14 @@ export async function jsforceOptions(
       const fresh = policy.sendable(await session.getToken());
       if (fresh === stale) throw new RefreshLoopError('same-token');
       conn.instanceUrl = session.instanceUrl;
-      return fresh;
+      const info = await learn(fresh);
+      if (userInfo !== undefined)
+        (conn as unknown as { userInfo?: JsforceUserInfo }).userInfo = userInfo;
+      return { fresh, res: tokenResponseOf(fresh, session.instanceUrl, info) };
     })().then(
-      (fresh) => {
+      ({ fresh, res }) => {
         reportRetry('jsforce', session.instanceUrl, 0, true);
-        callback(null, fresh);
+        callback(null, fresh, res);
       },
       (error: unknown) => {
         reportRetry('jsforce', session.instanceUrl, 0, false);
@@ -171,12 +222,34 @@ export async function jsforceOptions(
   guards.set(refreshFn, guard);
   await listenForConnections();
 
+  const accessToken = policy.sendable(await session.getToken());
+  await learn(accessToken);
   return {
     instanceUrl: session.instanceUrl,
-    accessToken: policy.sendable(await session.getToken()),
+    accessToken,
     version,
     refreshFn,
   };
+}
+
+/** The token answer as jsforce's own refresh would hand it over. */
+function tokenResponseOf(
+  accessToken: string,
+  instanceUrl: string,
+  info: TokenInfo | undefined,
+): JsforceTokenResponse {
+  const res: JsforceTokenResponse = {
+    access_token: accessToken,
+    instance_url: instanceUrl,
+    id: info?.identityUrl ?? '',
+    token_type: 'Bearer',
+    issued_at: info?.issuedAt === undefined ? '' : String(info.issuedAt),
+    scope: info?.scopes.join(' ') ?? '',
+    signature: '',
+  };
+  if (info?.communityUrl !== undefined) res.sfdc_community_url = info.communityUrl;
+  if (info?.communityId !== undefined) res.sfdc_community_id = info.communityId;
+  return res;
 }
 
 /**

@@ -31,6 +31,45 @@ describe('jsforce integration (the real jsforce 3)', () => {
     expect(fx.org.stats.tokenRequests).toBe(1);
   });
 
+  it('fills conn.userInfo from the token answer, and conn.identity() works with it', async () => {
+    const conn = await jsforceConnection(fx.session());
+    expect(conn.userInfo).toEqual({
+      id: '005000000000001AAA',
+      organizationId: '00D000000000001EAA',
+      // The identity URL on the instance: jsforce's identity() puts the token into its query.
+      url: `${fx.org.instanceUrl}/id/00D000000000001EAA/005000000000001AAA`,
+    });
+    const identity = await conn.identity();
+    expect(identity).toMatchObject({ user_id: '005000000000001AAA', username: fx.org.username });
+    // jsforceOptions fills it too, through the connection:new listener.
+    const plain = new jsforce.Connection(await jsforceOptions(fx.session()));
+    expect(plain.userInfo?.organizationId).toBe('00D000000000001EAA');
+  });
+
+  it("a refresh hands jsforce the token answer as res, as jsforce's own refresh does", async () => {
+    const conn = await jsforceConnection(fx.session());
+    await conn.query(SOQL);
+    const refreshed: [string, Record<string, unknown>][] = [];
+    conn.on('refresh', (token: string, res: Record<string, unknown>) => {
+      refreshed.push([token, res]);
+    });
+    fx.org.revokeAllTokens();
+    await conn.query(SOQL);
+    expect(refreshed).toHaveLength(1);
+    const [token, res] = refreshed[0] as [string, Record<string, unknown>];
+    expect(fx.org.isValidToken(token)).toBe(true);
+    expect(res).toMatchObject({
+      access_token: token,
+      instance_url: fx.org.instanceUrl,
+      id: `${fx.org.loginUrl}/id/00D000000000001EAA/005000000000001AAA`,
+      token_type: 'Bearer',
+      issued_at: expect.stringMatching(/^\d{13}$/),
+      scope: 'api',
+    });
+    expect(res).not.toHaveProperty('refresh_token');
+    expect(conn.userInfo?.id).toBe('005000000000001AAA');
+  });
+
   it('a cold start of 50 concurrent queries mints once', async () => {
     fx.org.setTokenDelay(20);
     const conn = new jsforce.Connection(await jsforceOptions(fx.session()));

@@ -239,6 +239,44 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
       expect(fixture.org.stats.tokenRequests).toBe(1);
     });
 
+    it("TokenInfo travels with the token, sealed like it: every process answers the first's", async () => {
+      const store = new RedisTokenStore({ client, encryptionKey: KEY });
+      const first = open(fixture.session({ store }));
+      const info = await first.getTokenInfo();
+      expect(info).toMatchObject({ orgId: '00D000000000001EAA', signatureVerified: true });
+      // Another process: it mints nothing, and tells the same story about the token.
+      const second = open(fixture.session({ store }));
+      expect(await second.getTokenInfo()).toEqual(info);
+      expect(fixture.org.stats.tokenRequests).toBe(1);
+      const everything = (await dump()).join('\n');
+      for (const field of ['005000000000001AAA', '/id/', 'Bearer', String(info.issuedAt)]) {
+        expect(everything).not.toContain(field);
+      }
+      // Through a store value this library did not write, the info is not trusted but the token is.
+      const plain = new RedisTokenStore({ client, keyPrefix: 'plain:' });
+      const writer = open(fixture.session({ store: plain }));
+      const token = await writer.getToken();
+      const [key] = (await client.sendCommand(['KEYS', 'plain:*:token'])) as string[];
+      const raw = String(await client.sendCommand(['GET', key as string]));
+      const [digest, sealed] = [raw.slice(0, raw.indexOf('|')), raw.slice(raw.indexOf('|') + 1)];
+      const body = JSON.parse(sealed.slice(sealed.indexOf('{')));
+      body.info = { ...body.info, scopes: 'not-a-list' };
+      await client.sendCommand([
+        'SET',
+        key as string,
+        `${digest}|${sealed.slice(0, sealed.indexOf('{'))}${JSON.stringify(body)}`,
+        'PX',
+        '600000',
+      ]);
+      const reader = open(fixture.session({ store: plain }));
+      expect(await reader.getToken()).toBe(token);
+      expect(await reader.getTokenInfo()).toEqual({
+        instanceUrl: fixture.org.instanceUrl,
+        scopes: [],
+        signatureVerified: false,
+      });
+    });
+
     it('without encryptionKey, values are in clear (as documented) but keys still hold no secret', async () => {
       const { session, rotated } = refreshingOn(new RedisTokenStore({ client }));
       const token = await session.getToken();

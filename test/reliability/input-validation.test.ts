@@ -64,13 +64,14 @@ const badMs = [
 ];
 const badFunctions = ['fetch', 42, {}, []];
 
-type Kind = 'string' | 'url' | 'ms' | 'msOrZero' | 'function';
+type Kind = 'string' | 'url' | 'ms' | 'msOrZero' | 'function' | 'boolean';
 const valuesFor: Record<Kind, unknown[]> = {
   string: badStrings,
   url: badUrls,
   ms: badMs,
   msOrZero: badMs.filter((v) => v !== 0), // refreshAheadMs: 0 turns refresh-ahead off
   function: badFunctions,
+  boolean: ['true', 0, 1, null, {}, []],
 };
 /** Options that may be left out: undefined is a valid value for them. */
 const OPTIONAL = new Set([
@@ -95,6 +96,7 @@ const endpoint = {
   refreshAheadMs: 'msOrZero',
   fetch: 'function',
   now: 'function',
+  verifySignature: 'boolean',
 } as const;
 const subjects: Subject[] = [
   {
