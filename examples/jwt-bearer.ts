@@ -16,4 +16,8 @@ const sfFetch = authFetch(session);
 const response = await sfFetch('/services/data/v62.0/limits');
 if (!response.ok) throw new Error(`limits failed: HTTP ${response.status}`);
 const limits = (await response.json()) as { DailyApiRequests: { Remaining: number } };
-console.log(`jwt-bearer example: ${limits.DailyApiRequests.Remaining} API calls left`);
+// What the token answer said: the org and user (the Pub/Sub API's tenantid is the org id).
+const { orgId, userId } = await session.getTokenInfo();
+console.log(
+  `jwt-bearer example: ${limits.DailyApiRequests.Remaining} API calls left in org ${orgId} as user ${userId}`,
+);
