@@ -43,6 +43,7 @@ export {
 export {
   ClientCredentialsAuth,
   type ClientCredentialsOptions,
+  clientCredentials,
 } from './grants/client-credentials.js';
 export {
   type EnvGrant,
@@ -57,9 +58,15 @@ export {
   JwtBearerAuth,
   type JwtBearerOptions,
   jwtAudienceFor,
+  jwtBearer,
   SANDBOX_LOGIN_URL,
 } from './grants/jwt-bearer.js';
-export { RefreshTokenAuth, type RefreshTokenOptions } from './grants/refresh-token.js';
+export {
+  RefreshTokenAuth,
+  type RefreshTokenOptions,
+  type RefreshTokenSource,
+  refreshToken,
+} from './grants/refresh-token.js';
 export { fromSfdxAuthUrl, type SfdxAuthUrlOptions } from './grants/sfdx-auth-url.js';
 export { StaticTokenAuth, type StaticTokenOptions } from './grants/static-token.js';
 export {
@@ -67,6 +74,7 @@ export {
   TOKEN_EXCHANGE_GRANT,
   TokenExchangeAuth,
   type TokenExchangeOptions,
+  tokenExchange,
 } from './grants/token-exchange.js';
 export {
   AUTHORIZE_PATH,
@@ -81,6 +89,7 @@ export type { AuthSession, GetTokenOptions } from './session/auth-session.js';
 export {
   BACKOFF_INITIAL_MS,
   BACKOFF_MAX_MS,
+  CachingSession,
   type CachingSessionOptions,
   DEFAULT_REFRESH_AHEAD_MS,
   DEFAULT_TOKEN_TTL_MS,
@@ -110,6 +119,13 @@ export {
   type SharedWrite,
   sessionKey,
 } from './session/shared-store.js';
+export type {
+  MintContext,
+  MintedToken,
+  MintFn,
+  SourceIdentity,
+  TokenSource,
+} from './session/token-source.js';
 export {
   DEFAULT_LOGIN_URL,
   DEFAULT_TIMEOUT_MS,

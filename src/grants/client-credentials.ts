@@ -1,5 +1,6 @@
 import { optionsObject, requiredString } from '../internal/options.js';
 import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
+import type { TokenSource } from '../session/token-source.js';
 import { requestToken, type TokenEndpointOptions, tokenEndpoint } from '../token-endpoint.js';
 
 /** Options of {@link ClientCredentialsAuth}. */
@@ -34,20 +35,33 @@ export interface ClientCredentialsOptions extends TokenEndpointOptions, CachingS
  */
 export class ClientCredentialsAuth extends CachingSession {
   constructor(options: ClientCredentialsOptions) {
-    const o = optionsObject(options);
-    const clientId = requiredString('clientId', o.clientId);
-    const clientSecret = requiredString('clientSecret', o.clientSecret);
-    requiredString('loginUrl', o.loginUrl);
-    const endpoint = tokenEndpoint(o);
-    const params = {
-      grant_type: 'client_credentials',
-      client_id: clientId,
-      client_secret: clientSecret,
-    };
-    super(endpoint.instanceUrl, () => requestToken(endpoint, params), o, {
-      identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'client_credentials', user: '' },
-      mintTimeoutMs: endpoint.timeoutMs,
-      fetch: endpoint.fetch,
-    });
+    super(clientCredentials(options), options);
   }
+}
+
+/**
+ * The client credentials grant as a {@link TokenSource}: one token request per `mint`, no cache.
+ * `new ClientCredentialsAuth(options)` is `new CachingSession(clientCredentials(options), options)`.
+ * Throws `ConfigError` for a missing or malformed option.
+ */
+export function clientCredentials(options: ClientCredentialsOptions): TokenSource {
+  const o = optionsObject(options);
+  const clientId = requiredString('clientId', o.clientId);
+  const clientSecret = requiredString('clientSecret', o.clientSecret);
+  requiredString('loginUrl', o.loginUrl);
+  const endpoint = tokenEndpoint(o);
+  const params = {
+    grant_type: 'client_credentials',
+    client_id: clientId,
+    client_secret: clientSecret,
+  };
+  return {
+    instanceUrl: endpoint.instanceUrl,
+    mint: function mintClientCredentials() {
+      return requestToken(endpoint, params);
+    },
+    identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'client_credentials', user: '' },
+    timeoutMs: endpoint.timeoutMs,
+    fetch: endpoint.fetch,
+  };
 }

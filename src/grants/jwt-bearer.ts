@@ -3,6 +3,7 @@ import { ConfigError, SigningError } from '../errors.js';
 import { optionalFunction, optionsObject, requiredString } from '../internal/options.js';
 import { normaliseBaseUrl } from '../internal/url.js';
 import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
+import type { TokenSource } from '../session/token-source.js';
 import {
   DEFAULT_LOGIN_URL,
   requestToken,
@@ -97,27 +98,37 @@ export interface JwtBearerOptions extends TokenEndpointOptions, CachingSessionOp
  */
 export class JwtBearerAuth extends CachingSession {
   constructor(options: JwtBearerOptions) {
-    const o = optionsObject(options);
-    const clientId = requiredString('clientId', o.clientId);
-    const username = requiredString('username', o.username);
-    const key = privateKeyOf(o.privateKey);
-    const endpoint = tokenEndpoint(o, DEFAULT_LOGIN_URL);
-    const audience =
-      o.audience === undefined
-        ? jwtAudienceFor(endpoint.loginUrl)
-        : normaliseBaseUrl('audience', o.audience);
-    const now = optionalFunction('now', o.now) ?? Date.now;
-    const mint = async () => {
+    super(jwtBearer(options), options);
+  }
+}
+
+/**
+ * The JWT bearer grant as a {@link TokenSource}: each `mint` signs a fresh assertion (its `exp`
+ * from the `now` option's clock) and makes one token request, no cache.
+ * `new JwtBearerAuth(options)` is `new CachingSession(jwtBearer(options), options)`.
+ */
+export function jwtBearer(options: JwtBearerOptions): TokenSource {
+  const o = optionsObject(options);
+  const clientId = requiredString('clientId', o.clientId);
+  const username = requiredString('username', o.username);
+  const key = privateKeyOf(o.privateKey);
+  const endpoint = tokenEndpoint(o, DEFAULT_LOGIN_URL);
+  const audience =
+    o.audience === undefined
+      ? jwtAudienceFor(endpoint.loginUrl)
+      : normaliseBaseUrl('audience', o.audience);
+  const now = optionalFunction('now', o.now) ?? Date.now;
+  return {
+    instanceUrl: endpoint.instanceUrl,
+    mint: async function mintJwtBearer() {
       const exp = Math.floor(now() / 1000) + JWT_ASSERTION_LIFETIME_S;
       const assertion = signAssertion(key, { iss: clientId, sub: username, aud: audience, exp });
       return requestToken(endpoint, { grant_type: JWT_BEARER_GRANT, assertion });
-    };
-    super(endpoint.instanceUrl, mint, o, {
-      identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'jwt_bearer', user: username },
-      mintTimeoutMs: endpoint.timeoutMs,
-      fetch: endpoint.fetch,
-    });
-  }
+    },
+    identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'jwt_bearer', user: username },
+    timeoutMs: endpoint.timeoutMs,
+    fetch: endpoint.fetch,
+  };
 }
 
 /** Turns the `privateKey` option into an RSA private `KeyObject`, or throws `ConfigError`. */

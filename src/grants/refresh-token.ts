@@ -2,17 +2,13 @@ import { RefreshTokenHandlerError, SessionRevokedError } from '../errors.js';
 import { optionalFunction, optionsObject, requiredString } from '../internal/options.js';
 import { within } from '../internal/timeout.js';
 import { requiredToken } from '../internal/token-text.js';
-import {
-  CachingSession,
-  type CachingSessionOptions,
-  type MintContext,
-} from '../session/caching-session.js';
+import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
 import { secretFingerprint } from '../session/shared-store.js';
+import type { MintContext, TokenSource } from '../session/token-source.js';
 import {
   DEFAULT_LOGIN_URL,
   requestToken,
   revokeToken,
-  type TokenEndpoint,
   type TokenEndpointOptions,
   tokenEndpoint,
 } from '../token-endpoint.js';
@@ -72,78 +68,12 @@ export const refreshGuard: unique symbol = Symbol('cirrus-auth.refreshGuard');
  * ```
  */
 export class RefreshTokenAuth extends CachingSession {
-  readonly #endpoint: TokenEndpoint;
-  readonly #state: { revoked: boolean };
-  readonly #refreshToken: string;
+  readonly #source: RefreshTokenSource;
 
   constructor(options: RefreshTokenOptions) {
-    const o = optionsObject(options);
-    const clientId = requiredString('clientId', o.clientId);
-    const clientSecret =
-      o.clientSecret === undefined ? undefined : requiredString('clientSecret', o.clientSecret);
-    const refreshToken = requiredString('refreshToken', o.refreshToken);
-    const state = { revoked: false };
-    const onRotated = optionalFunction('onRefreshTokenRotated', o.onRefreshTokenRotated);
-    const seed =
-      o.accessToken === undefined ? undefined : requiredToken('accessToken', o.accessToken);
-    const endpoint = tokenEndpoint(o, DEFAULT_LOGIN_URL);
-    const guard = optionalFunction(
-      'refreshGuard',
-      (o as { [refreshGuard]?: RefreshGuard })[refreshGuard],
-    );
-
-    // Handler calls run one after another, in rotation order, even when one outlives timeoutMs
-    // and the engine moves on: a late call must never persist an older token over a newer one.
-    let handlers = Promise.resolve();
-    const inOrder =
-      onRotated &&
-      ((token: string) => {
-        const call = handlers.then(() => onRotated(token));
-        handlers = call.then(
-          () => {},
-          () => {},
-        );
-        return call;
-      });
-    // The engine keeps the current refresh token (in the shared store when there is one) and hands
-    // it to each mint; a rotated one goes back through adoptSecret before anything else happens.
-    const mint = ({ secret, adoptSecret }: MintContext) => {
-      if (state.revoked) return Promise.reject(new SessionRevokedError());
-      const current = secret ?? refreshToken;
-      const refresh = async (presented: string) => {
-        // Another process's rotation, seen by the guard: this session's token is dead, adopt it.
-        if (presented !== current) await adoptSecret(presented);
-        const params: Record<string, string> = {
-          grant_type: 'refresh_token',
-          refresh_token: presented,
-          client_id: clientId,
-        };
-        if (clientSecret !== undefined) params.client_secret = clientSecret;
-        const adoptRefreshToken = async (rotated: string): Promise<void> => {
-          if (rotated === presented) return;
-          await adoptSecret(rotated);
-          await reportRotation(inOrder, rotated, endpoint.timeoutMs);
-        };
-        return requestToken(endpoint, params, { adoptRefreshToken });
-      };
-      return guard === undefined ? refresh(current) : guard(current, refresh);
-    };
-    const info = (o as { [seedInfo]?: TokenInfo })[seedInfo];
-    super(endpoint.instanceUrl, mint, o, {
-      seed: seed === undefined ? undefined : { accessToken: seed, info },
-      secret: refreshToken,
-      mintTimeoutMs: endpoint.timeoutMs,
-      fetch: endpoint.fetch,
-      identity: {
-        loginUrl: endpoint.loginUrl,
-        clientId,
-        grant: 'refresh_token',
-        user: `rt:${secretFingerprint(refreshToken)}`,
-      },
-    });
-    this.#endpoint = endpoint;
-    this.#state = state;
-    this.#refreshToken = refreshToken;
+    const source = refreshToken(options);
+    super(source, options);
+    this.#source = source;
   }
 
   /**
@@ -152,12 +82,97 @@ export class RefreshTokenAuth extends CachingSession {
    * does nothing.
    */
   revoke(): Promise<void> {
-    return this.retireSecret(async (secret) => {
-      if (this.#state.revoked) return;
-      await revokeToken(this.#endpoint, secret ?? this.#refreshToken);
-      this.#state.revoked = true;
-    });
+    return this.retireSecret((secret) => this.#source.revoke(secret));
   }
+}
+
+/** The refresh token grant as a source, plus revocation of its current refresh token. */
+export interface RefreshTokenSource extends TokenSource {
+  /**
+   * Revokes `current` (the session's latest refresh token; the initial one when undefined) at
+   * Salesforce; from then on `mint` rejects with {@link SessionRevokedError}. Idempotent.
+   */
+  revoke(current: string | undefined): Promise<void>;
+}
+
+/**
+ * The refresh token grant as a {@link TokenSource}, safe under Refresh Token Rotation: each `mint`
+ * presents the context's current refresh token once and adopts a rotated one through
+ * `adoptSecret` before anything else about the answer can fail. No cache.
+ * `new RefreshTokenAuth(options)` is `new CachingSession(refreshToken(options), options)`.
+ */
+export function refreshToken(options: RefreshTokenOptions): RefreshTokenSource {
+  const o = optionsObject(options);
+  const clientId = requiredString('clientId', o.clientId);
+  const clientSecret =
+    o.clientSecret === undefined ? undefined : requiredString('clientSecret', o.clientSecret);
+  const initial = requiredString('refreshToken', o.refreshToken);
+  const state = { revoked: false };
+  const onRotated = optionalFunction('onRefreshTokenRotated', o.onRefreshTokenRotated);
+  const seed =
+    o.accessToken === undefined ? undefined : requiredToken('accessToken', o.accessToken);
+  const endpoint = tokenEndpoint(o, DEFAULT_LOGIN_URL);
+  const guard = optionalFunction(
+    'refreshGuard',
+    (o as { [refreshGuard]?: RefreshGuard })[refreshGuard],
+  );
+
+  // Handler calls run one after another, in rotation order, even when one outlives timeoutMs
+  // and the engine moves on: a late call must never persist an older token over a newer one.
+  let handlers = Promise.resolve();
+  const inOrder =
+    onRotated &&
+    ((token: string) => {
+      const call = handlers.then(() => onRotated(token));
+      handlers = call.then(
+        () => {},
+        () => {},
+      );
+      return call;
+    });
+  // The engine keeps the current refresh token (in the shared store when there is one) and hands
+  // it to each mint; a rotated one goes back through adoptSecret before anything else happens.
+  const mintRefreshToken = ({ secret, adoptSecret }: MintContext) => {
+    if (state.revoked) return Promise.reject(new SessionRevokedError());
+    const current = secret ?? initial;
+    const refresh = async (presented: string) => {
+      // Another process's rotation, seen by the guard: this session's token is dead, adopt it.
+      if (presented !== current) await adoptSecret(presented);
+      const params: Record<string, string> = {
+        grant_type: 'refresh_token',
+        refresh_token: presented,
+        client_id: clientId,
+      };
+      if (clientSecret !== undefined) params.client_secret = clientSecret;
+      const adoptRefreshToken = async (rotated: string): Promise<void> => {
+        if (rotated === presented) return;
+        await adoptSecret(rotated);
+        await reportRotation(inOrder, rotated, endpoint.timeoutMs);
+      };
+      return requestToken(endpoint, params, { adoptRefreshToken });
+    };
+    return guard === undefined ? refresh(current) : guard(current, refresh);
+  };
+  const info = (o as { [seedInfo]?: TokenInfo })[seedInfo];
+  return {
+    instanceUrl: endpoint.instanceUrl,
+    mint: mintRefreshToken,
+    seed: seed === undefined ? undefined : { accessToken: seed, info },
+    secret: initial,
+    timeoutMs: endpoint.timeoutMs,
+    fetch: endpoint.fetch,
+    identity: {
+      loginUrl: endpoint.loginUrl,
+      clientId,
+      grant: 'refresh_token',
+      user: `rt:${secretFingerprint(initial)}`,
+    },
+    async revoke(current) {
+      if (state.revoked) return;
+      await revokeToken(endpoint, current ?? initial);
+      state.revoked = true;
+    },
+  };
 }
 
 /**

@@ -4,6 +4,7 @@ import { within } from '../internal/timeout.js';
 import { normaliseBaseUrl } from '../internal/url.js';
 import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
 import { secretFingerprint } from '../session/shared-store.js';
+import type { TokenSource } from '../session/token-source.js';
 import { requestToken, type TokenEndpointOptions, tokenEndpoint } from '../token-endpoint.js';
 
 /** The `grant_type` of RFC 8693 token exchange. */
@@ -61,21 +62,37 @@ export interface TokenExchangeOptions extends TokenEndpointOptions, CachingSessi
  */
 export class TokenExchangeAuth extends CachingSession {
   constructor(options: TokenExchangeOptions) {
-    const o = optionsObject(options);
-    const clientId = requiredString('clientId', o.clientId);
-    const clientSecret =
-      o.clientSecret === undefined ? undefined : requiredString('clientSecret', o.clientSecret);
-    const subject = o.subjectToken;
-    if (typeof subject !== 'function') requiredString('subjectToken', subject);
-    const types: readonly string[] = Object.values(SubjectTokenType);
-    if (!types.includes(o.subjectTokenType)) {
-      throw new ConfigError('subjectTokenType', 'must be one of the SubjectTokenType URNs');
-    }
-    const scope = o.scope === undefined ? undefined : requiredString('scope', o.scope);
-    normaliseBaseUrl('instanceUrl', o.instanceUrl); // named as itself, not as the loginUrl it defaults
-    const endpoint = tokenEndpoint({ ...o, loginUrl: o.loginUrl ?? o.instanceUrl });
+    super(tokenExchange(options), options);
+  }
+}
 
-    const mint = async () => {
+/**
+ * The token exchange grant as a {@link TokenSource}: each `mint` reads the subject token (calling
+ * it when it is a function) and makes one token request, no cache.
+ * `new TokenExchangeAuth(options)` is `new CachingSession(tokenExchange(options), options)`.
+ */
+export function tokenExchange(options: TokenExchangeOptions): TokenSource {
+  const o = optionsObject(options);
+  const clientId = requiredString('clientId', o.clientId);
+  const clientSecret =
+    o.clientSecret === undefined ? undefined : requiredString('clientSecret', o.clientSecret);
+  const subject = o.subjectToken;
+  if (typeof subject !== 'function') requiredString('subjectToken', subject);
+  const types: readonly string[] = Object.values(SubjectTokenType);
+  if (!types.includes(o.subjectTokenType)) {
+    throw new ConfigError('subjectTokenType', 'must be one of the SubjectTokenType URNs');
+  }
+  const scope = o.scope === undefined ? undefined : requiredString('scope', o.scope);
+  normaliseBaseUrl('instanceUrl', o.instanceUrl); // named as itself, not as the loginUrl it defaults
+  const endpoint = tokenEndpoint({ ...o, loginUrl: o.loginUrl ?? o.instanceUrl });
+  // A subject token in hand identifies the user; a function's tokens change, so it needs storeKey.
+  const user =
+    typeof subject === 'string'
+      ? `${o.subjectTokenType} ${scope ?? ''} ${secretFingerprint(subject)}`
+      : undefined;
+  return {
+    instanceUrl: endpoint.instanceUrl,
+    mint: async function mintTokenExchange() {
       const params: Record<string, string> = {
         grant_type: TOKEN_EXCHANGE_GRANT,
         subject_token: await subjectTokenOf(subject, endpoint.timeoutMs),
@@ -85,18 +102,11 @@ export class TokenExchangeAuth extends CachingSession {
       if (clientSecret !== undefined) params.client_secret = clientSecret;
       if (scope !== undefined) params.scope = scope;
       return requestToken(endpoint, params);
-    };
-    // A subject token in hand identifies the user; a function's tokens change, so it needs storeKey.
-    const user =
-      typeof subject === 'string'
-        ? `${o.subjectTokenType} ${scope ?? ''} ${secretFingerprint(subject)}`
-        : undefined;
-    super(endpoint.instanceUrl, mint, o, {
-      identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'token_exchange', user },
-      mintTimeoutMs: endpoint.timeoutMs,
-      fetch: endpoint.fetch,
-    });
-  }
+    },
+    identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'token_exchange', user },
+    timeoutMs: endpoint.timeoutMs,
+    fetch: endpoint.fetch,
+  };
 }
 
 async function subjectTokenOf(

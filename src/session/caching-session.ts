@@ -8,6 +8,7 @@ import {
 } from '../errors.js';
 import { checkSignal, raceAbort } from '../internal/abort.js';
 import { MAX_TIMER_MS, optionalFunction, positiveMs, requiredString } from '../internal/options.js';
+import { normaliseBaseUrl } from '../internal/url.js';
 import { bareTokenInfo, type TokenInfo } from '../token-info.js';
 import type { AuthSession, GetTokenOptions } from './auth-session.js';
 import { type Logger, type MintReason, publish } from './diagnostics.js';
@@ -21,7 +22,17 @@ import {
   type SharedTokenStore,
   sessionKey,
 } from './shared-store.js';
+import {
+  type MintContext,
+  type MintedToken,
+  type MintFn,
+  type SourceIdentity,
+  type TokenSource,
+  tokenSourceOf,
+} from './token-source.js';
 import { type CachedToken, MemoryTokenStore } from './token-store.js';
+
+export type { MintContext, MintedToken, MintFn, SourceIdentity, TokenSource };
 
 /** Default local lifetime of a token whose response carries no `expires_in` (Salesforce's usual). */
 export const DEFAULT_TOKEN_TTL_MS = 30 * 60_000;
@@ -105,52 +116,6 @@ export interface CachingSessionOptions {
   storeKey?: string | undefined;
 }
 
-/** What a grant hands the engine: one freshly minted token. */
-export interface MintedToken {
-  accessToken: string;
-  /** The server-declared lifetime, when it sent `expires_in`. */
-  expiresInMs?: number;
-  /** What the token answer said about the token; see `getTokenInfo()`. */
-  info?: TokenInfo | undefined;
-}
-
-/** What the engine hands a grant's mint function. */
-export interface MintContext {
-  /**
-   * The grant's current single-use secret (a rotating refresh token): the one in the shared store
-   * when there is one, else the last one this process saw.
-   */
-  readonly secret: string | undefined;
-  /**
-   * Adopts a rotated secret: kept in memory and written to the shared store (under the mint lock)
-   * before it resolves. Never rejects.
-   */
-  adoptSecret(secret: string): Promise<void>;
-}
-
-/** A grant's mint function: one token request, no caching. */
-export type MintFn = (context: MintContext) => Promise<MintedToken>;
-
-/** What a grant tells the engine besides its mint function. */
-export interface EngineOptions {
-  /** An access token already in hand (from a code exchange, say), used until it expires or is rejected. */
-  seed?: MintedToken | undefined;
-  /** The session's identity in a shared store; a grant without one does not support `store`. */
-  identity?: (Omit<SessionIdentity, 'user'> & { user: string | undefined }) | undefined;
-  /**
-   * A single-use secret the mint consumes and may rotate (a refresh token). With a shared store it
-   * lives in the store, and no mint runs outside it.
-   */
-  secret?: string | undefined;
-  /**
-   * The longest one mint may take (the grant's request timeout): a process waiting for another's
-   * mint gives up after twice this (the request, then the rotation handler) plus the lock's TTL.
-   */
-  mintTimeoutMs?: number | undefined;
-  /** The `fetch` `identity()` uses (the grant's own). @default globalThis.fetch */
-  fetch?: typeof fetch | undefined;
-}
-
 /** The margin applied to a token of lifetime `ttlMs`; see {@link EXPIRY_MARGIN_MS}. */
 export function expiryMarginMs(ttlMs: number): number {
   return Math.min(EXPIRY_MARGIN_MS, Math.floor(ttlMs / 4));
@@ -181,6 +146,8 @@ interface Failure {
 export class CachingSession extends Redacted implements AuthSession {
   readonly instanceUrl: string;
   readonly #mint: MintFn;
+  /** The session's name in events and log lines: the class's, or the source's own. */
+  readonly #name: string;
   /** This process's copy of the current token. */
   readonly #store: MemoryTokenStore;
   readonly #ttlMs: number;
@@ -236,18 +203,15 @@ export class CachingSession extends Redacted implements AuthSession {
     | undefined;
 
   /**
-   * @param mint one token request of the grant; never called concurrently for one session.
-   * @param engine what the grant adds: a seed token, its shared-store identity, its secret.
+   * @param source what to cache: a grant's source (`clientCredentials(options)`…) or your own.
+   * @param options the cache's options; a wrong one is a `ConfigError` naming it.
    */
-  constructor(
-    instanceUrl: string,
-    mint: MintFn,
-    options: CachingSessionOptions = {},
-    engine: EngineOptions = {},
-  ) {
+  constructor(source: TokenSource, options: CachingSessionOptions = {}) {
     super();
-    this.instanceUrl = instanceUrl;
-    this.#mint = mint;
+    const engine = tokenSourceOf(source);
+    this.instanceUrl = normaliseBaseUrl('instanceUrl', engine.instanceUrl);
+    this.#mint = engine.mint;
+    this.#name = engine.name ?? new.target.name;
     this.#store = new MemoryTokenStore();
     this.#secret = engine.secret;
     this.#ttlMs = positiveMs('tokenTtlMs', options.tokenTtlMs, DEFAULT_TOKEN_TTL_MS);
@@ -260,17 +224,22 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#now = clockOf(options.now);
     this.#realClock = options.now === undefined;
     this.#fetch = engine.fetch ?? ((input, init) => globalThis.fetch(input, init));
-    this.#timeoutMs = engine.mintTimeoutMs ?? DEFAULT_MINT_TIMEOUT_MS;
+    this.#timeoutMs = positiveMs(
+      'source.timeoutMs',
+      engine.timeoutMs,
+      DEFAULT_MINT_TIMEOUT_MS,
+      MAX_TIMER_MS,
+    );
     this.#loginOrigin = originOf(engine.identity?.loginUrl);
     // Last: the fleet member reads the options parsed above.
-    const shared = sharedOf(new.target.name, options, engine.identity);
+    const shared = sharedOf(this.#name, options, engine.identity);
     this.#fleet =
       shared &&
       new FleetMember(
         shared.store,
         shared.key,
-        this.#fleetHost(new.target.name),
-        engine.mintTimeoutMs ?? DEFAULT_MINT_TIMEOUT_MS,
+        this.#fleetHost(this.#name),
+        this.#timeoutMs,
         engine.secret,
       );
     if (engine.seed !== undefined) {
@@ -393,7 +362,7 @@ export class CachingSession extends Redacted implements AuthSession {
     const hit = this.#hit?.token.accessToken === staleToken;
     if (hit) this.#forgetHit();
     publish('invalidate', () => ({
-      session: this.constructor.name,
+      session: this.#name,
       instanceUrl: this.instanceUrl,
       hit,
     }));
@@ -444,7 +413,7 @@ export class CachingSession extends Redacted implements AuthSession {
     const retryInMs = backoffDelayMs(backoff, failures);
     this.#guard = { token, failures, until: now + retryInMs, spent: false };
     const event = {
-      session: this.constructor.name,
+      session: this.#name,
       instanceUrl: this.instanceUrl,
       failures,
       retryInMs,
@@ -577,7 +546,7 @@ export class CachingSession extends Redacted implements AuthSession {
     secret: string | undefined,
     adoptSecret: (secret: string) => Promise<void>,
   ): Promise<CachedToken> {
-    const session = this.constructor.name;
+    const session = this.#name;
     const instanceUrl = this.instanceUrl;
     publish('mintStart', () => ({ session, instanceUrl, reason }));
     const startedAt = this.#now();
@@ -636,7 +605,7 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#failure = { error, failures, retryAt: this.#now() + retryInMs };
     const code = errorCode(error);
     const event = {
-      session: this.constructor.name,
+      session: this.#name,
       instanceUrl: this.instanceUrl,
       failures,
       retryInMs,
@@ -727,7 +696,7 @@ export class CachingSession extends Redacted implements AuthSession {
 function sharedOf(
   session: string,
   options: CachingSessionOptions,
-  identity: EngineOptions['identity'],
+  identity: SourceIdentity | undefined,
 ): { store: SharedTokenStore; key: string } | undefined {
   const storeKey =
     options.storeKey === undefined ? undefined : requiredString('storeKey', options.storeKey);

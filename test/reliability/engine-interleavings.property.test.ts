@@ -57,11 +57,14 @@ describe('engine interleavings', () => {
             issued.push(token);
             return { accessToken: token };
           };
-          const session = new CachingSession('https://acme.my.salesforce.com', mint, {
-            tokenTtlMs: TTL,
-            now: () => now,
-            backoff: false,
-          });
+          const session = new CachingSession(
+            { instanceUrl: 'https://acme.my.salesforce.com', mint: mint },
+            {
+              tokenTtlMs: TTL,
+              now: () => now,
+              backoff: false,
+            },
+          );
 
           const pending: { settled: boolean; promise: Promise<unknown> }[] = [];
           const track = (promise: Promise<unknown>) => {

@@ -44,7 +44,7 @@ const INSTANCE = 'https://acme.my.salesforce.com';
 describe('CachingSession', () => {
   it('serves a cached token without minting again', async () => {
     const source = countingMint();
-    const session = new CachingSession(INSTANCE, source.mint);
+    const session = new CachingSession({ instanceUrl: INSTANCE, mint: source.mint });
     expect(await session.getToken()).toBe('token-1');
     expect(await session.getToken()).toBe('token-1');
     expect(source.count).toBe(1);
@@ -52,7 +52,7 @@ describe('CachingSession', () => {
 
   it('coalesces concurrent callers on a cold cache into one mint', async () => {
     const { mint, calls, settle } = controlledMint();
-    const session = new CachingSession(INSTANCE, mint);
+    const session = new CachingSession({ instanceUrl: INSTANCE, mint: mint });
     const waiters = Array.from({ length: 100 }, () => session.getToken());
     await settle(0, { accessToken: 'shared' });
     expect(await Promise.all(waiters)).toEqual(Array(100).fill('shared'));
@@ -62,7 +62,7 @@ describe('CachingSession', () => {
   it('hands one mint error to every concurrent caller, then mints afresh after the backoff window', async () => {
     const { mint, calls, settle } = controlledMint();
     let now = 0;
-    const session = new CachingSession(INSTANCE, mint, { now: () => now });
+    const session = new CachingSession({ instanceUrl: INSTANCE, mint: mint }, { now: () => now });
     const waiters = Array.from({ length: 20 }, () => session.getToken());
     const failure = new TransportError('down');
     await settle(0, failure);
@@ -82,7 +82,10 @@ describe('CachingSession', () => {
   it('expires a token at its TTL minus the margin, on the injected clock', async () => {
     let now = 1_000_000;
     const source = countingMint();
-    const session = new CachingSession(INSTANCE, source.mint, { now: () => now });
+    const session = new CachingSession(
+      { instanceUrl: INSTANCE, mint: source.mint },
+      { now: () => now },
+    );
     await session.getToken();
     now += DEFAULT_TOKEN_TTL_MS - EXPIRY_MARGIN_MS - 1;
     expect(await session.getToken()).toBe('token-1');
@@ -94,7 +97,10 @@ describe('CachingSession', () => {
   it('caps the TTL by expires_in when the server sends one', async () => {
     let now = 0;
     const source = countingMint({ expiresInMs: 120_000 });
-    const session = new CachingSession(INSTANCE, source.mint, { now: () => now });
+    const session = new CachingSession(
+      { instanceUrl: INSTANCE, mint: source.mint },
+      { now: () => now },
+    );
     await session.getToken();
     now = 120_000 - expiryMarginMs(120_000) - 1;
     expect(await session.getToken()).toBe('token-1');
@@ -106,11 +112,14 @@ describe('CachingSession', () => {
     let now = 0;
     const source = countingMint();
     // Refresh-ahead off: this is about the margin alone.
-    const session = new CachingSession(INSTANCE, source.mint, {
-      tokenTtlMs: 4_000,
-      refreshAheadMs: 0,
-      now: () => now,
-    });
+    const session = new CachingSession(
+      { instanceUrl: INSTANCE, mint: source.mint },
+      {
+        tokenTtlMs: 4_000,
+        refreshAheadMs: 0,
+        now: () => now,
+      },
+    );
     expect(expiryMarginMs(4_000)).toBe(1_000);
     await session.getToken();
     now = 2_999;
@@ -123,7 +132,7 @@ describe('CachingSession', () => {
 
   it('invalidate(stale) clears the cache only while it still holds that token', async () => {
     const source = countingMint();
-    const session = new CachingSession(INSTANCE, source.mint);
+    const session = new CachingSession({ instanceUrl: INSTANCE, mint: source.mint });
     const first = await session.getToken();
     await session.invalidate(first);
     const second = await session.getToken();
@@ -138,7 +147,7 @@ describe('CachingSession', () => {
 
   it('N concurrent invalidations of the same stale token cause one re-mint', async () => {
     const source = countingMint();
-    const session = new CachingSession(INSTANCE, source.mint);
+    const session = new CachingSession({ instanceUrl: INSTANCE, mint: source.mint });
     const stale = await session.getToken();
     const fresh = await Promise.all(
       Array.from({ length: 50 }, async () => {
@@ -152,7 +161,7 @@ describe('CachingSession', () => {
 
   it('an invalidation that arrives during a mint never evicts the token that mint produces', async () => {
     const { mint, calls, settle } = controlledMint();
-    const session = new CachingSession(INSTANCE, mint);
+    const session = new CachingSession({ instanceUrl: INSTANCE, mint: mint });
     const first = session.getToken();
     await settle(0, { accessToken: 'one' });
     await first;
@@ -168,7 +177,7 @@ describe('CachingSession', () => {
 
   it("a caller's abort ends only its own wait; the shared mint goes on and is cached", async () => {
     const { mint, calls, settle } = controlledMint();
-    const session = new CachingSession(INSTANCE, mint);
+    const session = new CachingSession({ instanceUrl: INSTANCE, mint: mint });
     const controller = new AbortController();
     const aborted = session.getToken({ signal: controller.signal });
     const patient = session.getToken();
@@ -183,26 +192,34 @@ describe('CachingSession', () => {
 
   it('rejects at once for an already-aborted signal, without minting', async () => {
     const source = countingMint();
-    const session = new CachingSession(INSTANCE, source.mint);
+    const session = new CachingSession({ instanceUrl: INSTANCE, mint: source.mint });
     const signal = AbortSignal.abort();
     await expect(session.getToken({ signal })).rejects.toBe(signal.reason);
     expect(source.count).toBe(0);
   });
 
   it('hands every cache-hit caller the same settled promise', async () => {
-    const session = new CachingSession(INSTANCE, countingMint().mint);
+    const session = new CachingSession({ instanceUrl: INSTANCE, mint: countingMint().mint });
     await session.getToken();
     expect(session.getToken()).toBe(session.getToken());
   });
 
   it('rejects bad arguments with ConfigError naming them', async () => {
-    expect(() => new CachingSession(INSTANCE, countingMint().mint, { tokenTtlMs: -1 })).toThrow(
-      ConfigError,
-    );
-    expect(() => new CachingSession(INSTANCE, countingMint().mint, { tokenTtlMs: 1.5 })).toThrow(
-      expect.objectContaining({ option: 'tokenTtlMs' }),
-    );
-    const session = new CachingSession(INSTANCE, countingMint().mint);
+    expect(
+      () =>
+        new CachingSession(
+          { instanceUrl: INSTANCE, mint: countingMint().mint },
+          { tokenTtlMs: -1 },
+        ),
+    ).toThrow(ConfigError);
+    expect(
+      () =>
+        new CachingSession(
+          { instanceUrl: INSTANCE, mint: countingMint().mint },
+          { tokenTtlMs: 1.5 },
+        ),
+    ).toThrow(expect.objectContaining({ option: 'tokenTtlMs' }));
+    const session = new CachingSession({ instanceUrl: INSTANCE, mint: countingMint().mint });
     const badSignal = { signal: 'nope' } as unknown as { signal: AbortSignal };
     expect(await caught(() => session.getToken(badSignal))).toMatchObject({
       code: 'ERR_CONFIG',

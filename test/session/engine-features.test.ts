@@ -53,14 +53,17 @@ function now_<T>(promise: Promise<T>): Promise<T | typeof WAITED> {
   return Promise.race([promise, new Promise<typeof WAITED>((r) => setImmediate(() => r(WAITED)))]);
 }
 
-function engine(options: ConstructorParameters<typeof CachingSession>[2] = {}) {
+function engine(options: ConstructorParameters<typeof CachingSession>[1] = {}) {
   const source = controlled();
   const clock = { now: 0 };
-  const session = new CachingSession(INSTANCE, source.mint, {
-    tokenTtlMs: TTL,
-    now: () => clock.now,
-    ...options,
-  });
+  const session = new CachingSession(
+    { instanceUrl: INSTANCE, mint: source.mint },
+    {
+      tokenTtlMs: TTL,
+      now: () => clock.now,
+      ...options,
+    },
+  );
   return { session, source, clock };
 }
 

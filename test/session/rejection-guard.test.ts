@@ -15,10 +15,12 @@ function guarded(options: { initialMs?: number; maxMs?: number; same?: string } 
   const clock = { now: 1_000_000 };
   let mints = 0;
   const session = new CachingSession(
-    INSTANCE,
-    async (): Promise<MintedToken> => {
-      mints++;
-      return { accessToken: options.same ?? `token-${mints}` };
+    {
+      instanceUrl: INSTANCE,
+      mint: async (): Promise<MintedToken> => {
+        mints++;
+        return { accessToken: options.same ?? `token-${mints}` };
+      },
     },
     {
       now: () => clock.now,
@@ -103,8 +105,7 @@ describe('rejection guard', () => {
     const clock = { now: 0 };
     let mints = 0;
     const session = new CachingSession(
-      INSTANCE,
-      async () => ({ accessToken: `token-${++mints}` }),
+      { instanceUrl: INSTANCE, mint: async () => ({ accessToken: `token-${++mints}` }) },
       { now: () => clock.now, backoff: false },
     );
     let token = await session.getToken();
@@ -121,10 +122,12 @@ describe('soft TTL with a server-declared expiry', () => {
     const clock = { now: 0 };
     let fail = false;
     const session = new CachingSession(
-      INSTANCE,
-      async () => {
-        if (fail) throw new Error('token endpoint down');
-        return { accessToken: 'declared', expiresInMs: 120_000 };
+      {
+        instanceUrl: INSTANCE,
+        mint: async () => {
+          if (fail) throw new Error('token endpoint down');
+          return { accessToken: 'declared', expiresInMs: 120_000 };
+        },
       },
       { now: () => clock.now, tokenTtlMs: 60_000, refreshAheadMs: 0 },
     );
