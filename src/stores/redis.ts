@@ -1,11 +1,4 @@
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHash,
-  createHmac,
-  randomBytes,
-  randomUUID,
-} from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { ConfigError, TokenStoreError } from '../errors.js';
 import { MAX_TIMER_MS, optionsObject, positiveMs } from '../internal/options.js';
 import type {
@@ -15,6 +8,7 @@ import type {
   SharedTokenStore,
   SharedWrite,
 } from '../session/shared-store.js';
+import { decodeFailure, encodeFailure, StoreCodec } from './codec.js';
 
 /** Default `lockTtlMs`: how long a dead mint-lock holder blocks the fleet. */
 export const DEFAULT_LOCK_TTL_MS = 10_000;
@@ -96,9 +90,6 @@ const DELETE_IF = `local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
-const ENCRYPTED = 'e1.';
-const PLAIN = 'p1.';
-
 /**
  * A token store in Redis, shared by every process and machine of a fleet: pass it as the `store`
  * option of any minting session. The fleet then makes one token request where each process would
@@ -123,7 +114,7 @@ export class RedisTokenStore implements SharedTokenStore {
   readonly lockTtlMs: number;
   readonly #send: (args: string[]) => Promise<unknown>;
   readonly #prefix: string;
-  readonly #key: Buffer | undefined;
+  readonly #codec: StoreCodec;
   readonly #timeoutMs: number;
 
   constructor(options: RedisTokenStoreOptions) {
@@ -141,7 +132,7 @@ export class RedisTokenStore implements SharedTokenStore {
       DEFAULT_COMMAND_TIMEOUT_MS,
       MAX_TIMER_MS,
     );
-    this.#key = o.encryptionKey === undefined ? undefined : keyOf(o.encryptionKey);
+    this.#codec = new StoreCodec(o.encryptionKey);
   }
 
   async read(key: string): Promise<SharedSlot> {
@@ -157,14 +148,17 @@ export class RedisTokenStore implements SharedTokenStore {
     ]);
     const [token, pttl, secret, locked, failure, failurePttl] = Array.isArray(reply) ? reply : [];
     const stored =
-      typeof token === 'string' ? this.#tokenOf(names.token, token, Number(pttl)) : undefined;
+      typeof token === 'string'
+        ? this.#codec.openToken(names.token, token, Number(pttl))
+        : undefined;
     return {
       token: stored,
       tokenUnreadable: typeof token === 'string' && stored === undefined,
       // Unlike an access token, a refresh token that does not open is refused, never replaced.
-      secret: typeof secret === 'string' ? this.#unseal(names.secret, secret) : undefined,
+      secret: typeof secret === 'string' ? this.#codec.openSecret(names.secret, secret) : undefined,
       locked: Number(locked) === 1,
-      failure: typeof failure === 'string' ? failureOf(failure, Number(failurePttl)) : undefined,
+      failure:
+        typeof failure === 'string' ? decodeFailure(failure, Number(failurePttl)) : undefined,
     };
   }
 
@@ -190,23 +184,14 @@ export class RedisTokenStore implements SharedTokenStore {
     const ttlMs = Math.floor(entry.token?.expiresInMs ?? 0);
     let token = '';
     if (entry.token !== undefined) {
-      token =
-        ttlMs > 0
-          ? this.#sealed(names.token, entry.token.accessToken, JSON.stringify(entry.token))
-          : '-';
+      token = ttlMs > 0 ? this.#codec.sealToken(names.token, entry.token) : '-';
     }
     const args = [
       fence,
       entry.clear ? '1' : '0',
       token,
       String(ttlMs),
-      entry.failure === undefined
-        ? ''
-        : JSON.stringify({
-            code: entry.failure.code,
-            transient: entry.failure.transient,
-            failures: entry.failure.failures,
-          }),
+      entry.failure === undefined ? '' : encodeFailure(entry.failure),
       String(Math.max(1, Math.floor(entry.failure?.retryInMs ?? 1))),
     ];
     const keys = [names.lock, names.token, names.secret, names.failure];
@@ -215,25 +200,25 @@ export class RedisTokenStore implements SharedTokenStore {
 
   async swapSecret(key: string, presented: string, secret: string): Promise<boolean> {
     const names = this.#names(key);
-    const value = this.#sealed(names.secret, secret, secret);
-    const prefix = `${this.#fingerprint(presented)}|`;
+    const value = this.#codec.sealSecret(names.secret, secret);
+    const prefix = this.#codec.casPrefix(presented);
     const reply = await this.#command(['EVAL', SWAP_SECRET, '1', names.secret, prefix, value]);
     return Number(reply) === 1;
   }
 
   async deleteIf(key: string, staleToken: string): Promise<boolean> {
     const { token } = this.#names(key);
-    const prefix = `${this.#fingerprint(staleToken)}|`;
+    const prefix = this.#codec.casPrefix(staleToken);
     return Number(await this.#command(['EVAL', DELETE_IF, '1', token, prefix])) === 1;
   }
 
   /** `util.inspect` and `JSON.stringify` show the prefix only, never the encryption key. */
   toJSON(): { type: string; keyPrefix: string; encrypted: boolean } {
-    return { type: 'RedisTokenStore', keyPrefix: this.#prefix, encrypted: this.#key !== undefined };
+    return { type: 'RedisTokenStore', keyPrefix: this.#prefix, encrypted: this.#codec.encrypted };
   }
 
   [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return `RedisTokenStore { keyPrefix: '${this.#prefix}', encrypted: ${this.#key !== undefined} }`;
+    return `RedisTokenStore { keyPrefix: '${this.#prefix}', encrypted: ${this.#codec.encrypted} }`;
   }
 
   #names(key: string) {
@@ -263,107 +248,6 @@ export class RedisTokenStore implements SharedTokenStore {
       clearTimeout(timer);
     }
   }
-
-  /** What compare-and-swap compares: a one-way digest of a token, keyed when encrypting. */
-  #fingerprint(token: string): string {
-    const digest =
-      this.#key === undefined
-        ? createHash('sha256').update(token)
-        : createHmac('sha256', this.#key).update(token);
-    return digest.digest('hex').slice(0, 32);
-  }
-
-  /** `digest|sealed`: Lua compares the digest, only this process opens the rest. */
-  #sealed(name: string, token: string, payload: string): string {
-    return `${this.#fingerprint(token)}|${this.#seal(name, payload)}`;
-  }
-
-  #unseal(name: string, value: string): string {
-    return this.#open(name, value.slice(value.indexOf('|') + 1));
-  }
-
-  /**
-   * A stored token with the time it has left: its key's remaining TTL (Redis's clock) is the
-   * time to expiry, and the margins written with it give the rest. `undefined` when the value is
-   * not one this store can read (another `encryptionKey`, none, or not written by this store): the
-   * fleet then treats it as no token, and the next mint overwrites it.
-   */
-  #tokenOf(name: string, value: string, remainingMs: number): SharedToken | undefined {
-    let written: SharedToken;
-    try {
-      written = JSON.parse(this.#unseal(name, value)) as SharedToken;
-    } catch {
-      return undefined;
-    }
-    const valid =
-      typeof written === 'object' &&
-      written !== null &&
-      typeof written.accessToken === 'string' &&
-      [written.expiresInMs, written.staleInMs, written.refreshInMs].every(Number.isFinite) &&
-      remainingMs > 0;
-    if (!valid) return undefined;
-    const elapsedMs = Math.max(0, written.expiresInMs - remainingMs);
-    return {
-      accessToken: written.accessToken,
-      expiresInMs: remainingMs,
-      staleInMs: remainingMs - (written.expiresInMs - written.staleInMs),
-      refreshInMs: remainingMs - (written.expiresInMs - written.refreshInMs),
-      // Times relative to the write, moved on by how long it has been stored.
-      ageMs: (Number.isFinite(written.ageMs) ? (written.ageMs as number) : 0) + elapsedMs,
-      ...(Number.isFinite(written.declaredInMs)
-        ? { declaredInMs: (written.declaredInMs as number) - elapsedMs }
-        : {}),
-      ...(written.replacement === true ? { replacement: true } : {}),
-      // Kept as written: the session checks it (and ignores one it cannot read).
-      ...(typeof written.info === 'object' && written.info !== null ? { info: written.info } : {}),
-    };
-  }
-
-  #seal(name: string, plaintext: string): string {
-    if (this.#key === undefined) return PLAIN + plaintext;
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
-    cipher.setAAD(Buffer.from(name));
-    const sealed = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-    return ENCRYPTED + Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString('base64url');
-  }
-
-  /** Opens a sealed value; one this process cannot open is a TokenStoreError, never a guess. */
-  #open(name: string, value: string): string {
-    if (this.#key === undefined) {
-      if (value.startsWith(PLAIN)) return value.slice(PLAIN.length);
-      throw new TokenStoreError('undecryptable');
-    }
-    if (!value.startsWith(ENCRYPTED)) throw new TokenStoreError('undecryptable');
-    try {
-      const bytes = Buffer.from(value.slice(ENCRYPTED.length), 'base64url');
-      if (bytes.length < 28) throw new Error('too short');
-      const decipher = createDecipheriv('aes-256-gcm', this.#key, bytes.subarray(0, 12), {
-        authTagLength: 16,
-      });
-      decipher.setAAD(Buffer.from(name));
-      decipher.setAuthTag(bytes.subarray(12, 28));
-      return Buffer.concat([decipher.update(bytes.subarray(28)), decipher.final()]).toString(
-        'utf8',
-      );
-    } catch {
-      throw new TokenStoreError('undecryptable');
-    }
-  }
-}
-
-/** A shared failure as stored (code and transient, in clear: no secret), with the time it has left. */
-function failureOf(value: string, remainingMs: number): SharedFailure | undefined {
-  try {
-    const { code, transient, failures } = JSON.parse(value) as Record<string, unknown>;
-    if (typeof code !== 'string' || typeof transient !== 'boolean' || !(remainingMs > 0)) {
-      return undefined;
-    }
-    const count = typeof failures === 'number' && Number.isSafeInteger(failures) ? failures : 1;
-    return { code, transient, failures: Math.max(1, count), retryInMs: remainingMs };
-  } catch {
-    return undefined;
-  }
 }
 
 function senderOf(client: unknown): (args: string[]) => Promise<unknown> {
@@ -378,16 +262,4 @@ function senderOf(client: unknown): (args: string[]) => Promise<unknown> {
     return (args) => send.call(c, args);
   }
   throw new ConfigError('client', 'must be a node-redis or ioredis client (sendCommand or call)');
-}
-
-function keyOf(value: unknown): Buffer {
-  let key: Buffer | undefined;
-  if (value instanceof Uint8Array) key = Buffer.from(value);
-  else if (typeof value === 'string' && /^[0-9a-f]{64}$/i.test(value))
-    key = Buffer.from(value, 'hex');
-  else if (typeof value === 'string') key = Buffer.from(value, 'base64');
-  if (key?.length !== 32) {
-    throw new ConfigError('encryptionKey', 'must be 32 bytes: a Uint8Array, base64 or hex string');
-  }
-  return key;
 }
