@@ -127,6 +127,11 @@ export type {
   TokenSource,
 } from './session/token-source.js';
 export {
+  InMemoryTokenStore,
+  type InMemoryTokenStoreOptions,
+  MEMORY_LOCK_TTL_MS,
+} from './stores/memory.js';
+export {
   DEFAULT_LOGIN_URL,
   DEFAULT_TIMEOUT_MS,
   MAX_TOKEN_RESPONSE_BYTES,
