@@ -19,7 +19,6 @@ import {
   DETECTION_PEEK_TIMEOUT_MS,
   formSize,
   owningFetch,
-  reportRetry,
   withSoapSession,
   withSoapSessionBytes,
 } from './shared.js';
@@ -149,26 +148,15 @@ function authAdapter(
       response.data = peeked.replay;
     }
     const answeredBy = redirects.url ?? answeringUrl(response) ?? '';
-    if (!(await policy.isAuthFailure(toFetchResponse(response, head), api, answeredBy, signal))) {
-      if (response.status !== 401) policy.accepted(sent, answeredBy);
-      return settle(first);
-    }
-
-    let fresh: string;
-    try {
-      await cancellable(session.invalidate(sent), config, signal);
-      // A one-shot body (a stream) cannot be sent twice: the stale token is gone, the 401 goes back.
-      fresh = isReplayable(config.data)
-        ? await cancellable(session.getToken({ signal }), config, signal)
-        : sent;
-    } catch (error) {
-      destroyStream(response.data);
-      throw error;
-    }
-    // The same token again means a new token does not cure this (or the session's rejection guard
-    // holds minting back): surface the rejection rather than burn a retry.
-    reportRetry('axios', policy.instanceUrl, response.status, fresh !== sent);
-    if (fresh === sent) return settle(first);
+    const fresh = await policy.decideRetry(sent, toFetchResponse(response, head), api, answeredBy, {
+      adapter: 'axios',
+      signal,
+      // A one-shot body (a stream) cannot be sent twice.
+      replayable: isReplayable(config.data),
+      wait: (promise) => cancellable(promise, config, signal),
+      abandon: () => destroyStream(response.data),
+    });
+    if (fresh === undefined) return settle(first);
     carry(fresh);
     destroyStream(response.data);
     redirects.url = undefined;

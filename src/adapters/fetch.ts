@@ -1,5 +1,4 @@
 import { ConfigError } from '../errors.js';
-import { raceAbort } from '../internal/abort.js';
 import { bufferUpTo } from '../internal/bytes.js';
 import { optionalFunction, optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
@@ -11,7 +10,6 @@ import {
   isOwned,
   type OrgApi,
   own,
-  reportRetry,
   withSoapSession,
   withSoapSessionBytes,
 } from './shared.js';
@@ -84,24 +82,13 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
       policy.accepted(sent, response);
       return response;
     }
-    if (!(await policy.isAuthFailure(response, api, response.url, signal))) {
-      if (response.status !== 401) policy.accepted(sent, response.url);
-      return response;
-    }
-
-    let fresh: string;
-    try {
-      await raceAbort(session.invalidate(sent), signal);
-      // A body that cannot be replayed ends here: the stale token is gone, the rejection goes back.
-      fresh = prepared.replayable ? policy.sendable(await session.getToken({ signal })) : sent;
-    } catch (error) {
-      await response.body?.cancel().catch(() => {});
-      throw error;
-    }
-    // The same token again means a new token does not cure this (or the session's rejection guard
-    // holds minting back): surface the rejection rather than burn a retry.
-    reportRetry('fetch', policy.instanceUrl, response.status, fresh !== sent);
-    if (fresh === sent) return response;
+    const fresh = await policy.decideRetry(sent, response, api, response.url, {
+      adapter: 'fetch',
+      signal,
+      replayable: prepared.replayable,
+      abandon: () => void response.body?.cancel().catch(() => {}),
+    });
+    if (fresh === undefined) return response;
     await response.body?.cancel().catch(() => {});
     const retried = await inner(...prepared.build(fresh));
     await policy.settleRetry(fresh, retried, api, retried.url, signal);

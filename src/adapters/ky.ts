@@ -1,5 +1,4 @@
 import type { AfterResponseHook, BeforeRequestHook, BeforeRetryHook, InitHook } from 'ky';
-import { raceAbort } from '../internal/abort.js';
 import { bufferUpTo } from '../internal/bytes.js';
 import { optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
@@ -9,7 +8,6 @@ import {
   BULK_SESSION_HEADER,
   type OrgApi,
   own,
-  reportRetry,
   withSoapSessionBytes,
 } from './shared.js';
 
@@ -152,22 +150,13 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
     }
     // One auth retry per call, on the first answer; ky's own retries are not retried again here.
     if (retryCount !== 0) return;
-    if (!(await policy.isAuthFailure(response, api, response.url, request.signal))) {
-      if (response.status !== 401) policy.accepted(sent, response.url);
-      return;
-    }
-
-    await raceAbort(session.invalidate(sent), request.signal);
-    // ky keeps an unread copy when its retry is on; with `retry: 0` use the body read beforehand.
-    if (request.bodyUsed && body === undefined) {
-      reportRetry('ky', policy.instanceUrl, response.status, false);
-      return;
-    }
-    const fresh = policy.sendable(await session.getToken({ signal: request.signal }));
-    // The same token again means a new token does not cure this (or the session's rejection guard
-    // holds minting back): surface the rejection rather than burn a retry.
-    reportRetry('ky', policy.instanceUrl, response.status, fresh !== sent);
-    if (fresh === sent) return;
+    const fresh = await policy.decideRetry(sent, response, api, response.url, {
+      adapter: 'ky',
+      signal: request.signal,
+      // ky keeps an unread copy when its retry is on; with `retry: 0` use the body read beforehand.
+      replayable: !(request.bodyUsed && body === undefined),
+    });
+    if (fresh === undefined) return;
     const retry =
       body === undefined ? own(new Request(request)) : replace(request, api, fresh, body);
     retry.headers.set('authorization', `Bearer ${fresh}`);

@@ -1,4 +1,5 @@
 import { AuthError, ConfigError } from '../errors.js';
+import { raceAbort } from '../internal/abort.js';
 import { concat, readUpTo } from '../internal/bytes.js';
 import { optionalFunction } from '../internal/options.js';
 import { isHeaderSafeToken } from '../internal/token-text.js';
@@ -122,6 +123,37 @@ export interface AdapterPolicy {
    * quote it (the runtime's own header error would). Checked once per token.
    */
   sendable(token: string): string;
+  /**
+   * The retry-once decision, for a first answer that {@link mayBeAuthFailure} (the adapter handles
+   * the common case, an answer that cannot be one, inline). Answers the token to send the one
+   * retry with, or `undefined` for "hand the answer back":
+   * - not an auth failure (by the API's rule or `isAuthFailure`): the token is confirmed, unless
+   *   the answer is a 401 a new token does not cure;
+   * - an auth failure: exactly `sent` is invalidated (compare-and-swap), and a fresh token taken
+   *   when the request can be sent again (`replayable`); the session handing back `sent` itself
+   *   (a new token does not cure this, or its rejection guard holds minting back) means no retry.
+   * Publishes the decision on `cirrus-auth:retry`. `wait` bounds each wait (by default by
+   * `signal`); `abandon` runs when a wait fails, before the error is thrown on.
+   */
+  decideRetry(
+    sent: string,
+    response: Response,
+    api: OrgApi,
+    answeredBy: string,
+    how: RetryHow,
+  ): Promise<string | undefined>;
+}
+
+/** How one adapter waits and cleans up during {@link AdapterPolicy.decideRetry}. */
+export interface RetryHow {
+  readonly adapter: RetryEvent['adapter'];
+  readonly signal?: AbortSignal | undefined;
+  /** Whether the request can be sent a second time (a one-shot body cannot). */
+  readonly replayable: boolean;
+  /** Bounds a wait on the session (axios's cancellation, say). @default raceAbort with `signal` */
+  readonly wait?: (<T>(promise: Promise<T>) => Promise<T>) | undefined;
+  /** Releases the first answer when a wait fails (its body, a stream). */
+  readonly abandon?: (() => void) | undefined;
 }
 
 /** Validates adapter options against `session`; throws `ConfigError` naming the bad option. */
@@ -217,6 +249,28 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
       } catch {
         // The caller gets the answer whatever the bookkeeping did.
       }
+    },
+    async decideRetry(sent, response, api, answeredBy, how) {
+      if (!(await this.isAuthFailure(response, api, answeredBy, how.signal))) {
+        if (response.status !== 401) this.accepted(sent, answeredBy);
+        return undefined;
+      }
+      const wait = how.wait ?? (<T>(promise: Promise<T>) => raceAbort(promise, how.signal));
+      let fresh: string;
+      try {
+        await wait(session.invalidate(sent));
+        // A body that cannot be replayed ends here: the stale token is gone, the rejection goes back.
+        fresh = how.replayable
+          ? this.sendable(await wait(session.getToken({ signal: how.signal })))
+          : sent;
+      } catch (error) {
+        how.abandon?.();
+        throw error;
+      }
+      // The same token again means a new token does not cure this (or the session's rejection
+      // guard holds minting back): surface the rejection rather than burn a retry.
+      reportRetry(how.adapter, instanceUrl, response.status, fresh !== sent);
+      return fresh === sent ? undefined : fresh;
     },
     async isAuthFailure(response, api, answeredBy, signal) {
       // A redirect may have led elsewhere; a rejection from a host we sent no token to is not ours.

@@ -17,7 +17,6 @@ import { fetchIdentity, type Identity, type IdentityOptions } from './identity.j
 import { Redacted } from './redacted.js';
 import {
   isSharedTokenStore,
-  type SessionIdentity,
   type SharedFailure,
   type SharedTokenStore,
   sessionKey,

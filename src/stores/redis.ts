@@ -1,13 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigError, TokenStoreError } from '../errors.js';
 import { MAX_TIMER_MS, optionsObject, positiveMs } from '../internal/options.js';
-import type {
-  SharedFailure,
-  SharedSlot,
-  SharedToken,
-  SharedTokenStore,
-  SharedWrite,
-} from '../session/shared-store.js';
+import type { SharedSlot, SharedTokenStore, SharedWrite } from '../session/shared-store.js';
 import { decodeFailure, encodeFailure, StoreCodec } from './codec.js';
 
 /** Default `lockTtlMs`: how long a dead mint-lock holder blocks the fleet. */
