@@ -3,6 +3,7 @@ import ky, { HTTPError, type KyInstance } from 'ky';
 import { expect } from 'vitest';
 import { attachAuth } from '../../src/adapters/axios.js';
 import { authFetch } from '../../src/adapters/fetch.js';
+import { jsforceConnection, RefreshLoopError } from '../../src/adapters/jsforce.js';
 import { authHooks } from '../../src/adapters/ky.js';
 import type { AdapterOptions, AuthSession } from '../../src/index.js';
 
@@ -36,7 +37,7 @@ export interface Client {
 
 /** One adapter as the contract suite drives it. */
 export interface Driver {
-  name: 'fetch' | 'axios' | 'ky';
+  name: 'fetch' | 'axios' | 'ky' | 'jsforce';
   /** How the suite names it. */
   label: string;
   /** A client of this kind wired to `session`. */
@@ -47,6 +48,11 @@ export interface Driver {
   expectAbortError(error: unknown): void;
   /** The AuthError a token-endpoint failure became: the error itself or its documented cause. */
   authErrorOf(error: unknown): unknown;
+  /**
+   * Points of the contract this client cannot express (a reduced driver), by section or test
+   * name; the suite says which it skips.
+   */
+  readonly cannot?: ReadonlySet<string>;
 }
 
 const bytesToBlob = (bytes: Uint8Array) =>
@@ -226,11 +232,78 @@ export function kyDriver(retry?: number): Driver {
   };
 }
 
-/** Every adapter the contract covers: axios with and without a `baseURL`, ky with and without retry. */
+/**
+ * jsforce through `jsforceConnection`: `conn.request` with a string body. jsforce has no abort
+ * signal, no way to send FormData or bytes through `request`, builds SOAP envelopes itself (a body
+ * it is handed is sent as is) and takes no `isAuthFailure`: those points are left out. Its own
+ * refresh-and-resend is the retry; a rejection surfaces as an error, not a response.
+ */
+export const jsforceDriver: Driver = {
+  name: 'jsforce',
+  label: 'jsforce',
+  cannot: new Set([
+    '4. the retried request is the same request',
+    '7b. each API gets the session where it reads it, and survives a revocation',
+    '8. abort',
+    'isSalesforceAuthFailure',
+    'the rejection body',
+    'a lazy first token',
+  ]),
+  client(session, options) {
+    let conn: ReturnType<typeof jsforceConnection> | undefined;
+    return {
+      async send(call) {
+        conn ??= jsforceConnection(session, options?.origins ? { origins: options.origins } : {});
+        const c = await conn;
+        const { body, type } = fetchBody(call.body);
+        try {
+          const result = await c.request({
+            method: (call.method ?? 'GET') as 'GET',
+            url: call.url,
+            headers: withType(call.headers, type),
+            // jsforce sends a POST without a body with no length: the echo server waits for one.
+            ...(typeof body === 'string' ? { body } : call.method === 'POST' ? { body: '' } : {}),
+          });
+          return {
+            status: 200,
+            text: typeof result === 'string' ? result : JSON.stringify(result),
+          };
+        } catch (error) {
+          const e = error as { errorCode?: string; name?: string; message?: string };
+          // An HTTP error jsforce parsed (its errorCode is Salesforce's), or the guard's loop error.
+          const status =
+            e.errorCode === 'INVALID_SESSION_ID' ||
+            error instanceof RefreshLoopError ||
+            /refresh session/.test(e.message ?? '')
+              ? 401
+              : undefined;
+          if (status === undefined && e.errorCode === undefined) throw error;
+          return { status, text: `${e.errorCode ?? ''} ${e.message ?? ''}`, error };
+        }
+      },
+    };
+  },
+  expectUsual401(outcome) {
+    // jsforce surfaces a rejection it will not retry as an error: the guard's RefreshLoopError,
+    // jsforce's wrapped "Unable to refresh session", or the org's INVALID_SESSION_ID.
+    expect(outcome.error).toBeInstanceOf(Error);
+    expect(outcome.status).toBe(401);
+  },
+  expectAbortError() {
+    throw new Error('jsforce has no abort signal');
+  },
+  authErrorOf: (error) => error,
+};
+
+/**
+ * Every adapter the contract covers: fetch, axios with and without a `baseURL`, ky with and
+ * without retry, and jsforce (reduced: see {@link jsforceDriver}).
+ */
 export const drivers: Driver[] = [
   fetchDriver,
   axiosDriver(true),
   axiosDriver(false),
   kyDriver(),
   kyDriver(0),
+  jsforceDriver,
 ];

@@ -1,5 +1,6 @@
-// The one contract every adapter keeps, run over fetch, axios (with and without baseURL) and ky
-// against the fake org through real HTTP on loopback, so their behaviour cannot drift apart.
+// The one contract every adapter keeps, run over fetch, axios (with and without baseURL), ky and
+// jsforce (a reduced driver: the points it cannot express are named in its `cannot`) against the
+// fake org through real HTTP on loopback, so their behaviour cannot drift apart.
 import { describe, expect, it } from 'vitest';
 import {
   AuthError,
@@ -52,7 +53,8 @@ for (const driver of drivers) {
         await client.send({ url: `${fx.other.url}/services/oauth2/token`, method: 'POST' });
         expect(fx.other.requests.at(-1)?.path).toBe('/services/oauth2/token');
         expect(fx.other.requests.at(-1)?.headers.authorization).toBeUndefined();
-        expect(fx.org.stats.tokenRequests).toBe(0);
+        // jsforce needs its token before its first request: the one token request is that.
+        expect(fx.org.stats.tokenRequests).toBe(driver.cannot?.has('a lazy first token') ? 1 : 0);
       });
 
       it('a cross-origin redirect from the org does not carry the token onward', async () => {
@@ -119,7 +121,9 @@ for (const driver of drivers) {
         fx.org.rejectApiTokens('invalid-session');
         const outcome = await client.send({ url: LIMITS });
         driver.expectUsual401(outcome);
-        expect(outcome.text).toContain('INVALID_SESSION_ID');
+        // jsforce surfaces the loop error, not the org's body.
+        if (!driver.cannot?.has('the rejection body'))
+          expect(outcome.text).toContain('INVALID_SESSION_ID');
         expect(fx.org.stats.apiRequests).toBe(2);
         expect(fx.org.stats.tokenRequests).toBe(1);
       });
@@ -161,76 +165,87 @@ for (const driver of drivers) {
       });
     });
 
-    describe('4. the retried request is the same request', () => {
-      const file = new Uint8Array([0, 1, 2, 127, 128, 254, 255, 13, 10]);
-      const cases: [string, BodyCase, (body: Buffer, type: string) => Promise<void> | void][] = [
-        [
-          'JSON',
-          { kind: 'json', value: { Name: 'Acme', n: 1, nested: { ok: true } } },
-          (b) =>
-            expect(JSON.parse(b.toString())).toEqual({ Name: 'Acme', n: 1, nested: { ok: true } }),
-        ],
-        [
-          'a string',
-          { kind: 'text', value: 'plain text ✓' },
-          (b) => expect(b.toString()).toBe('plain text ✓'),
-        ],
-        [
-          'URLSearchParams',
-          { kind: 'urlencoded', value: { a: '1', b: 'x y&z' } },
-          (b) =>
-            expect(Object.fromEntries(new URLSearchParams(b.toString()))).toEqual({
-              a: '1',
-              b: 'x y&z',
-            }),
-        ],
-        [
-          'FormData',
-          { kind: 'form', fields: { name: 'Acme' }, file },
-          async (b, type) => {
-            const form = await new Response(new Uint8Array(b), {
-              headers: { 'content-type': type },
-            }).formData();
-            expect(form.get('name')).toBe('Acme');
-            expect(new Uint8Array(await (form.get('file') as Blob).arrayBuffer())).toEqual(file);
-          },
-        ],
-        ['binary', { kind: 'binary', bytes: file }, (b) => expect(new Uint8Array(b)).toEqual(file)],
-      ];
+    describe.skipIf(driver.cannot?.has('4. the retried request is the same request'))(
+      '4. the retried request is the same request',
+      () => {
+        const file = new Uint8Array([0, 1, 2, 127, 128, 254, 255, 13, 10]);
+        const cases: [string, BodyCase, (body: Buffer, type: string) => Promise<void> | void][] = [
+          [
+            'JSON',
+            { kind: 'json', value: { Name: 'Acme', n: 1, nested: { ok: true } } },
+            (b) =>
+              expect(JSON.parse(b.toString())).toEqual({
+                Name: 'Acme',
+                n: 1,
+                nested: { ok: true },
+              }),
+          ],
+          [
+            'a string',
+            { kind: 'text', value: 'plain text ✓' },
+            (b) => expect(b.toString()).toBe('plain text ✓'),
+          ],
+          [
+            'URLSearchParams',
+            { kind: 'urlencoded', value: { a: '1', b: 'x y&z' } },
+            (b) =>
+              expect(Object.fromEntries(new URLSearchParams(b.toString()))).toEqual({
+                a: '1',
+                b: 'x y&z',
+              }),
+          ],
+          [
+            'FormData',
+            { kind: 'form', fields: { name: 'Acme' }, file },
+            async (b, type) => {
+              const form = await new Response(new Uint8Array(b), {
+                headers: { 'content-type': type },
+              }).formData();
+              expect(form.get('name')).toBe('Acme');
+              expect(new Uint8Array(await (form.get('file') as Blob).arrayBuffer())).toEqual(file);
+            },
+          ],
+          [
+            'binary',
+            { kind: 'binary', bytes: file },
+            (b) => expect(new Uint8Array(b)).toEqual(file),
+          ],
+        ];
 
-      it.each(cases)(
-        '%s: method, URL, query, headers and body arrive intact on the retry',
-        async (_, body, check) => {
-          const session = fx.session();
-          const client = driver.client(session);
-          await client.send({ url: LIMITS });
-          const stale = await session.getToken();
-          fx.org.revokeAllTokens();
-          const outcome = await client.send({
-            url: `${ECHO}?q=1&x=a%20b`,
-            method: 'PUT',
-            headers: { 'x-custom': 'kept' },
-            body,
-          });
-          expect(outcome.status).toBe(200);
-          const echo = JSON.parse(outcome.text) as {
-            method: string;
-            query: string;
-            headers: Record<string, string>;
-            bodyBase64: string;
-          };
-          expect(echo.method).toBe('PUT');
-          expect(echo.query).toBe('?q=1&x=a%20b');
-          expect(echo.headers['x-custom']).toBe('kept');
-          await check(Buffer.from(echo.bodyBase64, 'base64'), echo.headers['content-type'] ?? '');
-          const [first, second] = fx.org.apiRequests.slice(-2);
-          expect(first).toMatchObject({ status: 401, token: stale, method: 'PUT' });
-          expect(second).toMatchObject({ status: 200, method: 'PUT' });
-          expect(second?.token).not.toBe(stale);
-          expect(fx.org.isValidToken(second?.token ?? '')).toBe(true);
-        },
-      );
-    });
+        it.each(cases)(
+          '%s: method, URL, query, headers and body arrive intact on the retry',
+          async (_, body, check) => {
+            const session = fx.session();
+            const client = driver.client(session);
+            await client.send({ url: LIMITS });
+            const stale = await session.getToken();
+            fx.org.revokeAllTokens();
+            const outcome = await client.send({
+              url: `${ECHO}?q=1&x=a%20b`,
+              method: 'PUT',
+              headers: { 'x-custom': 'kept' },
+              body,
+            });
+            expect(outcome.status).toBe(200);
+            const echo = JSON.parse(outcome.text) as {
+              method: string;
+              query: string;
+              headers: Record<string, string>;
+              bodyBase64: string;
+            };
+            expect(echo.method).toBe('PUT');
+            expect(echo.query).toBe('?q=1&x=a%20b');
+            expect(echo.headers['x-custom']).toBe('kept');
+            await check(Buffer.from(echo.bodyBase64, 'base64'), echo.headers['content-type'] ?? '');
+            const [first, second] = fx.org.apiRequests.slice(-2);
+            expect(first).toMatchObject({ status: 401, token: stale, method: 'PUT' });
+            expect(second).toMatchObject({ status: 200, method: 'PUT' });
+            expect(second?.token).not.toBe(stale);
+            expect(fx.org.isValidToken(second?.token ?? '')).toBe(true);
+          },
+        );
+      },
+    );
 
     describe('7. auth failure detection', () => {
       it("does not retry Salesforce's non-curable 401, and the caller still gets its body", async () => {
@@ -243,7 +258,7 @@ for (const driver of drivers) {
         expect(fx.org.stats.tokenRequests).toBe(1);
       });
 
-      it.each([
+      it.skipIf(driver.cannot?.has('isSalesforceAuthFailure')).each([
         ['SOAP (500 INVALID_SESSION_ID)', SOAP, 'getUserInfoResponse'],
         ['Bulk 1.0 (400 InvalidSessionId)', BULK, 'jobInfo'],
       ])(
@@ -267,7 +282,11 @@ for (const driver of drivers) {
       );
     });
 
-    describe('7b. each API gets the session where it reads it, and survives a revocation', () => {
+    describe.skipIf(
+      driver.cannot?.has(
+        '7b. each API gets the session where it reads it, and survives a revocation',
+      ),
+    )('7b. each API gets the session where it reads it, and survives a revocation', () => {
       it.each([
         ['SOAP, envelope with a prefixed placeholder', SOAP, envelope('PLACEHOLDER', 'urn:')],
         ['SOAP, envelope with an empty sessionId', SOAP, envelope('')],
@@ -313,7 +332,7 @@ for (const driver of drivers) {
       });
     });
 
-    describe('8. abort', () => {
+    describe.skipIf(driver.cannot?.has('8. abort'))('8. abort', () => {
       it('an abort while waiting for a token rejects promptly with the usual abort error; the mint goes on', async () => {
         const client = driver.client(fx.session());
         fx.org.setTokenDelay(300);
