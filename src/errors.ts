@@ -475,3 +475,23 @@ export class IdentityError extends AuthError {
     this.status = status;
   }
 }
+
+/**
+ * jsforce would loop on refresh-and-resend: the session handed back the token that was just
+ * rejected (`same-token`: a new token does not cure this, or the session's rejection guard holds
+ * minting back), or a request was rejected again right after it was re-sent with a new token
+ * (`rejected-again`). jsforce itself has no cap and would resend forever.
+ */
+export class RefreshLoopError extends AuthError {
+  /** Why the loop was broken. */
+  readonly reason: 'same-token' | 'rejected-again';
+  constructor(reason: 'same-token' | 'rejected-again') {
+    super(
+      reason === 'same-token'
+        ? 'The session returned the token jsforce just reported as rejected; not retrying'
+        : 'The org rejected a request again right after it was re-sent with a new token; not retrying',
+      ErrorCode.REFRESH_LOOP,
+    );
+    this.reason = reason;
+  }
+}

@@ -26,6 +26,7 @@ export {
   OAuthError,
   type OAuthErrorReason,
   oauthErrorReason,
+  RefreshLoopError,
   RefreshTokenHandlerError,
   ResponseTooLargeError,
   SessionClosedError,
@@ -45,6 +46,8 @@ export {
   type ClientCredentialsOptions,
   clientCredentials,
 } from './grants/client-credentials.js';
+// selectGrant: tells which grant an environment describes without building a session (a config
+// check, the CLI's `check`); it never reads a secret into its answer.
 export {
   type EnvGrant,
   type EnvSession,
@@ -107,9 +110,12 @@ export {
   type RetryEvent,
   type StoreEvent,
 } from './session/diagnostics.js';
+// A documented default (how soon a degraded session tries its store again), named with its unit.
 export { STORE_REJOIN_INTERVAL_MS } from './session/fleet.js';
 export type { Identity, IdentityOptions } from './session/identity.js';
 export { MAX_IDENTITY_RESPONSE_BYTES } from './session/identity.js';
+// sessionKey: the key a session's entry has in a shared store, so an operator can find or clear
+// one session's entry (the key holds no secret); custom stores receive these keys.
 export {
   type SessionIdentity,
   type SharedFailure,
@@ -131,6 +137,7 @@ export {
   type InMemoryTokenStoreOptions,
   MEMORY_LOCK_TTL_MS,
 } from './stores/memory.js';
+// TOKEN_PATH and REVOKE_PATH: for allowlists of egress proxies and for test doubles of the org.
 export {
   DEFAULT_LOGIN_URL,
   DEFAULT_TIMEOUT_MS,

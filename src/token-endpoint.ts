@@ -185,7 +185,7 @@ async function postForm(
     // The socket keeps the process alive while the request is open; the timer need not.
     timer.unref();
   });
-  const exchange = exchange_(endpoint, path, params, controller.signal, options.emptyOk === true);
+  const exchange = sendForm(endpoint, path, params, controller.signal, options.emptyOk === true);
   // A custom fetch that ignores `signal` could settle after the timeout; that late outcome is moot.
   exchange.catch(() => {});
   try {
@@ -195,7 +195,7 @@ async function postForm(
   }
 }
 
-async function exchange_(
+async function sendForm(
   endpoint: TokenEndpoint,
   path: string,
   params: Readonly<Record<string, string>>,

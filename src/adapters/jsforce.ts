@@ -1,5 +1,5 @@
 import type { Connection } from 'jsforce';
-import { AuthError, ConfigError, ErrorCode } from '../errors.js';
+import { AuthError, ConfigError, RefreshLoopError } from '../errors.js';
 import { optionsObject } from '../internal/options.js';
 import type { AuthSession } from '../session/auth-session.js';
 import type { TokenInfo } from '../token-info.js';
@@ -14,6 +14,9 @@ export const JSFORCE_MAX_REFRESHES = 5;
 
 /** @deprecated A no-op; see {@link JSFORCE_MAX_REFRESHES}. */
 export const JSFORCE_REFRESH_WINDOW_MS = 60_000;
+
+/** Also exported from the package root; kept here, where jsforce users first met it. */
+export { RefreshLoopError };
 
 /** The Salesforce API version used when none is given. */
 export const DEFAULT_API_VERSION = '62.0';
@@ -71,26 +74,6 @@ interface JsforceUserInfo {
   id: string;
   organizationId: string;
   url: string;
-}
-
-/**
- * jsforce would loop on refresh-and-resend: the session handed back the token that was just
- * rejected (`same-token`: a new token does not cure this, or the session's rejection guard holds
- * minting back), or a request was rejected again right after it was re-sent with a new token
- * (`rejected-again`). jsforce itself has no cap and would resend forever.
- */
-export class RefreshLoopError extends AuthError {
-  /** Why the loop was broken. */
-  readonly reason: 'same-token' | 'rejected-again';
-  constructor(reason: 'same-token' | 'rejected-again') {
-    super(
-      reason === 'same-token'
-        ? 'The session returned the token jsforce just reported as rejected; not retrying'
-        : 'The org rejected a request again right after it was re-sent with a new token; not retrying',
-      ErrorCode.REFRESH_LOOP,
-    );
-    this.reason = reason;
-  }
 }
 
 /** jsforce's request, response and transport, as far as this module touches them. */

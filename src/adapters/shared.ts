@@ -39,7 +39,7 @@ export const MAX_REPLAY_BODY_BYTES = 1024 * 1024;
 
 /**
  * 401 answers that a new token does not cure: retrying them only burns a login.
- * @see ../shared/SALESFORCE.md "How the APIs say bad token"
+ * @see docs/salesforce.md "Rejections a new token does not cure"
  */
 export const NON_CURABLE_401_MESSAGES: readonly string[] = [
   'This session is not valid for use with the REST API',

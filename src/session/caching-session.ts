@@ -120,7 +120,7 @@ export function expiryMarginMs(ttlMs: number): number {
   return Math.min(EXPIRY_MARGIN_MS, Math.floor(ttlMs / 4));
 }
 
-interface Hit {
+interface Cached {
   readonly token: CachedToken;
   /** Settled once and handed to every cache-hit caller: no allocation on the hot path. */
   readonly promise: Promise<string>;
@@ -134,13 +134,24 @@ interface Failure {
 }
 
 /**
- * The caching engine behind every minting session: cache, expiry margin, single-flight minting,
- * compare-and-swap invalidation, refresh-ahead, serve-stale on transient failure and failure
- * backoff. It knows nothing of the grant: it calls `mint` and caches the answer. Safe to call
- * concurrently; at most one mint runs per session. With a shared `store` the same holds across a
- * fleet of processes: one mint, one compare-and-swap, one rotating secret (the `#…Shared`,
- * `#mintHolding`, `#keepUntilSaved`, `#degrade` and `#rejoin` methods below), and the hot path
- * still never leaves the process.
+ * The caching engine around a {@link TokenSource}: cache, expiry margin, single-flight minting,
+ * compare-and-swap invalidation, refresh-ahead, serve-stale on transient failure, failure backoff
+ * and the rejection guard. It knows nothing of the grant: it calls the source's `mint` and caches
+ * the answer. Safe to call concurrently; at most one mint runs per session. With a shared `store`
+ * the same holds across a fleet of processes through a `FleetMember` (`fleet.ts`): one mint, one
+ * compare-and-swap, one rotating secret, and the hot path still never leaves the process. Every
+ * grant class is this engine around the grant's source (`ClientCredentialsAuth` is
+ * `new CachingSession(clientCredentials(options), options)`).
+ *
+ * @example
+ * ```ts
+ * const session = new CachingSession({
+ *   instanceUrl: 'https://acme.my.salesforce.com',
+ *   mint: async function mintFromVault() {
+ *     return { accessToken: await vault.read('salesforce/token') };
+ *   },
+ * });
+ * ```
  */
 export class CachingSession extends Redacted implements AuthSession {
   readonly instanceUrl: string;
@@ -157,13 +168,13 @@ export class CachingSession extends Redacted implements AuthSession {
   /** Serialises mints and store updates, so an invalidation never races a mint's write. */
   readonly #lock = new Mutex();
   /** The last token read from or written to the store: the lock-free fast path. */
-  #hit: Hit | undefined;
+  #cached: Cached | undefined;
   /**
-   * `#hit` while it is not yet due for refresh, cleared by an unref'd timer at `refreshAt`: the
+   * `#cached` while it is not yet due for refresh, cleared by an unref'd timer at `refreshAt`: the
    * hot path reads no clock. Only with the real clock; an injected one is read on every call.
    */
-  #hot: Hit | undefined;
-  #hotTimer: NodeJS.Timeout | undefined;
+  #fresh: Cached | undefined;
+  #freshTimer: NodeJS.Timeout | undefined;
   readonly #realClock: boolean;
   /** The mint every concurrent caller joins, whatever started it. */
   #pending: Promise<string> | undefined;
@@ -255,15 +266,15 @@ export class CachingSession extends Redacted implements AuthSession {
    * and one background mint starts. A caller's `signal` ends only that caller's wait.
    */
   getToken(options?: GetTokenOptions): Promise<string> {
-    const hot = this.#hot;
+    const hot = this.#fresh;
     if (hot !== undefined) {
       // The hot path, with or without a live signal: no clock, one settled promise handed out.
       const signal = options?.signal;
       if (signal === undefined || (signal instanceof AbortSignal && !signal.aborted))
         return hot.promise;
     }
-    const hit = this.#hit;
-    // The hot path: no options, a cached token not yet due for refresh, one settled promise.
+    const hit = this.#cached;
+    // Under an injected clock: no options, a cached token not yet due for refresh.
     if (options === undefined && hit !== undefined && this.#now() < hit.token.refreshAt) {
       return hit.promise;
     }
@@ -283,7 +294,7 @@ export class CachingSession extends Redacted implements AuthSession {
 
     // Stale or missing. The local TTL is a guess (Salesforce sends no `expires_in`), so while
     // minting fails, for any reason, the token the org has not rejected is still served, until a
-    // server-declared expiry passes; a token that was invalidated is gone from #hit for good.
+    // server-declared expiry passes; a token that was invalidated is gone from #cached for good.
     const declared = hit?.token.declaredExpiresAt;
     const servable =
       hit !== undefined && (declared === undefined || now < declared) ? hit : undefined;
@@ -297,7 +308,7 @@ export class CachingSession extends Redacted implements AuthSession {
     }
     const reason: MintReason =
       hit !== undefined ? 'expired' : this.#minted ? 'invalidated' : 'cold';
-    const pending = this.#shared(reason);
+    const pending = this.#singleFlight(reason);
     const result =
       servable === undefined ? pending : pending.catch(() => servable.token.accessToken);
     return raceAbort(result, signal);
@@ -358,8 +369,8 @@ export class CachingSession extends Redacted implements AuthSession {
     // the very same token back).
     if (staleToken === this.#confirmed) this.#confirmed = undefined;
     // Stop handing the token out at once, before waiting for the lock.
-    const hit = this.#hit?.token.accessToken === staleToken;
-    if (hit) this.#forgetHit();
+    const hit = this.#cached?.token.accessToken === staleToken;
+    if (hit) this.#forgetCached();
     publish('invalidate', () => ({
       session: this.#name,
       instanceUrl: this.instanceUrl,
@@ -369,7 +380,7 @@ export class CachingSession extends Redacted implements AuthSession {
       this.#store.deleteIf(staleToken);
       await this.#fleet?.invalidate(staleToken);
       // A mint that held the lock may have re-read the same token from a shared store.
-      if (this.#hit?.token.accessToken === staleToken) this.#forgetHit();
+      if (this.#cached?.token.accessToken === staleToken) this.#forgetCached();
     });
   }
 
@@ -433,7 +444,7 @@ export class CachingSession extends Redacted implements AuthSession {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#forgetHit();
+    this.#forgetCached();
     this.#infos.clear();
     this.#identity = undefined;
     await this.#pending?.catch(() => {});
@@ -449,11 +460,11 @@ export class CachingSession extends Redacted implements AuthSession {
   #background(reason: MintReason, aheadOf?: string): void {
     if (this.#closed || this.#pending !== undefined) return;
     if (this.#failure !== undefined && this.#now() < this.#failure.retryAt) return;
-    this.#shared(reason, aheadOf).catch(() => {});
+    this.#singleFlight(reason, aheadOf).catch(() => {});
   }
 
   /** The one mint in flight; every caller joins it, whatever started it. */
-  #shared(reason: MintReason, aheadOf?: string): Promise<string> {
+  #singleFlight(reason: MintReason, aheadOf?: string): Promise<string> {
     this.#pending ??= this.#lock
       .runExclusive(() => this.#refresh(reason, aheadOf))
       .finally(() => {
@@ -507,7 +518,7 @@ export class CachingSession extends Redacted implements AuthSession {
       },
       joinBackoff: (failure) => this.#joinBackoff(failure),
       adopt: (token) => this.#adopt(token),
-      cached: () => this.#hit?.token,
+      cached: () => this.#cached?.token,
       exclusive: (fn) => this.#lock.runExclusive(fn),
     };
   }
@@ -651,7 +662,7 @@ export class CachingSession extends Redacted implements AuthSession {
       const fleet = this.#fleet;
       if (fleet === undefined) await fn(this.#secret);
       else await fleet.retire(fn);
-      this.#forgetHit();
+      this.#forgetCached();
       this.#store.clear();
       this.#infos.clear();
       this.#identity = undefined;
@@ -665,30 +676,30 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#infos.delete(token.accessToken);
     this.#infos.set(token.accessToken, token.info ?? bareTokenInfo(this.instanceUrl));
     if (this.#infos.size > 4) this.#infos.delete(this.#infos.keys().next().value as string);
-    const hit: Hit = { token, promise: Promise.resolve(token.accessToken) };
-    this.#forgetHit();
-    this.#hit = hit;
+    const hit: Cached = { token, promise: Promise.resolve(token.accessToken) };
+    this.#forgetCached();
+    this.#cached = hit;
     const dueInMs = token.refreshAt - this.#now();
     if (this.#realClock && dueInMs > 0 && dueInMs < MAX_TIMER_MS) {
-      this.#hot = hit;
+      this.#fresh = hit;
       // Holds the session weakly: a session dropped without close() is collectable at once.
       const session = new WeakRef(this);
-      this.#hotTimer = setTimeout(() => {
+      this.#freshTimer = setTimeout(() => {
         const live = session.deref();
         if (live !== undefined) live.#cool(hit);
       }, dueInMs);
-      this.#hotTimer.unref();
+      this.#freshTimer.unref();
     }
   }
 
-  #cool(hit: Hit): void {
-    if (this.#hot === hit) this.#hot = undefined;
+  #cool(hit: Cached): void {
+    if (this.#fresh === hit) this.#fresh = undefined;
   }
 
-  #forgetHit(): void {
-    this.#hit = undefined;
-    this.#hot = undefined;
-    clearTimeout(this.#hotTimer);
+  #forgetCached(): void {
+    this.#cached = undefined;
+    this.#fresh = undefined;
+    clearTimeout(this.#freshTimer);
   }
 }
 
