@@ -11,16 +11,21 @@ import { MAX_TIMER_MS, optionalFunction, positiveMs, requiredString } from '../i
 import { normaliseBaseUrl } from '../internal/url.js';
 import { bareTokenInfo, type TokenInfo } from '../token-info.js';
 import type { AuthSession, GetTokenOptions } from './auth-session.js';
-import { type Logger, type MintReason, publish } from './diagnostics.js';
-import { type FleetHost, FleetMember } from './fleet.js';
-import { fetchIdentity, type Identity, type IdentityOptions } from './identity.js';
-import { Redacted } from './redacted.js';
 import {
-  isSharedTokenStore,
-  type SharedFailure,
-  type SharedTokenStore,
-  sessionKey,
-} from './shared-store.js';
+  BACKOFF_INITIAL_MS,
+  BACKOFF_MAX_MS,
+  type BackoffPolicy,
+  backoffDelayMs,
+  backoffOf,
+  retryWindowMs,
+} from './backoff.js';
+import { type Logger, type MintReason, publish } from './diagnostics.js';
+import { FleetSource } from './fleet.js';
+import { fetchIdentity, type Identity, type IdentityOptions } from './identity.js';
+import { errorCode, instrumented } from './instrument.js';
+import { EXPIRY_MARGIN_MS, expiryMarginMs, type LifetimePolicy, lifetimesOf } from './lifetimes.js';
+import { Redacted } from './redacted.js';
+import { isSharedTokenStore, type SharedTokenStore, sessionKey } from './shared-store.js';
 import {
   type MintContext,
   type MintedToken,
@@ -32,15 +37,10 @@ import {
 import { type CachedToken, MemoryTokenStore } from './token-store.js';
 
 export type { MintContext, MintedToken, MintFn, SourceIdentity, TokenSource };
+export { BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, EXPIRY_MARGIN_MS, expiryMarginMs };
 
 /** Default local lifetime of a token whose response carries no `expires_in` (Salesforce's usual). */
 export const DEFAULT_TOKEN_TTL_MS = 30 * 60_000;
-
-/**
- * A token this close to its local expiry is no longer handed out. For short lifetimes the margin
- * shrinks to a quarter of the lifetime, so a `tokenTtlMs` of a few seconds still caches.
- */
-export const EXPIRY_MARGIN_MS = 60_000;
 
 /**
  * How long before a token goes stale a background refresh starts, while the cached token is still
@@ -48,17 +48,8 @@ export const EXPIRY_MARGIN_MS = 60_000;
  */
 export const DEFAULT_REFRESH_AHEAD_MS = 5 * 60_000;
 
-/** First wait after a failed mint; it doubles per consecutive failure, with jitter. */
-export const BACKOFF_INITIAL_MS = 1_000;
-
-/** The longest wait between failed mints (a `Retry-After` may ask for more, up to 10 minutes). */
-export const BACKOFF_MAX_MS = 60_000;
-
 /** The mint timeout assumed for a grant that does not tell (the token endpoint's default). */
 const DEFAULT_MINT_TIMEOUT_MS = 30_000;
-
-/** A server's `Retry-After` is honoured up to this long. */
-const RETRY_AFTER_CAP_MS = 10 * 60_000;
 
 /**
  * The rejection guard's idea of "right after it was minted": a token rejected this soon after its
@@ -115,11 +106,6 @@ export interface CachingSessionOptions {
   storeKey?: string | undefined;
 }
 
-/** The margin applied to a token of lifetime `ttlMs`; see {@link EXPIRY_MARGIN_MS}. */
-export function expiryMarginMs(ttlMs: number): number {
-  return Math.min(EXPIRY_MARGIN_MS, Math.floor(ttlMs / 4));
-}
-
 interface Cached {
   readonly token: CachedToken;
   /** Settled once and handed to every cache-hit caller: no allocation on the hot path. */
@@ -155,14 +141,14 @@ interface Failure {
  */
 export class CachingSession extends Redacted implements AuthSession {
   readonly instanceUrl: string;
-  readonly #mint: MintFn;
+  /** What mints: the grant's source (reporting its token requests), or the fleet around it. */
+  readonly #source: TokenSource;
   /** The session's name in events and log lines: the class's, or the source's own. */
   readonly #name: string;
   /** This process's copy of the current token. */
   readonly #store: MemoryTokenStore;
-  readonly #ttlMs: number;
-  readonly #aheadMs: number;
-  readonly #backoff: { initialMs: number; maxMs: number } | undefined;
+  readonly #lifetimes: LifetimePolicy;
+  readonly #backoff: BackoffPolicy | undefined;
   readonly #logger: Logger | undefined;
   readonly #now: () => number;
   /** Serialises mints and store updates, so an invalidation never races a mint's write. */
@@ -181,6 +167,8 @@ export class CachingSession extends Redacted implements AuthSession {
   #failure: Failure | undefined;
   #minted = false;
   #closed = false;
+  /** Aborted by close(): the source stops waiting on others (a fleet polling for a token). */
+  readonly #closing = new AbortController();
   /** The info of the last few tokens handed out, by token: `getTokenInfo()` answers from it. */
   readonly #infos = new Map<string, TokenInfo>();
   /** `identity()` of one token, shared by concurrent callers, dropped when it fails. */
@@ -188,9 +176,7 @@ export class CachingSession extends Redacted implements AuthSession {
   readonly #fetch: typeof fetch;
   readonly #timeoutMs: number;
   readonly #loginOrigin: string | undefined;
-  /** This session's part in a fleet sharing a store, when `store` was given. */
-  readonly #fleet: FleetMember | undefined;
-  /** The grant's single-use secret, without a shared store (with one, the fleet member keeps it). */
+  /** The grant's single-use secret, without a shared store (with one, the fleet source keeps it). */
   #secret: string | undefined;
   /**
    * The token this process minted last to replace a rejected one, until a request with it succeeds
@@ -220,15 +206,15 @@ export class CachingSession extends Redacted implements AuthSession {
     super();
     const engine = tokenSourceOf(source);
     this.instanceUrl = normaliseBaseUrl('instanceUrl', engine.instanceUrl);
-    this.#mint = engine.mint;
     this.#name = engine.name ?? new.target.name;
     this.#store = new MemoryTokenStore();
-    this.#secret = engine.secret;
-    this.#ttlMs = positiveMs('tokenTtlMs', options.tokenTtlMs, DEFAULT_TOKEN_TTL_MS);
-    this.#aheadMs =
-      options.refreshAheadMs === 0
-        ? 0
-        : positiveMs('refreshAheadMs', options.refreshAheadMs, DEFAULT_REFRESH_AHEAD_MS);
+    this.#lifetimes = {
+      ttlMs: positiveMs('tokenTtlMs', options.tokenTtlMs, DEFAULT_TOKEN_TTL_MS),
+      aheadMs:
+        options.refreshAheadMs === 0
+          ? 0
+          : positiveMs('refreshAheadMs', options.refreshAheadMs, DEFAULT_REFRESH_AHEAD_MS),
+    };
     this.#backoff = backoffOf(options.backoff);
     this.#logger = loggerOf(options.logger);
     this.#now = clockOf(options.now);
@@ -241,17 +227,34 @@ export class CachingSession extends Redacted implements AuthSession {
       MAX_TIMER_MS,
     );
     this.#loginOrigin = originOf(engine.identity?.loginUrl);
-    // Last: the fleet member reads the options parsed above.
+    // The grant's token requests are reported innermost, so a fleet's store reads are not.
+    const reporting: TokenSource = {
+      ...engine,
+      mint: instrumented(engine.mint.bind(engine), this.#name, this.instanceUrl, this.#logger),
+    };
+    // Last: the fleet source reads the options parsed above.
     const shared = sharedOf(this.#name, options, engine.identity);
-    this.#fleet =
-      shared &&
-      new FleetMember(
-        shared.store,
-        shared.key,
-        this.#fleetHost(this.#name),
-        this.#timeoutMs,
-        engine.secret,
-      );
+    if (shared === undefined) {
+      this.#source = reporting;
+      this.#secret = engine.secret;
+    } else {
+      const fleet = new FleetSource(reporting, shared.store, shared.key, {
+        session: this.#name,
+        instanceUrl: this.instanceUrl,
+        logger: this.#logger,
+        now: this.#now,
+        backoff: this.#backoff,
+        lifetimes: this.#lifetimes,
+        mintTimeoutMs: this.#timeoutMs,
+      });
+      this.#source = fleet;
+      // Held weakly: a session dropped without close() stays collectable.
+      const session = new WeakRef(this);
+      fleet.watch((token) => {
+        const live = session.deref();
+        if (live !== undefined) live.#adoptLearned(token);
+      });
+    }
     if (engine.seed !== undefined) {
       // Kept in this process only: writing it to a shared store would need the mint lock.
       const token = this.#cacheable(engine.seed, this.#now());
@@ -378,7 +381,7 @@ export class CachingSession extends Redacted implements AuthSession {
     }));
     await this.#lock.runExclusive(async () => {
       this.#store.deleteIf(staleToken);
-      await this.#fleet?.invalidate(staleToken);
+      await this.#source.invalidate?.(staleToken);
       // A mint that held the lock may have re-read the same token from a shared store.
       if (this.#cached?.token.accessToken === staleToken) this.#forgetCached();
     });
@@ -444,11 +447,12 @@ export class CachingSession extends Redacted implements AuthSession {
    */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#closing.abort();
     this.#forgetCached();
     this.#infos.clear();
     this.#identity = undefined;
     await this.#pending?.catch(() => {});
-    await this.#fleet?.close();
+    await this.#source.close?.();
   }
 
   /** `await using session = new ClientCredentialsAuth(...)` closes it at the end of the scope. */
@@ -475,52 +479,24 @@ export class CachingSession extends Redacted implements AuthSession {
 
   /** Runs under the lock: re-check the store (another writer may have filled it), else mint. */
   async #refresh(reason: MintReason, aheadOf: string | undefined): Promise<string> {
-    const fleet = this.#fleet;
-    if (fleet !== undefined) {
-      if (!fleet.degraded) {
-        try {
-          return await fleet.refresh(reason, aheadOf);
-        } catch (error) {
-          if (!(error instanceof TokenStoreError && error.transient)) throw error;
-          // A lock held too long is no outage: mint here this once, stay with the fleet.
-          if (error.problem !== 'lock-wait') fleet.degrade(error);
-        }
-      }
-      // Two processes presenting the same rotating refresh token revoke its whole family: a
-      // single-use secret is only ever used under the shared lock.
-      if (fleet.hasSecret) throw new TokenStoreError('unavailable');
-    }
     const stored = this.#store.get();
     if (stored !== undefined && this.#now() < stored.staleAt && stored.accessToken !== aheadOf) {
       this.#remember(stored);
       return stored.accessToken;
     }
-    const token = await this.#mintToken(reason, this.#secret, async (secret) => {
-      this.#secret = secret;
-    });
+    const token = await this.#mintToken(reason, aheadOf);
     this.#adopt(token);
     return token.accessToken;
   }
 
-  /** What the fleet member sees of this engine. */
-  #fleetHost(session: string): FleetHost {
-    return {
-      session,
-      instanceUrl: this.instanceUrl,
-      logger: this.#logger,
-      backsOff: this.#backoff !== undefined,
-      now: () => this.#now(),
-      isClosed: () => this.#closed,
-      mint: (reason, secret, adoptSecret) => this.#mintToken(reason, secret, adoptSecret),
-      windowOf: (error) => {
-        const failure = this.#failure;
-        return failure !== undefined && failure.error === error ? failure : undefined;
-      },
-      joinBackoff: (failure) => this.#joinBackoff(failure),
-      adopt: (token) => this.#adopt(token),
-      cached: () => this.#cached?.token,
-      exclusive: (fn) => this.#lock.runExclusive(fn),
-    };
+  /** A token the source learned outside a mint (a fleet's store is back): cached under the lock. */
+  #adoptLearned(minted: MintedToken): void {
+    this.#lock
+      .runExclusive(() => {
+        if (this.#closed) return;
+        this.#adopt(this.#cacheable(minted, this.#now()));
+      })
+      .catch(() => {});
   }
 
   /** Caches a token in this process: the lock-free fast path and the local store. */
@@ -539,79 +515,46 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#mintedAt = token.obtainedAt ?? this.#now();
   }
 
-  /** Joins the fleet's backoff window: callers get this error, without a request, until it ends. */
-  #joinBackoff(failure: SharedFailure): SharedBackoffError {
-    const error = new SharedBackoffError(failure.code, failure.transient, failure.retryInMs);
-    this.#failure = {
-      error,
-      failures: Math.max(failure.failures, this.#failure?.failures ?? 0),
-      retryAt: this.#now() + failure.retryInMs,
-    };
-    return error;
-  }
-
-  /** One token request, with its events, logs and backoff bookkeeping. */
-  async #mintToken(
-    reason: MintReason,
-    secret: string | undefined,
-    adoptSecret: (secret: string) => Promise<void>,
-  ): Promise<CachedToken> {
-    const session = this.#name;
-    const instanceUrl = this.instanceUrl;
-    publish('mintStart', () => ({ session, instanceUrl, reason }));
+  /** One mint through the source, with its backoff bookkeeping. */
+  async #mintToken(reason: MintReason, aheadOf: string | undefined): Promise<CachedToken> {
     const startedAt = this.#now();
-    const started = performance.now();
-    let token: CachedToken;
+    let minted: MintedToken;
     try {
-      const minted = await this.#mint({ secret, adoptSecret });
-      token = this.#cacheable(minted, startedAt);
-    } catch (error) {
-      const durationMs = performance.now() - started;
-      const code = errorCode(error);
-      const transient = isTransient(error);
-      publish('mintEnd', () => ({
-        session,
-        instanceUrl,
+      minted = await this.#source.mint({
         reason,
-        durationMs,
-        outcome: code,
-        transient,
-      }));
-      this.#logger?.warn?.(
-        { session, instanceUrl, reason, code, transient },
-        'cirrus-auth: token request failed',
-      );
+        aheadOf,
+        secret: this.#secret,
+        signal: this.#closing.signal,
+        adoptSecret: async (secret) => {
+          this.#secret = secret;
+        },
+      });
+    } catch (error) {
       this.#fail(error);
       throw error;
     }
-    const durationMs = performance.now() - started;
-    publish('mintEnd', () => ({
-      session,
-      instanceUrl,
-      reason,
-      durationMs,
-      outcome: 'ok',
-      transient: false,
-    }));
-    this.#logger?.debug?.(
-      { session, instanceUrl, reason, durationMs },
-      'cirrus-auth: token minted',
-    );
     this.#failure = undefined;
     this.#minted = true;
+    const token = this.#cacheable(minted, startedAt);
     // Only a token minted because the last one was rejected can show that a new token does not
     // cure the rejection; the flag travels with it through a shared store.
-    return reason === 'invalidated' ? { ...token, replacement: true } : token;
+    const replacement = minted.replacement ?? reason === 'invalidated';
+    return replacement ? { ...token, replacement: true } : token;
   }
 
-  /** Opens the backoff window after a failed mint. */
+  /**
+   * Opens the backoff window after a failed mint. A fleet's shared window is joined as it is; a
+   * shared store's own trouble (unreachable, a lock held too long) is no reason to stop minting.
+   */
   #fail(error: unknown): void {
     if (this.#backoff === undefined) return;
+    if (error instanceof TokenStoreError || error instanceof SessionClosedError) return;
     const failures = (this.#failure?.failures ?? 0) + 1;
-    const jittered = backoffDelayMs(this.#backoff, failures);
-    const asked = (error as { retryAfterMs?: unknown }).retryAfterMs;
-    const retryAfter = typeof asked === 'number' ? Math.min(asked, RETRY_AFTER_CAP_MS) : 0;
-    const retryInMs = Math.max(jittered, retryAfter);
+    if (error instanceof SharedBackoffError) {
+      this.#failure = { error, failures, retryAt: this.#now() + error.retryAfterMs };
+      return;
+    }
+    const retryInMs = retryWindowMs(this.#backoff, failures, error);
     this.#failure = { error, failures, retryAt: this.#now() + retryInMs };
     const code = errorCode(error);
     const event = {
@@ -625,22 +568,23 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#logger?.warn?.(event, 'cirrus-auth: backing off the token endpoint');
   }
 
-  /** Expiry of a token obtained at `obtainedAt`: the local TTL, capped by `expires_in`. */
+  /**
+   * Expiry of a token obtained at `obtainedAt` (minus its age, for one a source had in hand): the
+   * local TTL, capped by `expires_in`.
+   */
   #cacheable(minted: MintedToken, obtainedAt: number): CachedToken {
-    const ttlMs = Math.min(this.#ttlMs, minted.expiresInMs ?? Number.POSITIVE_INFINITY);
-    const expiresAt = obtainedAt + ttlMs;
-    const staleAt = expiresAt - expiryMarginMs(ttlMs);
-    const aheadMs = Math.min(this.#aheadMs, Math.floor(ttlMs / 4));
+    const mintedAt = obtainedAt - Math.max(0, minted.ageMs ?? 0);
+    const times = lifetimesOf(this.#lifetimes, minted.expiresInMs);
     return {
       accessToken: minted.accessToken,
-      expiresAt,
-      staleAt,
-      refreshAt: staleAt - aheadMs,
-      obtainedAt,
+      expiresAt: mintedAt + times.expiresInMs,
+      staleAt: mintedAt + times.staleInMs,
+      refreshAt: mintedAt + times.refreshInMs,
+      obtainedAt: mintedAt,
       ...(minted.info === undefined ? {} : { info: minted.info }),
       ...(minted.expiresInMs === undefined
         ? {}
-        : { declaredExpiresAt: obtainedAt + minted.expiresInMs }),
+        : { declaredExpiresAt: mintedAt + minted.expiresInMs }),
     };
   }
 
@@ -659,9 +603,9 @@ export class CachingSession extends Redacted implements AuthSession {
    */
   protected retireSecret(fn: (secret: string | undefined) => Promise<void>): Promise<void> {
     return this.#lock.runExclusive(async () => {
-      const fleet = this.#fleet;
-      if (fleet === undefined) await fn(this.#secret);
-      else await fleet.retire(fn);
+      const source = this.#source;
+      if (source.retire === undefined) await fn(this.#secret);
+      else await source.retire(fn);
       this.#forgetCached();
       this.#store.clear();
       this.#infos.clear();
@@ -730,22 +674,8 @@ function originOf(url: string | undefined): string | undefined {
   }
 }
 
-function errorCode(error: unknown): string {
-  return error instanceof AuthError ? error.code : 'ERR_UNKNOWN';
-}
-
-function isTransient(error: unknown): boolean {
-  return error instanceof AuthError && error.transient;
-}
-
 /** The `code` the rejection guard's backoff event and log line carry. */
 const TOKEN_REJECTED = 'ERR_TOKEN_REJECTED';
-
-/** The wait after `failures` consecutive failures: doubling from `initialMs`, capped, jittered to [base/2, base]. */
-function backoffDelayMs(backoff: { initialMs: number; maxMs: number }, failures: number): number {
-  const base = Math.min(backoff.maxMs, backoff.initialMs * 2 ** (failures - 1));
-  return base / 2 + (Math.random() * base) / 2;
-}
 
 /** The injected clock, read once here: one that does not answer epoch milliseconds fails now. */
 function clockOf(value: unknown): () => number {
@@ -760,20 +690,6 @@ function clockOf(value: unknown): () => number {
     throw new ConfigError('now', 'must return epoch milliseconds as a finite number');
   }
   return now;
-}
-
-function backoffOf(
-  value: CachingSessionOptions['backoff'],
-): { initialMs: number; maxMs: number } | undefined {
-  if (value === false) return undefined;
-  if (value !== undefined && (typeof value !== 'object' || value === null)) {
-    throw new ConfigError('backoff', 'must be an object or false');
-  }
-  const initialMs = positiveMs('backoff.initialMs', value?.initialMs, BACKOFF_INITIAL_MS);
-  const maxMs = positiveMs('backoff.maxMs', value?.maxMs, Math.max(BACKOFF_MAX_MS, initialMs));
-  if (maxMs < initialMs)
-    throw new ConfigError('backoff.maxMs', 'must not be less than backoff.initialMs');
-  return { initialMs, maxMs };
 }
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;

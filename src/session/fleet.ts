@@ -1,23 +1,20 @@
+import { Mutex } from 'async-mutex';
 import {
   AuthError,
   ErrorCode,
   OAuthError,
   ResponseTooLargeError,
   SessionClosedError,
-  type SharedBackoffError,
+  SharedBackoffError,
   TokenStoreError,
   UnexpectedResponseError,
 } from '../errors.js';
 import { tokenInfoFromRecord, tokenInfoRecord } from '../token-info.js';
-import { type Logger, type MintReason, publish } from './diagnostics.js';
-import type {
-  SharedFailure,
-  SharedSlot,
-  SharedToken,
-  SharedTokenStore,
-  SharedWrite,
-} from './shared-store.js';
-import type { CachedToken } from './token-store.js';
+import { type BackoffPolicy, retryWindowMs } from './backoff.js';
+import { type Logger, publish } from './diagnostics.js';
+import { type LifetimePolicy, lifetimesOf } from './lifetimes.js';
+import type { SharedSlot, SharedToken, SharedTokenStore, SharedWrite } from './shared-store.js';
+import type { MintContext, MintedToken, TokenSource } from './token-source.js';
 
 /** While a shared store is unreachable, how often a session checks whether it is back. */
 export const STORE_REJOIN_INTERVAL_MS = 1_000;
@@ -25,49 +22,40 @@ export const STORE_REJOIN_INTERVAL_MS = 1_000;
 /** How many recently invalidated tokens a session remembers, so a shared store never hands one back. */
 const REJECTED_TOKENS_KEPT = 16;
 
-/** What a fleet member needs from the caching engine it serves. */
-export interface FleetHost {
-  /** The session's class name, for events and logs. */
+/** What a fleet source is told when it is built: plain values, never a way back into the engine. */
+export interface FleetOptions {
+  /** The session's name, for events and logs. */
   readonly session: string;
   readonly instanceUrl: string;
   readonly logger: Logger | undefined;
-  /** Whether failed mints open a backoff window (`backoff` is not `false`). */
-  readonly backsOff: boolean;
-  now(): number;
-  isClosed(): boolean;
-  /** One token request, with the engine's events, logs and backoff bookkeeping. */
-  mint(
-    reason: MintReason,
-    secret: string | undefined,
-    adoptSecret: (secret: string) => Promise<void>,
-  ): Promise<CachedToken>;
-  /** The backoff window `error` opened in this process, if it opened one. */
-  windowOf(error: unknown): { failures: number; retryAt: number } | undefined;
-  /** Joins a backoff window another process opened; answers the error callers get meanwhile. */
-  joinBackoff(failure: SharedFailure): SharedBackoffError;
-  /** Caches a token in this process. */
-  adopt(token: CachedToken): void;
-  /** The token this process holds, if any. */
-  cached(): CachedToken | undefined;
-  /** Runs `fn` under the session's mint lock. */
-  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  /** The session's clock. */
+  readonly now: () => number;
+  /** The session's backoff; a failed mint's window is shared through the store. */
+  readonly backoff: BackoffPolicy | undefined;
+  /** The session's lifetime rules, for the times written with a token. */
+  readonly lifetimes: LifetimePolicy;
+  /** The longest one mint may take (the grant's request timeout). */
+  readonly mintTimeoutMs: number;
 }
 
 /**
- * One session's membership of a fleet sharing a {@link SharedTokenStore}: fleet-wide
- * single-flight (one process mints under a fenced, renewed lock; the others poll for its token),
- * fleet-wide compare-and-swap invalidation, a rotating secret kept in the store and never
- * presented twice, a shared backoff window, and falling back to in-process minting while the
- * store is unreachable (then rejoining). Every method but `invalidate` and `close` runs under the
- * session's mint lock.
+ * A {@link TokenSource} around another one and a {@link SharedTokenStore}: the fleet as a
+ * wrapper. Fleet-wide single-flight (one process mints under a fenced, renewed lock; the others
+ * poll for its token), fleet-wide compare-and-swap invalidation, a rotating secret kept in the
+ * store and never presented twice, a shared backoff window, and minting in process while the store
+ * is unreachable (then rejoining). The caching engine sees only a source: it calls `mint`,
+ * `invalidate`, `retire` and `close`, and gets tokens back through `watch`. Its own methods run one
+ * at a time (its mutex), so a rejoin never races a mint.
  */
-export class FleetMember {
+export class FleetSource implements TokenSource {
+  readonly instanceUrl: string;
+  readonly name: string;
+  readonly #inner: TokenSource;
   readonly #store: SharedTokenStore;
   readonly #key: string;
-  readonly #host: FleetHost;
-  /** The longest one mint may take (the grant's request timeout). */
-  readonly #mintTimeoutMs: number;
-  /** The grant's single-use secret, as last read from the store or adopted. */
+  readonly #o: FleetOptions;
+  readonly #lock = new Mutex();
+  /** The inner source's single-use secret, as last read from the store or adopted. */
   #secret: string | undefined;
   /** A rotated secret the store missed, and the one presented to get it. */
   #unsaved: { presented: string } | undefined;
@@ -75,66 +63,62 @@ export class FleetMember {
   #flushing: { finish(): Promise<void> } | undefined;
   /** True while the store is unreachable and this process mints on its own. */
   #degraded = false;
+  #closed = false;
   #rejoinTimer: NodeJS.Timeout | undefined;
   /** Tokens this process invalidated lately: a store that still holds one is not believed. */
   readonly #rejected: string[] = [];
+  /** Consecutive failed mints, as this process counts them (the store's count wins when higher). */
+  #failures = 0;
+  /** The last token this source handed out, with when it was obtained on the session's clock. */
+  #last: { readonly token: MintedToken; readonly obtainedAt: number } | undefined;
+  /** Where the engine takes tokens learned outside a mint. */
+  #adopt: ((token: MintedToken) => void) | undefined;
 
-  constructor(
-    store: SharedTokenStore,
-    key: string,
-    host: FleetHost,
-    mintTimeoutMs: number,
-    secret: string | undefined,
-  ) {
+  constructor(inner: TokenSource, store: SharedTokenStore, key: string, options: FleetOptions) {
+    this.instanceUrl = inner.instanceUrl;
+    this.name = options.session;
+    this.#inner = inner;
     this.#store = store;
     this.#key = key;
-    this.#host = host;
-    this.#mintTimeoutMs = mintTimeoutMs;
-    this.#secret = secret;
-  }
-
-  /** Whether the store is unreachable for now (the session mints in process). */
-  get degraded(): boolean {
-    return this.#degraded;
-  }
-
-  /** Whether the grant has a single-use secret: then it never mints outside the store. */
-  get hasSecret(): boolean {
-    return this.#secret !== undefined;
+    this.#o = options;
+    this.#secret = inner.secret;
   }
 
   /**
-   * The fleet-wide refresh: use the shared token if it is good; else take the shared lock and
-   * mint, or wait (polling) while another process holds it. A dead holder's lock expires after
-   * `lockTtlMs`, and a waiter then takes it. Rejects with a transient TokenStoreError when the
-   * store fails (the caller then degrades).
+   * The fleet-wide mint: the shared token if it is good; else take the shared lock and mint
+   * through the inner source, or wait (polling) while another process holds it. A dead holder's
+   * lock expires after `lockTtlMs`, and a waiter then takes it. While the store is unreachable the
+   * inner source mints in process, except with a single-use secret: two processes presenting the
+   * same rotating refresh token revoke its whole family, so then it rejects (TokenStoreError).
    */
-  async refresh(reason: MintReason, aheadOf: string | undefined): Promise<string> {
-    const fence = await this.#acquire((slot) => {
-      const usable = this.#usable(slot.token, aheadOf);
-      if (usable !== undefined) {
-        this.#host.adopt(usable);
-        return usable.accessToken;
+  mint(context: MintContext): Promise<MintedToken> {
+    return this.#lock.runExclusive(() => this.#mint(context));
+  }
+
+  async #mint(context: MintContext): Promise<MintedToken> {
+    if (!this.#degraded) {
+      try {
+        return await this.#refresh(context);
+      } catch (error) {
+        if (!(error instanceof TokenStoreError && error.transient)) throw error;
+        // A lock held too long is no outage: mint here this once, stay with the fleet.
+        if (error.problem !== 'lock-wait') this.#degrade(error);
       }
-      // Another process's mint just failed: back off with the fleet instead of asking again.
-      if (slot.failure !== undefined && this.#host.backsOff) {
-        throw this.#host.joinBackoff(slot.failure);
-      }
-      return undefined;
-    });
-    if (typeof fence !== 'object') return fence;
-    return await this.#mintHolding(fence.fence, reason);
+    }
+    if (this.#secret !== undefined) throw new TokenStoreError('unavailable');
+    return this.#handOut(await this.#inner.mint(context), this.#o.now());
   }
 
   /** Records `staleToken` as rejected and clears it from the store if it is still the shared one. */
   async invalidate(staleToken: string): Promise<void> {
     this.#rejected.push(staleToken);
     if (this.#rejected.length > REJECTED_TOKENS_KEPT) this.#rejected.shift();
+    if (this.#last?.token.accessToken === staleToken) this.#last = undefined;
     if (this.#degraded) return;
     try {
       await guard(() => this.#store.deleteIf(this.#key, staleToken));
     } catch (error) {
-      this.degrade(error);
+      this.#degrade(error);
     }
   }
 
@@ -143,26 +127,58 @@ export class FleetMember {
    * clears the entry: for revocation. While the store is unreachable it rejects instead: the
    * secret this process knows may be one the fleet has rotated since.
    */
-  async retire(fn: (secret: string | undefined) => Promise<void>): Promise<void> {
-    if (this.#degraded) throw new TokenStoreError('unavailable');
-    const taken = await this.#acquire(() => undefined);
-    const fence = (taken as { fence: string }).fence;
-    const renewal = this.#renewing(fence);
-    try {
-      await fn(this.#secret);
-      if (!(await guard(() => this.#store.write(this.#key, fence, { clear: true })))) {
-        throw new TokenStoreError('lock-wait');
+  retire(fn: (secret: string | undefined) => Promise<void>): Promise<void> {
+    return this.#lock.runExclusive(async () => {
+      if (this.#degraded) throw new TokenStoreError('unavailable');
+      const taken = await this.#acquire(undefined, () => undefined);
+      const fence = (taken as { fence: string }).fence;
+      const renewal = this.#renewing(fence);
+      try {
+        await fn(this.#secret);
+        if (!(await guard(() => this.#store.write(this.#key, fence, { clear: true })))) {
+          throw new TokenStoreError('lock-wait');
+        }
+        this.#last = undefined;
+      } finally {
+        clearInterval(renewal);
+        await this.#release(fence);
       }
-    } finally {
-      clearInterval(renewal);
-      await this.#release(fence);
-    }
+    });
   }
 
   /** Stops probing, and gives a rotated secret the store missed one last chance to reach it. */
   async close(): Promise<void> {
+    this.#closed = true;
     clearInterval(this.#rejoinTimer);
     await this.#flushing?.finish();
+    await this.#inner.close?.();
+  }
+
+  watch(adopt: (token: MintedToken) => void): void {
+    this.#adopt = adopt;
+  }
+
+  /** Remembers what was handed out (to offer it to the store on rejoin) and hands it out. */
+  #handOut(token: MintedToken, obtainedAt: number): MintedToken {
+    this.#last = { token, obtainedAt };
+    this.#failures = 0;
+    return token;
+  }
+
+  async #refresh(context: MintContext): Promise<MintedToken> {
+    const fence = await this.#acquire(context.signal, (slot) => {
+      const usable = this.#usable(slot.token, context.aheadOf);
+      if (usable !== undefined) return usable;
+      // Another process's mint just failed: back off with the fleet instead of asking again.
+      if (slot.failure !== undefined && this.#o.backoff !== undefined) {
+        const { code, transient, failures, retryInMs } = slot.failure;
+        this.#failures = Math.max(this.#failures, failures);
+        throw new SharedBackoffError(code, transient, retryInMs);
+      }
+      return undefined;
+    });
+    if (!('fence' in fence)) return this.#handOut(fence, this.#o.now() - (fence.ageMs ?? 0));
+    return await this.#mintHolding(fence.fence, context);
   }
 
   /**
@@ -170,18 +186,18 @@ export class FleetMember {
    * so often whether the store is back. A non-transient failure (a value that does not decrypt)
    * is no outage.
    */
-  degrade(error: unknown): void {
-    if (this.#degraded || this.#host.isClosed()) return;
+  #degrade(error: unknown): void {
+    if (this.#degraded || this.#closed) return;
     if (error instanceof AuthError && !error.transient) return;
     this.#degraded = true;
     const event = {
-      session: this.#host.session,
-      instanceUrl: this.#host.instanceUrl,
+      session: this.#o.session,
+      instanceUrl: this.#o.instanceUrl,
       outcome: 'unavailable' as const,
       code: error instanceof AuthError ? error.code : 'ERR_UNKNOWN',
     };
     publish('store', () => event);
-    this.#host.logger?.warn?.(
+    this.#o.logger?.warn?.(
       event,
       'cirrus-auth: shared token store unavailable; minting in process',
     );
@@ -189,8 +205,8 @@ export class FleetMember {
     this.#rejoinTimer = setInterval(() => {
       if (probing) return;
       probing = true;
-      this.#host
-        .exclusive(() => this.#rejoin())
+      this.#lock
+        .runExclusive(() => this.#rejoin())
         .catch(() => {})
         .finally(() => {
           probing = false;
@@ -200,20 +216,21 @@ export class FleetMember {
   }
 
   /**
-   * Polls the entry until `done` finds what it needs in it (answered as a string), or the lock
-   * is free, then takes the lock (answered as `{ fence }`). Gives up
-   * (TokenStoreError 'lock-wait') after a live holder's longest possible hold.
+   * Polls the entry until `done` finds a token in it, or the lock is free, then takes the lock
+   * (answered as `{ fence }`). Gives up (TokenStoreError 'lock-wait') after a live holder's
+   * longest possible hold.
    */
   async #acquire(
-    done: (slot: SharedSlot) => string | undefined,
-  ): Promise<string | { fence: string }> {
+    closing: AbortSignal | undefined,
+    done: (slot: SharedSlot) => MintedToken | undefined,
+  ): Promise<MintedToken | { fence: string }> {
     const store = this.#store;
     const key = this.#key;
     const giveUpAt = performance.now() + this.#holdBoundMs();
     let pauseMs = 5;
     let reported = false;
     for (;;) {
-      if (this.#host.isClosed()) throw new SessionClosedError();
+      if (this.#closed || closing?.aborted) throw new SessionClosedError();
       const slot = await guard(() => store.read(key));
       this.#learnSecret(slot);
       if (slot.tokenUnreadable && !reported) {
@@ -226,10 +243,9 @@ export class FleetMember {
         const fence = await guard(() => store.acquire(key));
         if (fence !== undefined) {
           // Another process may have written between our read and our lock: read again.
-          let late: string | undefined;
-          let again: SharedSlot;
+          let late: MintedToken | undefined;
           try {
-            again = await guard(() => store.read(key));
+            const again = await guard(() => store.read(key));
             this.#learnSecret(again);
             late = done(again);
           } catch (error) {
@@ -252,7 +268,7 @@ export class FleetMember {
    * bounded by the mint timeout, plus the lock's TTL. Waiters give up after this.
    */
   #holdBoundMs(): number {
-    return 2 * this.#mintTimeoutMs + this.#store.lockTtlMs;
+    return 2 * this.#o.mintTimeoutMs + this.#store.lockTtlMs;
   }
 
   /** Renews the lock every third of its TTL until stopped (a longer lease is left as it is). */
@@ -276,11 +292,11 @@ export class FleetMember {
   }
 
   /**
-   * Mints while holding the lock with `fence`, renewing it until the mint settles. A rotated
-   * secret the store missed keeps the lock held, renewed and retried until it is stored: until
-   * then nobody else presents the old one.
+   * Mints through the inner source while holding the lock with `fence`, renewing it until the
+   * mint settles. A rotated secret the store missed keeps the lock held, renewed and retried until
+   * it is stored: until then nobody else presents the old one.
    */
-  async #mintHolding(fence: string, reason: MintReason): Promise<string> {
+  async #mintHolding(fence: string, context: MintContext): Promise<MintedToken> {
     const store = this.#store;
     const key = this.#key;
     const renewal = this.#renewing(fence);
@@ -288,29 +304,37 @@ export class FleetMember {
     try {
       const presented = this.#secret;
       if (presented !== undefined) await this.#leaseForPresenting(fence);
-      let token: CachedToken;
+      const obtainedAt = this.#o.now();
+      let minted: MintedToken;
       try {
-        token = await this.#host.mint(reason, presented, async (secret) => {
-          this.#secret = secret;
-          this.#unsaved = { presented: presented as string };
-          try {
-            if (await guard(() => store.swapSecret(key, presented as string, secret))) {
-              this.#unsaved = undefined;
+        minted = await this.#inner.mint({
+          reason: context.reason,
+          aheadOf: context.aheadOf,
+          signal: context.signal,
+          secret: presented,
+          adoptSecret: async (secret) => {
+            this.#secret = secret;
+            this.#unsaved = { presented: presented as string };
+            try {
+              if (await guard(() => store.swapSecret(key, presented as string, secret))) {
+                this.#unsaved = undefined;
+              }
+            } catch {
+              // Retried while the lock stays held (see below).
             }
-          } catch {
-            // Retried while the lock stays held (see below).
-          }
+          },
         });
       } catch (error) {
-        // Share the backoff window this failure opened, when the token endpoint caused it (not
+        // Share the backoff window this failure opens, when the token endpoint caused it (not
         // this process's own key, config or network): the fleet waits it out together.
-        const window = this.#host.windowOf(error);
-        if (window !== undefined && fromTokenEndpoint(error)) {
+        const backoff = this.#o.backoff;
+        this.#failures++;
+        if (backoff !== undefined && fromTokenEndpoint(error)) {
           const failure = {
             code: (error as AuthError).code,
             transient: (error as AuthError).transient,
-            failures: window.failures,
-            retryInMs: window.retryAt - this.#host.now(),
+            failures: this.#failures,
+            retryInMs: retryWindowMs(backoff, this.#failures, error),
           };
           await this.#write(fence, { failure });
         }
@@ -318,14 +342,15 @@ export class FleetMember {
       } finally {
         keep = this.#unsaved !== undefined;
       }
-      this.#host.adopt(token);
-      if (!(await this.#write(fence, { token: this.#sharedToken(token) }))) {
-        this.#host.logger?.warn?.(
-          { session: this.#host.session, instanceUrl: this.#host.instanceUrl },
+      const replacement = minted.replacement ?? context.reason === 'invalidated';
+      const token: MintedToken = { ...minted, replacement };
+      if (!(await this.#write(fence, { token: this.#sharedToken(token, obtainedAt) }))) {
+        this.#o.logger?.warn?.(
+          { session: this.#o.session, instanceUrl: this.#o.instanceUrl },
           'cirrus-auth: the shared token store missed a new token',
         );
       }
-      return token.accessToken;
+      return this.#handOut(token, obtainedAt);
     } finally {
       if (keep) this.#keepUntilSaved(fence, renewal);
       else {
@@ -334,7 +359,6 @@ export class FleetMember {
       }
     }
   }
-
   /**
    * Before a single-use secret is presented: extends the lock to outlive the token request (its
    * timeout, plus one `lockTtlMs` to store what comes back), awaiting Redis's answer, and refuses
@@ -348,7 +372,7 @@ export class FleetMember {
     const store = this.#store;
     const asked = performance.now();
     const leased = await guard(() =>
-      store.renew(this.#key, fence, this.#mintTimeoutMs + store.lockTtlMs),
+      store.renew(this.#key, fence, this.#o.mintTimeoutMs + store.lockTtlMs),
     );
     if (!leased) throw new TokenStoreError('lock-wait');
     // The lease started no earlier than `asked`: it outlives the request only if the renewal
@@ -384,8 +408,8 @@ export class FleetMember {
       if (unsaved === undefined || secret === undefined) return stop();
       if (!(await guard(() => this.#store.swapSecret(this.#key, unsaved.presented, secret)))) {
         // The fleet moved on without it (the lock expired while this process was cut off).
-        this.#host.logger?.warn?.(
-          { session: this.#host.session, instanceUrl: this.#host.instanceUrl },
+        this.#o.logger?.warn?.(
+          { session: this.#o.session, instanceUrl: this.#o.instanceUrl },
           'cirrus-auth: a rotated refresh token was superseded in the shared store',
         );
       }
@@ -404,17 +428,16 @@ export class FleetMember {
   }
 
   /** A token as the store keeps it: the time it has left, not this clock's readings. */
-  #sharedToken(token: CachedToken): SharedToken {
-    const now = this.#host.now();
+  #sharedToken(token: MintedToken, obtainedAt: number): SharedToken {
+    const ageMs = Math.max(0, this.#o.now() - obtainedAt) + (token.ageMs ?? 0);
+    const times = lifetimesOf(this.#o.lifetimes, token.expiresInMs);
     return {
       accessToken: token.accessToken,
-      expiresInMs: token.expiresAt - now,
-      staleInMs: token.staleAt - now,
-      refreshInMs: token.refreshAt - now,
-      ageMs: Math.max(0, now - (token.obtainedAt ?? now)),
-      ...(token.declaredExpiresAt === undefined
-        ? {}
-        : { declaredInMs: token.declaredExpiresAt - now }),
+      expiresInMs: times.expiresInMs - ageMs,
+      staleInMs: times.staleInMs - ageMs,
+      refreshInMs: times.refreshInMs - ageMs,
+      ageMs,
+      ...(token.expiresInMs === undefined ? {} : { declaredInMs: token.expiresInMs - ageMs }),
       ...(token.replacement === true ? { replacement: true } : {}),
       ...(token.info === undefined ? {} : { info: tokenInfoRecord(token.info) }),
     };
@@ -431,13 +454,13 @@ export class FleetMember {
    */
   #reportUnreadable(): void {
     const event = {
-      session: this.#host.session,
-      instanceUrl: this.#host.instanceUrl,
+      session: this.#o.session,
+      instanceUrl: this.#o.instanceUrl,
       outcome: 'unreadable' as const,
       code: ErrorCode.TOKEN_STORE,
     };
     publish('store', () => event);
-    this.#host.logger?.warn?.(
+    this.#o.logger?.warn?.(
       event,
       'cirrus-auth: the shared access token is unreadable (another encryptionKey, or not ours); replacing it',
     );
@@ -448,42 +471,49 @@ export class FleetMember {
     try {
       return await guard(() => this.#store.write(this.#key, fence, entry));
     } catch (error) {
-      this.degrade(error);
+      this.#degrade(error);
       return false;
     }
   }
 
-  /** A shared token this session may hand out (fresh, not being refreshed, not rejected), on its clock. */
-  #usable(shared: SharedToken | undefined, aheadOf?: string): CachedToken | undefined {
+  /**
+   * A shared token this session may hand out (fresh, not being refreshed, not rejected), as a
+   * minted token of its age.
+   */
+  #usable(shared: SharedToken | undefined, aheadOf?: string): MintedToken | undefined {
     if (shared === undefined || shared.staleInMs <= 0) return undefined;
     if (shared.accessToken === aheadOf || this.#rejected.includes(shared.accessToken)) {
       return undefined;
     }
-    const now = this.#host.now();
+    const ageMs = shared.ageMs ?? 0;
     const info = tokenInfoFromRecord(shared.info);
     return {
       accessToken: shared.accessToken,
-      expiresAt: now + shared.expiresInMs,
-      staleAt: now + shared.staleInMs,
-      refreshAt: now + shared.refreshInMs,
-      obtainedAt: now - (shared.ageMs ?? 0),
-      ...(shared.declaredInMs === undefined
-        ? {}
-        : { declaredExpiresAt: now + shared.declaredInMs }),
-      ...(shared.replacement === true ? { replacement: true } : {}),
+      ageMs,
+      replacement: shared.replacement === true,
+      ...(shared.declaredInMs === undefined ? {} : { expiresInMs: shared.declaredInMs + ageMs }),
       ...(info === undefined ? {} : { info }),
     };
   }
 
+  /** Whether the last token handed out is still one to hand out, on the session's clock. */
+  #lastUsable(): MintedToken | undefined {
+    const last = this.#last;
+    if (last === undefined) return undefined;
+    const times = lifetimesOf(this.#o.lifetimes, last.token.expiresInMs);
+    const age = this.#o.now() - last.obtainedAt + (last.token.ageMs ?? 0);
+    return age < times.staleInMs ? last.token : undefined;
+  }
+
   /**
-   * Runs under the lock while degraded: if the store answers, adopt its token or, when it has
-   * none, offer ours, so the fleet converges on one token again.
+   * Runs under the mutex while degraded: if the store answers, hand its token to the session or,
+   * when it has none, offer the one this process holds, so the fleet converges on one token again.
    */
   async #rejoin(): Promise<void> {
-    if (!this.#degraded || this.#host.isClosed()) return;
+    if (!this.#degraded || this.#closed) return;
     const store = this.#store;
     const key = this.#key;
-    let usable: CachedToken | undefined;
+    let usable: MintedToken | undefined;
     try {
       const slot = await guard(() => store.read(key));
       this.#learnSecret(slot);
@@ -491,14 +521,15 @@ export class FleetMember {
       usable = this.#usable(slot.token);
       // Someone is writing (perhaps another process offering its token): look again next time.
       if (usable === undefined && slot.locked) return;
-      const local = this.#host.cached();
-      if (usable === undefined && local !== undefined && this.#host.now() < local.staleAt) {
+      const local = this.#lastUsable();
+      const obtainedAt = this.#last?.obtainedAt ?? this.#o.now();
+      if (usable === undefined && local !== undefined) {
         const fence = await guard(() => store.acquire(key));
         if (fence === undefined) return;
         try {
           usable = this.#usable((await guard(() => store.read(key))).token);
           if (usable === undefined) {
-            const token = this.#sharedToken(local);
+            const token = this.#sharedToken(local, obtainedAt);
             if (!(await guard(() => store.write(key, fence, { token })))) return;
           }
         } finally {
@@ -508,17 +539,20 @@ export class FleetMember {
     } catch {
       return;
     }
-    if (usable !== undefined) this.#host.adopt(usable);
+    if (usable !== undefined && usable.accessToken !== this.#last?.token.accessToken) {
+      this.#handOut(usable, this.#o.now() - (usable.ageMs ?? 0));
+      this.#adopt?.(usable);
+    }
     this.#degraded = false;
     clearInterval(this.#rejoinTimer);
     const event = {
-      session: this.#host.session,
-      instanceUrl: this.#host.instanceUrl,
+      session: this.#o.session,
+      instanceUrl: this.#o.instanceUrl,
       outcome: 'rejoined' as const,
       code: undefined,
     };
     publish('store', () => event);
-    this.#host.logger?.info?.(event, 'cirrus-auth: shared token store is back');
+    this.#o.logger?.info?.(event, 'cirrus-auth: shared token store is back');
   }
 }
 

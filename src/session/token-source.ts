@@ -1,5 +1,6 @@
 import { ConfigError } from '../errors.js';
 import type { TokenInfo } from '../token-info.js';
+import type { MintReason } from './diagnostics.js';
 
 /** What a source's `mint` answers: one freshly minted token. */
 export interface MintedToken {
@@ -8,6 +9,16 @@ export interface MintedToken {
   expiresInMs?: number;
   /** What the token answer said about the token; see `getTokenInfo()`. */
   info?: TokenInfo | undefined;
+  /**
+   * How long ago it was minted, for a token a source had in hand (a shared store's): the cache
+   * counts its lifetime from then. @default 0
+   */
+  ageMs?: number | undefined;
+  /**
+   * Whether it was minted to replace a rejected token (the rejection guard's flag, as a shared
+   * store carries it). @default whether this mint's `reason` is `'invalidated'`
+   */
+  replacement?: boolean | undefined;
 }
 
 /** What the caching engine hands a source's `mint`. */
@@ -22,6 +33,19 @@ export interface MintContext {
    * before it resolves. Never rejects.
    */
   adoptSecret(secret: string): Promise<void>;
+  /** Why the engine mints: a cold cache, an expired or invalidated token, refresh-ahead, a retry. */
+  readonly reason: MintReason;
+  /**
+   * The token being refreshed ahead of its expiry, if that is why: a source that has tokens in
+   * hand (a shared store) must not answer this one.
+   */
+  readonly aheadOf?: string | undefined;
+  /**
+   * Aborted when the session closes: a source waiting on others (a fleet polling for another
+   * process's token) stops. A token request already sent is never cut off by it (a rotated
+   * refresh token must not be lost).
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** One token request, no caching. */
@@ -80,6 +104,24 @@ export interface TokenSource {
   readonly seed?: MintedToken | undefined;
   /** The `fetch` that `identity()` uses (the grant's own). @default globalThis.fetch */
   readonly fetch?: typeof fetch | undefined;
+  /**
+   * Optional: `staleToken` was rejected; a source that hands out tokens it holds (a shared store)
+   * must not hand it out again. Called under the session's mint lock.
+   */
+  invalidate?(staleToken: string): Promise<void>;
+  /**
+   * Optional: runs `fn` with the source's current single-use secret while nobody mints with it,
+   * then forgets the secret and any token everywhere the source keeps them (revocation).
+   */
+  retire?(fn: (secret: string | undefined) => Promise<void>): Promise<void>;
+  /** Optional: stops the source's background work; the session's `close()` awaits it. */
+  close?(): Promise<void>;
+  /**
+   * Optional: the session calls it once with a function through which the source may hand over a
+   * token it learned outside a mint (a shared store that is reachable again); the session caches
+   * it as if minted.
+   */
+  watch?(adopt: (token: MintedToken) => void): void;
 }
 
 /** Checks that `value` is a {@link TokenSource}, else a `ConfigError` naming `source`. */

@@ -39,7 +39,10 @@ const call = fc.record({
 });
 
 describe('adapter replay', () => {
-  for (const driver of drivers) {
+  // jsforce's `request` takes string bodies only: its driver cannot express a replayed body.
+  for (const driver of drivers.filter(
+    (d) => !d.cannot?.has('4. the retried request is the same request'),
+  )) {
     it(`${driver.label}: the retry is the original request, byte for byte, but for the bearer (${RUNS} runs)`, async () => {
       const session = fx.session();
       const client = driver.client(session);
