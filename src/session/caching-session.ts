@@ -124,8 +124,9 @@ interface Failure {
  * compare-and-swap invalidation, refresh-ahead, serve-stale on transient failure, failure backoff
  * and the rejection guard. It knows nothing of the grant: it calls the source's `mint` and caches
  * the answer. Safe to call concurrently; at most one mint runs per session. With a shared `store`
- * the same holds across a fleet of processes through a `FleetMember` (`fleet.ts`): one mint, one
- * compare-and-swap, one rotating secret, and the hot path still never leaves the process. Every
+ * the same holds across a fleet of processes through a `FleetSource` (`fleet.ts`), a source around
+ * the grant's: one mint, one compare-and-swap, one rotating secret, and the hot path still never
+ * leaves the process. Every
  * grant class is this engine around the grant's source (`ClientCredentialsAuth` is
  * `new CachingSession(clientCredentials(options), options)`).
  *
