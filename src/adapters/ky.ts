@@ -16,28 +16,29 @@ export type KyAuthOptions = AdapterOptions;
 
 /** The hooks {@link authHooks} returns, to pass as ky's `hooks` option or to merge with yours. */
 export interface KyAuthHooks {
-  /** Notes ky's `fetch` and `timeout` so the auth retry is sent the way ky sends. */
+  /**
+   * Wraps ky's `fetch` for the call: the first answer is judged there and an auth failure retried
+   * once with a new token, inside ky's timeout and signal.
+   */
   init: InitHook[];
   /** Sets the bearer on requests to the org. */
   beforeRequest: BeforeRequestHook[];
   /** Sets the current bearer on ky's own retries (429, 5xx...), which reuse the first request. */
   beforeRetry: BeforeRetryHook[];
-  /** On an auth failure of the first answer, invalidates the sent token and retries once. */
+  /**
+   * Empty: kept so the shape stays what it was. The auth retry moved into ky's `fetch` (see
+   * `init`), because ky clones every response once per `afterResponse` hook.
+   */
   afterResponse: AfterResponseHook[];
-}
-
-const SEND = Symbol('cirrus-auth.ky.send');
-
-interface Send {
-  fetch: typeof fetch | undefined;
-  timeout: number | false | undefined;
 }
 
 /**
  * ky hooks that authenticate requests to the org: the bearer goes to the instance origin (and
  * `origins`) only, and an auth failure on the first answer is retried once with a new token. The
- * auth retry is made inside `afterResponse`, so it waits for no backoff and does not use your ky
- * `retry` budget, and it works with `retry: 0`. A 401 that is not retried throws ky's `HTTPError`.
+ * auth retry is made inside the call's `fetch` (the `init` hook wraps ky's), so it waits for no
+ * backoff, does not use your ky `retry` budget, works with `retry: 0`, runs within ky's `timeout`
+ * and signal, and your own hooks see one request and one answer. A 401 that is not retried throws
+ * ky's `HTTPError`.
  *
  * @example
  * ```ts
@@ -89,8 +90,14 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
       : api;
 
   const init: InitHook = (kyOptions) => {
-    const send: Send = { fetch: kyOptions.fetch, timeout: kyOptions.timeout };
-    kyOptions.context = { ...kyOptions.context, [SEND]: send };
+    // A fetch of this call's own (init hooks run once per call): it sees the first answer.
+    const send: typeof fetch = kyOptions.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    let attempts = 0;
+    kyOptions.fetch = async (input, init) => {
+      const first = ++attempts === 1;
+      const response = await send(input, init);
+      return input instanceof Request ? authRetry(input, response, send, init, first) : response;
+    };
   };
 
   const beforeRequest: BeforeRequestHook = async ({ request }) => {
@@ -128,46 +135,42 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
     if (api === 'soap' && body !== undefined) return replace(request, api, token, body);
   };
 
-  const afterResponse: AfterResponseHook = async ({
-    request,
-    response,
-    retryCount,
-    options: kyOptions,
-  }) => {
+  /**
+   * The auth retry, inside ky's `fetch`: judges the first answer of a call and, on an auth
+   * failure, sends the one retry right there. No `afterResponse` hook, so ky clones no response.
+   */
+  const authRetry = async (
+    request: Request,
+    response: Response,
+    send: typeof fetch,
+    init: RequestInit | undefined,
+    first: boolean,
+  ): Promise<Response> => {
     const requested = policy.apiOf(request.url);
     const sent = request.headers.get('authorization')?.replace(/^Bearer /, '');
-    if (requested === undefined || sent === undefined) return;
-    // A SOAP call is judged as SOAP only when its envelope carried the token; the body is read
-    // from ky's unread copy when this request's own was sent.
-    let body = bodies.get(request);
-    if (body === undefined && requested === 'soap' && !request.bodyUsed && request.body !== null) {
-      body = new Uint8Array(await request.clone().arrayBuffer());
-    }
+    if (requested === undefined || sent === undefined) return response;
+    const body = bodies.get(request);
     const api = effectiveApi(requested, body);
     if (!policy.mayBeAuthFailure(response.status, api)) {
       policy.accepted(sent, response);
-      return;
+      return response;
     }
     // One auth retry per call, on the first answer; ky's own retries are not retried again here.
-    if (retryCount !== 0) return;
+    if (!first) return response;
     const fresh = await policy.decideRetry(sent, response, api, response.url, {
       adapter: 'ky',
       signal: request.signal,
-      // ky keeps an unread copy when its retry is on; with `retry: 0` use the body read beforehand.
-      replayable: !(request.bodyUsed && body === undefined),
+      // A body too large to keep was streamed once: it cannot be sent again.
+      replayable: request.body === null || body !== undefined,
     });
-    if (fresh === undefined) return;
+    if (fresh === undefined) return response;
+    await response.body?.cancel().catch(() => {});
     const retry =
       body === undefined ? own(new Request(request)) : replace(request, api, fresh, body);
     retry.headers.set('authorization', `Bearer ${fresh}`);
     if (api === 'bulk') retry.headers.set(BULK_SESSION_HEADER, fresh);
-    const send = (kyOptions.context as Record<symbol, Send | undefined>)[SEND];
-    const timeout = send?.timeout ?? 10_000;
-    const signal =
-      timeout === false
-        ? retry.signal
-        : AbortSignal.any([retry.signal, AbortSignal.timeout(timeout)]);
-    const retried = await (send?.fetch ?? globalThis.fetch)(own(new Request(retry, { signal })));
+    // Inside ky's own timeout and signal: the retry is bounded by them, as the first attempt is.
+    const retried = await send(retry, init);
     await policy.settleRetry(fresh, retried, api, retried.url, request.signal);
     return retried;
   };
@@ -176,6 +179,6 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
     init: [init],
     beforeRequest: [beforeRequest],
     beforeRetry: [beforeRetry],
-    afterResponse: [afterResponse],
+    afterResponse: [],
   };
 }

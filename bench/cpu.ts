@@ -1,0 +1,119 @@
+// Client CPU time per request, adapter vs bare client, with the server in another process:
+// `node bench/cpu.ts` alone, or figure 9 of `npm run bench`. Interleaved rounds, median of each.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { Agent } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import axios from 'axios';
+import { StaticTokenAuth } from 'cirrus-auth';
+import { attachAuth } from 'cirrus-auth/axios';
+import { authFetch } from 'cirrus-auth/fetch';
+import { authHooks } from 'cirrus-auth/ky';
+import ky from 'ky';
+import { load, median } from './lib.ts';
+
+/** One client's figure: µs of client CPU per request, bare and with the adapter. */
+export interface CpuFigure {
+  bareUs: number;
+  adapterUs: number;
+  overheadUs: number;
+  overheadPct: number;
+}
+
+/** Starts the server child; answers its URL and a stop function. */
+async function startServerProcess(): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(new URL('./server-child.ts', import.meta.url))],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
+  return {
+    url: line.toString().trim(),
+    stop: async () => {
+      child.stdin.end();
+      await once(child, 'exit');
+    },
+  };
+}
+
+/** µs of this process's CPU (user + system) per call of `send`, over `total` calls. */
+async function cpuPerRequest(total: number, concurrency: number, send: () => Promise<unknown>) {
+  const before = process.cpuUsage();
+  await load(total, concurrency, send);
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / total;
+}
+
+/**
+ * Measures fetch, axios and ky, bare (a fixed `Authorization` header) and with the adapter around
+ * a `StaticTokenAuth`: `rounds` interleaved rounds of `perRound` requests at `concurrency`.
+ */
+export async function measureCpu(options: {
+  rounds: number;
+  perRound: number;
+  concurrency: number;
+}): Promise<Record<'fetch' | 'axios' | 'ky', CpuFigure>> {
+  const server = await startServerProcess();
+  try {
+    const token = '00D000000000001!bench-static-token';
+    const session = new StaticTokenAuth({ accessToken: token, instanceUrl: server.url });
+    const url = `${server.url}/services/data/v62.0/limits`;
+    const fixed = { authorization: `Bearer ${token}` };
+    const sfFetch = authFetch(session);
+    const agent = () => new Agent({ keepAlive: true, maxSockets: 64 });
+    const bareAxios = axios.create({ httpAgent: agent(), headers: fixed });
+    const authAxios = axios.create({ httpAgent: agent() });
+    attachAuth(authAxios, session);
+    const bareKy = ky.create({ headers: fixed, retry: 0 });
+    const authKy = ky.create({ hooks: authHooks(session), retry: 0 });
+    const pairs = {
+      fetch: [
+        () => fetch(url, { headers: fixed }).then((r) => r.arrayBuffer()),
+        () => sfFetch(url).then((r) => r.arrayBuffer()),
+      ],
+      axios: [() => bareAxios.get(url), () => authAxios.get(url)],
+      ky: [() => bareKy.get(url).arrayBuffer(), () => authKy.get(url).arrayBuffer()],
+    } as const;
+    const out = {} as Record<'fetch' | 'axios' | 'ky', CpuFigure>;
+    for (const [name, [bare, adapter]] of Object.entries(pairs) as [
+      keyof typeof pairs,
+      (typeof pairs)[keyof typeof pairs],
+    ][]) {
+      // Warm both: connection pools, JIT.
+      await load(options.perRound, options.concurrency, bare);
+      await load(options.perRound, options.concurrency, adapter);
+      const a: number[] = [];
+      const b: number[] = [];
+      for (let round = 0; round < options.rounds; round++) {
+        const order = round % 2 === 0 ? [bare, adapter] : [adapter, bare];
+        for (const send of order) {
+          const us = await cpuPerRequest(options.perRound, options.concurrency, send);
+          (send === bare ? a : b).push(us);
+        }
+      }
+      const bareUs = median(a);
+      const adapterUs = median(b);
+      out[name] = {
+        bareUs,
+        adapterUs,
+        overheadUs: adapterUs - bareUs,
+        overheadPct: ((adapterUs - bareUs) / bareUs) * 100,
+      };
+    }
+    return out;
+  } finally {
+    await server.stop();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const figures = await measureCpu({ rounds: 6, perRound: 4_000, concurrency: 16 });
+  for (const [name, f] of Object.entries(figures)) {
+    console.log(
+      `${name}: bare ${f.bareUs.toFixed(1)} µs, adapter ${f.adapterUs.toFixed(1)} µs, +${f.overheadUs.toFixed(1)} µs (${f.overheadPct.toFixed(1)}%)`,
+    );
+  }
+}
