@@ -1,5 +1,5 @@
 // Client CPU time per request, adapter vs bare client, with the server in another process:
-// `node bench/cpu.ts` alone, or figure 9 of `npm run bench`. Interleaved rounds, median of each.
+// `node --expose-gc bench/cpu.ts` alone, or figure 9 of `npm run bench`. Interleaved rounds, median of each.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Agent } from 'node:http';
@@ -10,7 +10,7 @@ import { attachAuth } from 'cirrus-auth/axios';
 import { authFetch } from 'cirrus-auth/fetch';
 import { authHooks } from 'cirrus-auth/ky';
 import ky from 'ky';
-import { load, median } from './lib.ts';
+import { gc, load, median } from './lib.ts';
 
 /** One client's figure: µs of client CPU per request, bare and with the adapter. */
 export interface CpuFigure {
@@ -21,7 +21,7 @@ export interface CpuFigure {
 }
 
 /** Starts the server child; answers its URL and a stop function. */
-async function startServerProcess(): Promise<{ url: string; stop(): Promise<void> }> {
+export async function startServerProcess(): Promise<{ url: string; stop(): Promise<void> }> {
   const child = spawn(
     process.execPath,
     [fileURLToPath(new URL('./server-child.ts', import.meta.url))],
@@ -41,6 +41,8 @@ async function startServerProcess(): Promise<{ url: string; stop(): Promise<void
 
 /** µs of this process's CPU (user + system) per call of `send`, over `total` calls. */
 async function cpuPerRequest(total: number, concurrency: number, send: () => Promise<unknown>) {
+  // Each round starts from a collected heap, so one side does not pay for the other's garbage.
+  gc();
   const before = process.cpuUsage();
   await load(total, concurrency, send);
   const used = process.cpuUsage(before);
@@ -96,12 +98,9 @@ export async function measureCpu(options: {
       }
       const bareUs = median(a);
       const adapterUs = median(b);
-      out[name] = {
-        bareUs,
-        adapterUs,
-        overheadUs: adapterUs - bareUs,
-        overheadPct: ((adapterUs - bareUs) / bareUs) * 100,
-      };
+      // The median of each round's own difference: a slow stretch of the machine hits a pair.
+      const overheadUs = median(b.map((us, i) => us - (a[i] as number)));
+      out[name] = { bareUs, adapterUs, overheadUs, overheadPct: (overheadUs / bareUs) * 100 };
     }
     return out;
   } finally {
@@ -110,7 +109,7 @@ export async function measureCpu(options: {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const figures = await measureCpu({ rounds: 6, perRound: 4_000, concurrency: 16 });
+  const figures = await measureCpu({ rounds: 10, perRound: 4_000, concurrency: 16 });
   for (const [name, f] of Object.entries(figures)) {
     console.log(
       `${name}: bare ${f.bareUs.toFixed(1)} µs, adapter ${f.adapterUs.toFixed(1)} µs, +${f.overheadUs.toFixed(1)} µs (${f.overheadPct.toFixed(1)}%)`,

@@ -18,6 +18,7 @@ import { startFakeOrg } from 'cirrus-auth/testing';
 import ky from 'ky';
 import { haveRedisServer, startRedis } from '../test/_redis.ts';
 import { startFleet, stopFleet, until } from '../test/redis/_fleet.ts';
+import { measureCpu } from './cpu.ts';
 import { heapUsed, load, loadFor, percentile, sideBySide, sleep, startPlainServer } from './lib.ts';
 
 const smoke = process.argv.includes('--smoke');
@@ -148,6 +149,30 @@ if (want(2)) {
     `${fmt(hook.b)} vs ${fmt(hook.a)}, ratio ${hook.ratio.toFixed(3)}`,
   );
   results.adapterOverhead = overhead;
+}
+
+// 9. Client CPU per request ------------------------------------------------------------------------
+if (want(9)) {
+  // The server in another process, so the client's CPU time is the client's alone: µs per request
+  // over the bare client with a fixed header, a StaticTokenAuth behind the adapter.
+  const figures = await measureCpu({
+    rounds: scale(10, 2),
+    perRound: scale(4_000, 300),
+    concurrency: 16,
+  });
+  results.clientCpuPerRequest = figures;
+  const goals = { fetch: 2, axios: 3 } as const;
+  for (const [name, f] of Object.entries(figures)) {
+    const goal = name === 'ky' ? '≤ 5% over bare ky' : `≤ ${goals[name as 'fetch' | 'axios']} µs`;
+    const met =
+      name === 'ky' ? f.overheadPct <= 5 : f.overheadUs <= goals[name as 'fetch' | 'axios'];
+    row(
+      `9. ${name} adapter: client CPU µs per request over the bare client (server in another process)`,
+      `+${f.overheadUs.toFixed(1)} µs (${f.overheadPct.toFixed(1)}%), ${f.adapterUs.toFixed(1)} vs ${f.bareUs.toFixed(1)} µs`,
+      goal,
+      met,
+    );
+  }
 }
 
 // 3. Stampede -------------------------------------------------------------------------------------

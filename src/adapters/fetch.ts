@@ -1,7 +1,8 @@
 import { ConfigError } from '../errors.js';
 import { bufferUpTo } from '../internal/bytes.js';
 import { optionalFunction, optionsObject } from '../internal/options.js';
-import type { AuthSession } from '../session/auth-session.js';
+import { isHeaderSafeToken } from '../internal/token-text.js';
+import { type AuthSession, peekOf } from '../session/auth-session.js';
 import {
   type AdapterOptions,
   adapterPolicy,
@@ -44,10 +45,30 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
   const inner: typeof fetch =
     optionalFunction('fetch', o.fetch) ?? ((input, init) => globalThis.fetch(input, init));
 
-  return async function sfFetch(
+  /** The answer to the first attempt: accepted, or judged, retried once and settled. */
+  const finish = async (prepared: Prepared, sent: string, response: Response) => {
+    const { signal, api } = prepared;
+    if (!policy.mayBeAuthFailure(response.status, api)) {
+      policy.accepted(sent, response);
+      return response;
+    }
+    const fresh = await policy.decideRetry(sent, response, api, response.url, {
+      adapter: 'fetch',
+      signal,
+      replayable: prepared.replayable,
+      abandon: () => void response.body?.cancel().catch(() => {}),
+    });
+    if (fresh === undefined) return response;
+    await response.body?.cancel().catch(() => {});
+    const retried = await inner(...prepared.build(fresh));
+    await policy.settleRetry(fresh, retried, api, retried.url, signal);
+    return retried;
+  };
+
+  const authenticated = async (
     input: string | URL | Request,
-    init?: RequestInit,
-  ): Promise<Response> {
+    init: RequestInit | undefined,
+  ): Promise<Response> => {
     // A call an outer cirrus-auth adapter built (another authFetch, ky's hooks, axios's fetch
     // adapter) is that adapter's to authenticate and retry: pass it on.
     if (isOwned((input instanceof Request ? input : (init ?? input)) as object))
@@ -66,34 +87,51 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
             : init,
           requested,
         );
-    const { signal, api } = prepared;
 
     let sent: string;
     let response: Response;
     try {
-      sent = policy.sendable(await session.getToken({ signal }));
+      sent = policy.sendable(await session.getToken({ signal: prepared.signal }));
       response = await inner(...prepared.build(sent));
     } catch (error) {
       // A one-shot body left half read must not stay locked open (a file, a socket).
       prepared.discard?.(error);
       throw error;
     }
-    if (!policy.mayBeAuthFailure(response.status, api)) {
-      policy.accepted(sent, response);
-      return response;
-    }
-    const fresh = await policy.decideRetry(sent, response, api, response.url, {
-      adapter: 'fetch',
-      signal,
-      replayable: prepared.replayable,
-      abandon: () => void response.body?.cancel().catch(() => {}),
-    });
-    if (fresh === undefined) return response;
-    await response.body?.cancel().catch(() => {});
-    const retried = await inner(...prepared.build(fresh));
-    await policy.settleRetry(fresh, retried, api, retried.url, signal);
-    return retried;
+    return finish(prepared, sent, response);
   };
+
+  const peek = peekOf(session);
+  return function sfFetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    // The hot path: a string URL to a REST or identity path, no init, and a token the session
+    // hands out at once. No await, no Request or Headers: one plain init, one look at the status.
+    if (init === undefined && typeof input === 'string' && peek !== undefined) {
+      const url = policy.resolve(input);
+      const api = policy.apiOf(url);
+      const token = api === 'rest' || api === 'identity' ? peek() : undefined;
+      if (token !== undefined && isSendable(token)) {
+        return inner(url, own({ headers: { authorization: `Bearer ${token}` } })).then(
+          (response) => {
+            if (!policy.mayBeAuthFailure(response.status, api as OrgApi)) {
+              policy.accepted(token, response);
+              return response;
+            }
+            return finish(prepareInMemory(url, undefined, api as OrgApi), token, response);
+          },
+        );
+      }
+    }
+    return authenticated(input, init);
+  };
+}
+
+/** Whether a header can carry `token` (checked once per token, as `sendable` does). */
+let checkedToken: string | undefined;
+function isSendable(token: string): boolean {
+  if (token === checkedToken) return true;
+  if (!isHeaderSafeToken(token)) return false;
+  checkedToken = token;
+  return true;
 }
 
 interface Prepared {

@@ -1,7 +1,8 @@
 import type { AfterResponseHook, BeforeRequestHook, BeforeRetryHook, InitHook } from 'ky';
 import { bufferUpTo } from '../internal/bytes.js';
 import { optionsObject } from '../internal/options.js';
-import type { AuthSession } from '../session/auth-session.js';
+import { isHeaderSafeToken } from '../internal/token-text.js';
+import { type AuthSession, peekOf } from '../session/auth-session.js';
 import {
   type AdapterOptions,
   adapterPolicy,
@@ -21,9 +22,9 @@ export interface KyAuthHooks {
    * once with a new token, inside ky's timeout and signal.
    */
   init: InitHook[];
-  /** Sets the bearer on requests to the org. */
+  /** Empty: the bearer is set in the call's `fetch` (see `init`), on every attempt. */
   beforeRequest: BeforeRequestHook[];
-  /** Sets the current bearer on ky's own retries (429, 5xx...), which reuse the first request. */
+  /** Empty: ky's own retries (429, 5xx...) get the current bearer in the call's `fetch`. */
   beforeRetry: BeforeRetryHook[];
   /**
    * Empty: kept so the shape stays what it was. The auth retry moved into ky's `fetch` (see
@@ -50,7 +51,8 @@ export interface KyAuthHooks {
  */
 export function authHooks(session: AuthSession, options: KyAuthOptions = {}): KyAuthHooks {
   const policy = adapterPolicy(session, optionsObject(options));
-  /** Bodies read in `beforeRequest`, for requests ky sends without keeping a copy (`retry: 0`). */
+  const peek = peekOf(session);
+  /** Bodies read before sending, for the auth retry's copy of the request. */
   const bodies = new WeakMap<Request, Uint8Array<ArrayBuffer>>();
 
   /** Sets the session on `request` where `api` reads it, and marks it ours; returns the token. */
@@ -89,24 +91,16 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
       ? 'rest'
       : api;
 
-  const init: InitHook = (kyOptions) => {
-    // A fetch of this call's own (init hooks run once per call): it sees the first answer.
-    const send: typeof fetch = kyOptions.fetch ?? ((input, init) => globalThis.fetch(input, init));
-    let attempts = 0;
-    kyOptions.fetch = async (input, init) => {
-      const first = ++attempts === 1;
-      const response = await send(input, init);
-      return input instanceof Request ? authRetry(input, response, send, init, first) : response;
-    };
-  };
-
-  const beforeRequest: BeforeRequestHook = async ({ request }) => {
-    const requested = policy.apiOf(request.url);
-    if (requested === undefined) return;
+  /**
+   * The request as it goes to the org: the bearer (and, for Bulk API 1.0, `X-SFDC-Session`) set
+   * where the API reads it, a body read up to `maxReplayBodyBytes` so it can be sent again (a SOAP
+   * envelope's `<sessionId>` written), marked ours. A body too large to keep is streamed once.
+   */
+  const prepare = async (request: Request, requested: OrgApi): Promise<Request> => {
     if (request.body === null) {
       const api = effectiveApi(requested, undefined);
       const token = await carry(request, api);
-      return api === 'bulk' ? replace(request, api, token) : undefined;
+      return api === 'bulk' ? replace(request, api, token) : request;
     }
     const { buffered, rest } = await bufferUpTo(
       request.body,
@@ -126,26 +120,45 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
     );
   };
 
-  const beforeRetry: BeforeRetryHook = async ({ request }) => {
-    const requested = policy.apiOf(request.url);
-    if (requested === undefined) return;
-    const body = bodies.get(request);
-    const api = effectiveApi(requested, body);
-    const token = await carry(request, api);
-    if (api === 'soap' && body !== undefined) return replace(request, api, token, body);
+  const init: InitHook = (kyOptions) => {
+    // A fetch of this call's own (init hooks run once per call): it authenticates every attempt
+    // ky makes (its own retries get the current token) and judges the first answer.
+    const send: typeof fetch = kyOptions.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    let attempts = 0;
+    kyOptions.fetch = (input, init) => {
+      const requested = input instanceof Request ? policy.apiOf(input.url) : undefined;
+      if (requested === undefined) return send(input, init);
+      const request = input as Request;
+      const first = ++attempts === 1;
+      // The hot path: no body, a REST or identity path, a token the session hands out at once.
+      const token =
+        request.body === null && (requested === 'rest' || requested === 'identity')
+          ? peek?.()
+          : undefined;
+      if (token !== undefined && isHeaderSafeToken(token)) {
+        request.headers.set('authorization', `Bearer ${token}`);
+        own(request);
+        return send(request, init).then((response) =>
+          authRetry(request, response, send, init, first),
+        );
+      }
+      return prepare(request, requested).then((prepared) =>
+        send(prepared, init).then((response) => authRetry(prepared, response, send, init, first)),
+      );
+    };
   };
 
   /**
    * The auth retry, inside ky's `fetch`: judges the first answer of a call and, on an auth
    * failure, sends the one retry right there. No `afterResponse` hook, so ky clones no response.
    */
-  const authRetry = async (
+  const authRetry = (
     request: Request,
     response: Response,
     send: typeof fetch,
     init: RequestInit | undefined,
     first: boolean,
-  ): Promise<Response> => {
+  ): Response | Promise<Response> => {
     const requested = policy.apiOf(request.url);
     const sent = request.headers.get('authorization')?.replace(/^Bearer /, '');
     if (requested === undefined || sent === undefined) return response;
@@ -155,6 +168,19 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
       policy.accepted(sent, response);
       return response;
     }
+    return retryOnce(request, response, send, init, first, sent, api, body);
+  };
+
+  const retryOnce = async (
+    request: Request,
+    response: Response,
+    send: typeof fetch,
+    init: RequestInit | undefined,
+    first: boolean,
+    sent: string,
+    api: OrgApi,
+    body: Uint8Array<ArrayBuffer> | undefined,
+  ): Promise<Response> => {
     // One auth retry per call, on the first answer; ky's own retries are not retried again here.
     if (!first) return response;
     const fresh = await policy.decideRetry(sent, response, api, response.url, {
@@ -175,10 +201,5 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
     return retried;
   };
 
-  return {
-    init: [init],
-    beforeRequest: [beforeRequest],
-    beforeRetry: [beforeRetry],
-    afterResponse: [],
-  };
+  return { init: [init], beforeRequest: [], beforeRetry: [], afterResponse: [] };
 }

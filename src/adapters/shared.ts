@@ -485,21 +485,22 @@ export function withSoapSessionBytes(
 }
 
 /**
- * Requests a cirrus-auth adapter built for the org, with its bearer: any cirrus-auth `fetch` layer
- * below (a global one, say) passes them on untouched, so a call is authenticated and retried once,
- * by the outermost owner.
+ * The mark on requests a cirrus-auth adapter built for the org, with its bearer: any cirrus-auth
+ * `fetch` layer below (a global one, say) passes them on untouched, so a call is authenticated and
+ * retried once, by the outermost owner. A non-enumerable property, not a WeakSet: a weak set's
+ * entries cost the garbage collector per request.
  */
-const owned = new WeakSet<object>();
+const OWNED = Symbol('cirrus-auth.owned');
 
 /** Marks a Request (or a fetch init) as built and authenticated by a cirrus-auth adapter. */
 export function own<T extends object>(request: T): T {
-  owned.add(request);
+  Object.defineProperty(request, OWNED, { value: true });
   return request;
 }
 
 /** Whether a cirrus-auth adapter built this Request (or init). */
 export function isOwned(request: object): boolean {
-  return owned.has(request);
+  return (request as { [OWNED]?: unknown })[OWNED] === true;
 }
 
 /**

@@ -3,7 +3,7 @@ import { checkSignal, raceAbort } from '../internal/abort.js';
 import { optionsObject } from '../internal/options.js';
 import { requiredToken } from '../internal/token-text.js';
 import { normaliseBaseUrl } from '../internal/url.js';
-import type { AuthSession, GetTokenOptions } from '../session/auth-session.js';
+import { type AuthSession, type GetTokenOptions, peekToken } from '../session/auth-session.js';
 import { fetchIdentity, type Identity, type IdentityOptions } from '../session/identity.js';
 import { Redacted } from '../session/redacted.js';
 import { DEFAULT_TIMEOUT_MS } from '../token-endpoint.js';
@@ -32,6 +32,7 @@ export interface StaticTokenOptions {
 export class StaticTokenAuth extends Redacted implements AuthSession {
   readonly instanceUrl: string;
   readonly #token: Promise<string>;
+  readonly #accessToken: string;
   readonly #info: TokenInfo;
   #identity: Promise<Identity> | undefined;
 
@@ -42,6 +43,7 @@ export class StaticTokenAuth extends Redacted implements AuthSession {
     const accessToken = requiredToken('accessToken', o.accessToken);
     this.instanceUrl = normaliseBaseUrl('instanceUrl', o.instanceUrl);
     this.#token = Promise.resolve(accessToken);
+    this.#accessToken = accessToken;
     // From the web server flow: what the code exchange's answer said.
     const seeded = (o as { [seedInfo]?: TokenInfo })[seedInfo];
     this.#info = seeded ?? bareTokenInfo(this.instanceUrl);
@@ -82,9 +84,20 @@ export class StaticTokenAuth extends Redacted implements AuthSession {
     return raceAbort(promise, signal);
   }
 
+  /** The configured token: what {@link getToken} resolves to, synchronously (for adapters). */
+  [peekToken](): string {
+    return this.#accessToken;
+  }
+
   /** Resolves to the configured token (rejects at once if `signal` is already aborted). */
-  async getToken(options?: GetTokenOptions): Promise<string> {
-    checkSignal(options?.signal)?.throwIfAborted();
+  getToken(options?: GetTokenOptions): Promise<string> {
+    // The hot path: one settled promise, no async frame.
+    if (options === undefined || options.signal === undefined) return this.#token;
+    try {
+      checkSignal(options.signal)?.throwIfAborted();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.#token;
   }
 

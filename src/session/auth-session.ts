@@ -49,3 +49,16 @@ export interface AuthSession {
    */
   getTokenInfo?(options?: GetTokenOptions): Promise<TokenInfo>;
 }
+
+/**
+ * Internal: a session's synchronous hot path, for adapters. `session[peekToken]()` answers the
+ * token `getToken()` would hand out at once, without a mint, a clock read or any side effect, or
+ * `undefined` when `getToken()` has work to do; an adapter then calls `getToken()` as usual.
+ */
+export const peekToken: unique symbol = Symbol.for('cirrus-auth.peekToken');
+
+/** A session's {@link peekToken}, bound, when it has one. */
+export function peekOf(session: AuthSession): (() => string | undefined) | undefined {
+  const peek = (session as { [peekToken]?: unknown })[peekToken];
+  return typeof peek === 'function' ? (peek as () => string | undefined).bind(session) : undefined;
+}

@@ -10,7 +10,7 @@ import { checkSignal, raceAbort } from '../internal/abort.js';
 import { MAX_TIMER_MS, optionalFunction, positiveMs, requiredString } from '../internal/options.js';
 import { normaliseBaseUrl } from '../internal/url.js';
 import { bareTokenInfo, type TokenInfo } from '../token-info.js';
-import type { AuthSession, GetTokenOptions } from './auth-session.js';
+import { type AuthSession, type GetTokenOptions, peekToken } from './auth-session.js';
 import {
   BACKOFF_INITIAL_MS,
   BACKOFF_MAX_MS,
@@ -316,6 +316,11 @@ export class CachingSession extends Redacted implements AuthSession {
     const result =
       servable === undefined ? pending : pending.catch(() => servable.token.accessToken);
     return raceAbort(result, signal);
+  }
+
+  /** The token {@link getToken} hands out at once on its hot path, else `undefined`; see {@link peekToken}. */
+  [peekToken](): string | undefined {
+    return this.#fresh?.token.accessToken;
   }
 
   /**
