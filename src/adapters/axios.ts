@@ -8,7 +8,7 @@ import axios, {
 import { ConfigError } from '../errors.js';
 import { raceAbort } from '../internal/abort.js';
 import { optionsObject } from '../internal/options.js';
-import type { AuthSession } from '../session/auth-session.js';
+import { type AuthSession, peekOf } from '../session/auth-session.js';
 import { guardRedirects } from './redirect-guard.js';
 import {
   type AdapterOptions,
@@ -73,13 +73,14 @@ export function attachAuth(
   }
   const policy = adapterPolicy(session, optionsObject(options));
   const attachment = Symbol('attachAuth');
+  const peek = peekOf(session);
   const id = instance.interceptors.request.use(
     (config) => {
       // A re-sent config (axios-retry, a hand-written retry) already carries this attachment's
       // layer: wrapping again would nest one more retrying layer. Other attachments' layers stay.
       if (hasLayer(config.adapter, attachment)) return config;
       const original = config.adapter;
-      const adapter = authAdapter(original, session, policy);
+      const adapter = authAdapter(original, session, policy, peek);
       wrapped.set(adapter, { original, attachment });
       config.adapter = adapter;
       return config;
@@ -94,6 +95,7 @@ function authAdapter(
   original: InternalAxiosRequestConfig['adapter'],
   session: AuthSession,
   policy: AdapterPolicy,
+  peek: (() => string | undefined) | undefined,
 ): AxiosAdapter {
   return async (config) => {
     const url = config.url ?? '';
@@ -131,7 +133,8 @@ function authAdapter(
     };
 
     const signal = config.signal instanceof AbortSignal ? config.signal : undefined;
-    const sent = await cancellable(session.getToken({ signal }), config, signal);
+    // A token the session hands out at once needs no wait (and no cancellation race).
+    const sent = peek?.() ?? (await cancellable(session.getToken({ signal }), config, signal));
     carry(sent);
     const first = await outcome(send(config));
     const response = responseOf(first);
