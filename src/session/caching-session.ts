@@ -1,11 +1,5 @@
 import { Mutex } from 'async-mutex';
-import {
-  AuthError,
-  ConfigError,
-  SessionClosedError,
-  SharedBackoffError,
-  TokenStoreError,
-} from '../errors.js';
+import { ConfigError, SessionClosedError, SharedBackoffError, TokenStoreError } from '../errors.js';
 import { checkSignal, raceAbort } from '../internal/abort.js';
 import { MAX_TIMER_MS, optionalFunction, positiveMs, requiredString } from '../internal/options.js';
 import { normaliseBaseUrl } from '../internal/url.js';
