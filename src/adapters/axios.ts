@@ -8,8 +8,9 @@ import axios, {
 import { ConfigError } from '../errors.js';
 import { raceAbort } from '../internal/abort.js';
 import { optionsObject } from '../internal/options.js';
+import { isHeaderSafeToken } from '../internal/token-text.js';
 import { type AuthSession, peekOf } from '../session/auth-session.js';
-import { guardRedirects } from './redirect-guard.js';
+import { guardRedirects, type RedirectTrail } from './redirect-guard.js';
 import {
   type AdapterOptions,
   type AdapterPolicy,
@@ -18,6 +19,7 @@ import {
   DETECTION_PEEK_BYTES,
   DETECTION_PEEK_TIMEOUT_MS,
   formSize,
+  type OrgApi,
   owningFetch,
   withSoapSession,
   withSoapSessionBytes,
@@ -97,7 +99,7 @@ function authAdapter(
   policy: AdapterPolicy,
   peek: (() => string | undefined) | undefined,
 ): AxiosAdapter {
-  return async (config) => {
+  return (config) => {
     const url = config.url ?? '';
     if (!config.baseURL && !isAbsoluteUrl(url)) config.baseURL = policy.instanceUrl;
     const requested = policy.apiOf(fullUrl(config));
@@ -110,6 +112,47 @@ function authAdapter(
     };
     const send = axios.getAdapter(original, config);
     const redirects = guardRedirects(config, policy);
+    // The hot path: a REST or identity call without a form, and a token the session hands out at
+    // once: sent without an await, its answer looked at once.
+    const token =
+      (requested === 'rest' || requested === 'identity') && !(config.data instanceof FormData)
+        ? peek?.()
+        : undefined;
+    if (token === undefined || !isHeaderSafeToken(token)) {
+      return authenticated(config, requested, send, redirects);
+    }
+    config.headers.set('Authorization', `Bearer ${token}`);
+    const carry = (fresh: string) => {
+      policy.sendable(fresh);
+      config.headers.set('Authorization', `Bearer ${fresh}`);
+    };
+    return send(config).then(
+      (response) => {
+        if (!policy.mayBeAuthFailure(response.status, requested)) {
+          policy.accepted(token, redirects.url);
+          return response;
+        }
+        return judge(config, requested, send, redirects, carry, token, { response });
+      },
+      (error: unknown) => {
+        const response = axios.isAxiosError(error) ? error.response : undefined;
+        if (response === undefined) throw error;
+        if (!policy.mayBeAuthFailure(response.status, requested)) {
+          policy.accepted(token, redirects.url);
+          throw error;
+        }
+        return judge(config, requested, send, redirects, carry, token, { error });
+      },
+    );
+  };
+
+  /** Every other call: forms serialised once, SOAP envelopes and Bulk headers, waiting for a token. */
+  async function authenticated(
+    config: InternalAxiosRequestConfig,
+    requested: OrgApi,
+    send: AxiosAdapter,
+    redirects: RedirectTrail,
+  ): Promise<AxiosResponse> {
     if (config.data instanceof FormData && formSize(config.data) <= policy.maxReplayBodyBytes) {
       // Serialised once, so a retry sends the same bytes and multipart boundary. A larger form is
       // serialised by axios on each attempt (a new boundary, the same parts).
@@ -133,8 +176,7 @@ function authAdapter(
     };
 
     const signal = config.signal instanceof AbortSignal ? config.signal : undefined;
-    // A token the session hands out at once needs no wait (and no cancellation race).
-    const sent = peek?.() ?? (await cancellable(session.getToken({ signal }), config, signal));
+    const sent = await cancellable(session.getToken({ signal }), config, signal);
     carry(sent);
     const first = await outcome(send(config));
     const response = responseOf(first);
@@ -143,6 +185,21 @@ function authAdapter(
       policy.accepted(sent, redirects.url);
       return settle(first);
     }
+    return judge(config, api, send, redirects, carry, sent, first);
+  }
+
+  /** A first answer that may be an auth failure: judged, and retried once with a new token. */
+  async function judge(
+    config: InternalAxiosRequestConfig,
+    api: OrgApi,
+    send: AxiosAdapter,
+    redirects: RedirectTrail,
+    carry: (token: string) => void,
+    sent: string,
+    first: Outcome,
+  ): Promise<AxiosResponse> {
+    const response = responseOf(first) as AxiosResponse;
+    const signal = config.signal instanceof AbortSignal ? config.signal : undefined;
     // A streamed error body (responseType: 'stream') is peeked, and handed on whole.
     let head: Buffer | undefined;
     if (isNodeStream(response.data)) {
@@ -170,7 +227,7 @@ function authAdapter(
       await policy.settleRetry(fresh, toFetchResponse(retried), api, by, signal);
     }
     return settle(second);
-  };
+  }
 }
 
 /** The response an attempt got, whether axios resolved with it or rejected with it. */
