@@ -4,6 +4,8 @@ import {
   type ClientCredentialsOptions,
   RefreshTokenAuth,
   type RefreshTokenOptions,
+  WebServerFlow,
+  type WebServerFlowOptions,
 } from '../src/index.js';
 import {
   type EchoServer,
@@ -43,6 +45,23 @@ export function sessionFor(org: FakeOrg, overrides: Partial<ClientCredentialsOpt
     instanceUrl: org.instanceUrl,
     ...overrides,
   });
+}
+
+/** A confidential web server flow on `org`, with a loopback callback URL. */
+export function webServerFlowFor(org: FakeOrg, overrides: Partial<WebServerFlowOptions> = {}) {
+  return new WebServerFlow({
+    clientId: org.clientId,
+    clientSecret: org.clientSecret,
+    redirectUri: 'http://localhost:3000/callback',
+    loginUrl: org.loginUrl,
+    ...overrides,
+  });
+}
+
+/** Starts a login on `flow` and lets `org` play the browser: the pending login and the callback. */
+export async function loginThrough(flow: WebServerFlow, org: FakeOrg) {
+  const { url, pending } = flow.start();
+  return { pending, callback: (await org.approve(url)).searchParams };
 }
 
 /**

@@ -5,9 +5,8 @@ import {
   OAuthError,
   type OAuthErrorReason,
   oauthErrorReason,
-  WebServerFlow,
 } from '../src/index.js';
-import { useFakeOrg } from './_org.js';
+import { loginThrough, useFakeOrg, webServerFlowFor } from './_org.js';
 import { caught, expectNoSecrets } from './_secrets.js';
 
 const fx = useFakeOrg();
@@ -87,29 +86,17 @@ describe('OAuthError.reason', () => {
       'assertion-expired',
     );
     // A code used twice, through the real flow: the fake org answers as Salesforce does.
-    const flow = new WebServerFlow({
-      clientId: fx.org.clientId,
-      clientSecret: fx.org.clientSecret,
-      redirectUri: 'http://localhost:3000/callback',
-      loginUrl: fx.org.loginUrl,
-    });
-    const { url, pending } = flow.start();
-    const callback = (await fx.org.approve(url)).searchParams;
+    const flow = webServerFlowFor(fx.org);
+    const { pending, callback } = await loginThrough(flow, fx.org);
     await flow.complete(pending, callback);
     const again = await caught(() => flow.complete(pending, callback));
     expect(again).toMatchObject({ error: 'invalid_grant', reason: 'code-expired' });
   });
 
   it('a denied login on the callback is access-denied', async () => {
-    const flow = new WebServerFlow({
-      clientId: fx.org.clientId,
-      clientSecret: fx.org.clientSecret,
-      redirectUri: 'http://localhost:3000/callback',
-      loginUrl: fx.org.loginUrl,
-    });
-    const { url, pending } = flow.start();
+    const flow = webServerFlowFor(fx.org);
     fx.org.denyNextAuthorization('access_denied');
-    const callback = (await fx.org.approve(url)).searchParams;
+    const { pending, callback } = await loginThrough(flow, fx.org);
     expect(await caught(() => flow.complete(pending, callback))).toMatchObject({
       error: 'access_denied',
       reason: 'access-denied',

@@ -23,6 +23,7 @@ import { RedisTokenStore } from '../../src/stores/redis.js';
 import { useFakeOrg } from '../_org.js';
 import { type RedisServer, redisTestsRun, startRedis } from '../_redis.js';
 import { caught, expectNoSecrets } from '../_secrets.js';
+import { delegating } from '../_stores.js';
 import { until } from './_fleet.js';
 import { startPartitionProxy } from './_proxy.js';
 
@@ -408,21 +409,14 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
     /** The real store, whose swapSecret fails while `failing` is set (a Redis hiccup). */
     function flaky(inner: RedisTokenStore) {
       const state = { failing: true, swaps: 0 };
-      const store: SharedTokenStore = {
-        lockTtlMs: inner.lockTtlMs,
-        read: (key) => inner.read(key),
-        acquire: (key) => inner.acquire(key),
-        renew: (key, fence, ttlMs) => inner.renew(key, fence, ttlMs),
-        release: (key, fence) => inner.release(key, fence),
-        write: (key, fence, entry) => inner.write(key, fence, entry),
-        deleteIf: (key, token) => inner.deleteIf(key, token),
+      const store: SharedTokenStore = delegating(inner, {
         swapSecret: (key, presented, secret) => {
           state.swaps++;
           return state.failing
             ? Promise.reject(new Error('connection lost'))
             : inner.swapSecret(key, presented, secret);
         },
-      };
+      });
       return { store, state };
     }
     it('holds the fleet back (the holder keeps the lock) until it stores it: 0 family revocations', async () => {
@@ -623,20 +617,13 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
         const inner = new RedisTokenStore({ client: cutOff, ...options });
         // The real store, counting the renewals Redis answered (so applied) before the cut.
         let renewed = 0;
-        const counting: SharedTokenStore = {
-          lockTtlMs: inner.lockTtlMs,
-          read: (key) => inner.read(key),
-          acquire: (key) => inner.acquire(key),
+        const counting: SharedTokenStore = delegating(inner, {
           renew: async (key, fence, ttlMs) => {
             const held = await inner.renew(key, fence, ttlMs);
             renewed++;
             return held;
           },
-          release: (key, fence) => inner.release(key, fence),
-          write: (key, fence, entry) => inner.write(key, fence, entry),
-          deleteIf: (key, token) => inner.deleteIf(key, token),
-          swapSecret: (key, presented, secret) => inner.swapSecret(key, presented, secret),
-        };
+        });
         const holder = refreshingOn(counting as RedisTokenStore, { timeoutMs: 3_000 });
         const elsewhere: string[] = [];
         const other = sibling(holder.refreshToken, new RedisTokenStore({ client, ...options }), {
@@ -679,20 +666,13 @@ describe.skipIf(!redisTestsRun)('RedisTokenStore on a real redis-server', () => 
 
     it('a renewal too slow to vouch for the lease: the refresh token is not presented', async () => {
       const inner = new RedisTokenStore({ client, lockTtlMs: 100 });
-      const slow: SharedTokenStore = {
-        lockTtlMs: inner.lockTtlMs,
-        read: (key) => inner.read(key),
-        acquire: (key) => inner.acquire(key),
+      const slow: SharedTokenStore = delegating(inner, {
         // Answers "still held", but only after the margin the lease had over the request.
         renew: async (key, fence, ttlMs) => {
           if (ttlMs !== undefined) await new Promise((resolve) => setTimeout(resolve, 150));
           return inner.renew(key, fence, ttlMs);
         },
-        release: (key, fence) => inner.release(key, fence),
-        write: (key, fence, entry) => inner.write(key, fence, entry),
-        deleteIf: (key, token) => inner.deleteIf(key, token),
-        swapSecret: (key, presented, secret) => inner.swapSecret(key, presented, secret),
-      };
+      });
       const { session } = refreshingOn(slow as RedisTokenStore);
       const error = await caught(() => session.getToken());
       expect(error).toBeInstanceOf(TokenStoreError);

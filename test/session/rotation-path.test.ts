@@ -1,25 +1,20 @@
 import { expect, it } from 'vitest';
-import { InMemoryTokenStore, RefreshTokenAuth, type SharedTokenStore } from '../../src/index.js';
+import { InMemoryTokenStore, RefreshTokenAuth } from '../../src/index.js';
 import { useFakeOrg } from '../_org.js';
+import { delegating } from '../_stores.js';
 
 const fx = useFakeOrg();
 
 it('a rotation with a store: fleet → grant → token endpoint, back up through the grant and fleet to the store, no engine frame between', async () => {
   const inner = new InMemoryTokenStore();
   let stack = '';
-  const store: SharedTokenStore = {
-    lockTtlMs: inner.lockTtlMs,
-    read: (key) => inner.read(key),
-    acquire: (key) => inner.acquire(key),
-    renew: (key, fence, ttlMs) => inner.renew(key, fence, ttlMs),
-    release: (key, fence) => inner.release(key, fence),
-    write: (key, fence, entry) => inner.write(key, fence, entry),
-    deleteIf: (key, token) => inner.deleteIf(key, token),
+  const store = delegating(inner, {
     swapSecret: (key, presented, secret) => {
       stack = new Error('where the rotated refresh token is stored').stack ?? '';
       return inner.swapSecret(key, presented, secret);
     },
-  };
+  });
+
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 100;
   try {

@@ -11,11 +11,10 @@ import {
   SubjectTokenType,
   TokenExchangeAuth,
   type TokenInfo,
-  WebServerFlow,
 } from '../../src/index.js';
 import { startFakeOrg } from '../../src/testing/index.js';
 import { tokenInfo, tokenInfoFromRecord, tokenInfoRecord } from '../../src/token-info.js';
-import { useFakeOrg } from '../_org.js';
+import { loginThrough, useFakeOrg, webServerFlowFor } from '../_org.js';
 import { caught, expectNoSecrets } from '../_secrets.js';
 
 const fx = useFakeOrg({ users: ['admin@example.com'] });
@@ -100,14 +99,9 @@ const grants: [string, boolean, () => Promise<WithInfo>][] = [
     'web server flow',
     true,
     async () => {
-      const flow = new WebServerFlow({
-        clientId: fx.org.clientId,
-        clientSecret: fx.org.clientSecret,
-        redirectUri: 'http://localhost:3000/callback',
-        loginUrl: fx.org.loginUrl,
-      });
-      const { url, pending } = flow.start();
-      return flow.complete(pending, (await fx.org.approve(url)).searchParams);
+      const flow = webServerFlowFor(fx.org);
+      const { pending, callback } = await loginThrough(flow, fx.org);
+      return flow.complete(pending, callback);
     },
   ],
 ];
@@ -154,15 +148,9 @@ describe('getTokenInfo()', () => {
   });
 
   it('an ID token (scope openid) is readable by name, never shown, never listed', async () => {
-    const flow = new WebServerFlow({
-      clientId: fx.org.clientId,
-      clientSecret: fx.org.clientSecret,
-      redirectUri: 'http://localhost:3000/callback',
-      loginUrl: fx.org.loginUrl,
-      scopes: ['api', 'openid'],
-    });
-    const { url, pending } = flow.start();
-    const session = await flow.complete(pending, (await fx.org.approve(url)).searchParams);
+    const flow = webServerFlowFor(fx.org, { scopes: ['api', 'openid'] });
+    const { pending, callback } = await loginThrough(flow, fx.org);
+    const session = await flow.complete(pending, callback);
     const info = await session.getTokenInfo();
     expect(info.scopes).toEqual(['api', 'openid']);
     const idToken = info.idToken as string;
