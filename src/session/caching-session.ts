@@ -397,10 +397,18 @@ export class CachingSession extends Redacted implements AuthSession {
    * after a request that worked.
    */
   confirm(acceptedToken: string): void {
-    if (acceptedToken === this.#confirmed) return;
+    // The hot path: the same token again, nothing armed. One or three comparisons.
+    if (
+      acceptedToken === this.#confirmed &&
+      this.#unconfirmed === undefined &&
+      this.#guard === undefined
+    )
+      return;
     this.#confirmed = acceptedToken;
-    if (acceptedToken === this.#unconfirmed) this.#unconfirmed = undefined;
-    // The org accepts tokens again: the guard's escalation starts over.
+    // The org accepts this session's tokens again, whichever one a request carried (a client
+    // such as jsforce may still hold an older one): nothing armed is left, and the guard's
+    // escalation starts over.
+    this.#unconfirmed = undefined;
     this.#guard = undefined;
   }
 
