@@ -42,6 +42,20 @@ function guarded(options: { initialMs?: number; maxMs?: number; same?: string } 
 }
 
 describe('rejection guard', () => {
+  it('a success with an older token of the session disarms the guard (jsforce may still send one)', async () => {
+    const g = guarded();
+    const first = await g.session.getToken();
+    g.session.confirm(first);
+    // A rejection: the replacement is armed (rejected now, it would open a window).
+    const replacement = await g.reject(first);
+    expect(replacement).toBe('token-2');
+    // A request with the older token comes back fine: the org accepts the session's tokens.
+    g.session.confirm(first);
+    // A real revocation of the replacement is then cured at once, not held back.
+    expect(await g.reject(replacement)).toBe('token-3');
+    expect(g.mints).toBe(3);
+  });
+
   it('a re-mint that hands back the rejected token re-arms the guard: no login per call', async () => {
     const g = guarded({ same: 'same-token', initialMs: 1_000, maxMs: 4_000 });
     let token = await g.session.getToken();
