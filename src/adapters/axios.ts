@@ -8,7 +8,6 @@ import axios, {
 import { ConfigError } from '../errors.js';
 import { raceAbort } from '../internal/abort.js';
 import { optionsObject } from '../internal/options.js';
-import { isHeaderSafeToken } from '../internal/token-text.js';
 import { type AuthSession, peekOf } from '../session/auth-session.js';
 import { guardRedirects, type RedirectTrail } from './redirect-guard.js';
 import {
@@ -118,7 +117,7 @@ function authAdapter(
       (requested === 'rest' || requested === 'identity') && !(config.data instanceof FormData)
         ? peek?.()
         : undefined;
-    if (token === undefined || !isHeaderSafeToken(token)) {
+    if (token === undefined || !policy.isSendable(token)) {
       return authenticated(config, requested, send, redirects);
     }
     config.headers.set('Authorization', `Bearer ${token}`);

@@ -1,7 +1,6 @@
 import { ConfigError } from '../errors.js';
 import { bufferUpTo } from '../internal/bytes.js';
 import { optionalFunction, optionsObject } from '../internal/options.js';
-import { isHeaderSafeToken } from '../internal/token-text.js';
 import { type AuthSession, peekOf } from '../session/auth-session.js';
 import {
   type AdapterOptions,
@@ -109,7 +108,7 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
       const url = policy.resolve(input);
       const api = policy.apiOf(url);
       const token = api === 'rest' || api === 'identity' ? peek() : undefined;
-      if (token !== undefined && isSendable(token)) {
+      if (token !== undefined && policy.isSendable(token)) {
         return inner(url, own({ headers: { authorization: `Bearer ${token}` } })).then(
           (response) => {
             if (!policy.mayBeAuthFailure(response.status, api as OrgApi)) {
@@ -123,15 +122,6 @@ export function authFetch(session: AuthSession, options: AuthFetchOptions = {}):
     }
     return authenticated(input, init);
   };
-}
-
-/** Whether a header can carry `token` (checked once per token, as `sendable` does). */
-let checkedToken: string | undefined;
-function isSendable(token: string): boolean {
-  if (token === checkedToken) return true;
-  if (!isHeaderSafeToken(token)) return false;
-  checkedToken = token;
-  return true;
 }
 
 interface Prepared {

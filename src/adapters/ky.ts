@@ -1,7 +1,6 @@
 import type { AfterResponseHook, BeforeRequestHook, BeforeRetryHook, InitHook } from 'ky';
 import { bufferUpTo } from '../internal/bytes.js';
 import { optionsObject } from '../internal/options.js';
-import { isHeaderSafeToken } from '../internal/token-text.js';
 import { type AuthSession, peekOf } from '../session/auth-session.js';
 import {
   type AdapterOptions,
@@ -135,7 +134,7 @@ export function authHooks(session: AuthSession, options: KyAuthOptions = {}): Ky
         request.body === null && (requested === 'rest' || requested === 'identity')
           ? peek?.()
           : undefined;
-      if (token !== undefined && isHeaderSafeToken(token)) {
+      if (token !== undefined && policy.isSendable(token)) {
         request.headers.set('authorization', `Bearer ${token}`);
         own(request);
         return send(request, init).then((response) =>

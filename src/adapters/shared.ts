@@ -123,6 +123,8 @@ export interface AdapterPolicy {
    * quote it (the runtime's own header error would). Checked once per token.
    */
   sendable(token: string): string;
+  /** Whether an HTTP header can carry `token`, as {@link sendable} checks it, without throwing. */
+  isSendable(token: string): boolean;
   /**
    * The retry-once decision, for a first answer that {@link mayBeAuthFailure} (the adapter handles
    * the common case, an answer that cannot be one, inline). Answers the token to send the one
@@ -213,12 +215,16 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
     resolve: (input) => resolveAgainst(instanceUrl, input),
     mayBeAuthFailure: (status, api) =>
       custom !== undefined || status === 401 || status === FAILURE_STATUS[api],
+    isSendable(token) {
+      if (token === checked) return true;
+      if (!isHeaderSafeToken(token)) return false;
+      checked = token;
+      return true;
+    },
     sendable(token) {
-      if (token === checked) return token;
-      if (!isHeaderSafeToken(token)) {
+      if (!this.isSendable(token)) {
         throw new AuthError('The session handed out a token no HTTP header can carry');
       }
-      checked = token;
       return token;
     },
     accepted(token, answeredBy) {
