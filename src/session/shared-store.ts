@@ -116,7 +116,9 @@ export interface SharedTokenStore {
   /**
    * Stores a rotated `secret` if the stored one is still `presented` (or none is stored); answers
    * whether it did. Not fenced: a holder that lost its lock
-   * mid-mint must still be able to store what it got.
+   * mid-mint must still be able to store what it got. Idempotent: storing the `secret` already
+   * stored answers true, so a retry after a lost answer (the write landed, the reply did not) is
+   * no conflict.
    */
   swapSecret(key: string, presented: string, secret: string): Promise<boolean>;
   /** Clears the token only if it is still `staleToken` (compare-and-swap); answers whether it did. */

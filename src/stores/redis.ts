@@ -76,8 +76,9 @@ if ARGV[3] == '-' then redis.call('DEL', KEYS[2])
 elseif ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
 if ARGV[5] ~= '' then redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[6]) end
 return 1`;
+// Storing the secret already stored (ARGV[3] is its digest) succeeds: a retry after a lost answer.
 const SWAP_SECRET = `local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
+if v and string.sub(v, 1, #ARGV[1]) ~= ARGV[1] and string.sub(v, 1, #ARGV[3]) ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1`;
 const DELETE_IF = `local v = redis.call('GET', KEYS[1])
@@ -196,7 +197,9 @@ export class RedisTokenStore implements SharedTokenStore {
     const names = this.#names(key);
     const value = this.#codec.sealSecret(names.secret, secret);
     const prefix = this.#codec.casPrefix(presented);
-    const reply = await this.#command(['EVAL', SWAP_SECRET, '1', names.secret, prefix, value]);
+    const again = this.#codec.casPrefix(secret);
+    const args = ['EVAL', SWAP_SECRET, '1', names.secret, prefix, value, again];
+    const reply = await this.#command(args);
     return Number(reply) === 1;
   }
 

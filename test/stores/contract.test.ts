@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -10,8 +11,10 @@ import {
   type SharedTokenStore,
   type TokenSource,
 } from '../../src/index.js';
+import { PostgresTokenStore } from '../../src/stores/postgres.js';
 import { RedisTokenStore } from '../../src/stores/redis.js';
 import { useFakeOrg } from '../_org.js';
+import { type PostgresServer, postgresTestsRun, startPostgres } from '../_postgres.js';
 import { type RedisServer, redisTestsRun, startRedis } from '../_redis.js';
 import { caught } from '../_secrets.js';
 
@@ -39,6 +42,23 @@ if (redisTestsRun) {
   });
   afterEach(async () => {
     await nodeRedis?.sendCommand(['FLUSHALL']);
+  });
+}
+
+let postgres: PostgresServer | undefined;
+let pgPool: pg.Pool | undefined;
+if (postgresTestsRun) {
+  beforeAll(async () => {
+    postgres = await startPostgres();
+    pgPool = new pg.Pool({ connectionString: postgres.url, max: 8 }).on('error', () => {});
+    await new PostgresTokenStore({ client: pgPool }).ensureSchema();
+  }, 60_000);
+  afterAll(async () => {
+    await pgPool?.end().catch(() => {});
+    await postgres?.destroy();
+  });
+  afterEach(async () => {
+    await pgPool?.query('TRUNCATE cirrus_auth_tokens');
   });
 }
 
@@ -70,6 +90,16 @@ const stores: StoreKind[] = [
     make: (o = {}) =>
       new RedisTokenStore({
         client: ioredis as Redis,
+        lockTtlMs: o.lockTtlMs,
+        encryptionKey: o.encrypted === false ? undefined : KEY,
+      }),
+  },
+  {
+    name: 'PostgresTokenStore (pg)',
+    runs: postgresTestsRun,
+    make: (o = {}) =>
+      new PostgresTokenStore({
+        client: pgPool as pg.Pool,
         lockTtlMs: o.lockTtlMs,
         encryptionKey: o.encrypted === false ? undefined : KEY,
       }),
@@ -208,6 +238,10 @@ describe.each(stores)('$name', (kind) => {
       expect(await store.swapSecret(k, 'rt-0', 'rt-x')).toBe(false);
       expect((await store.read(k)).secret).toBe('rt-1');
       expect(await store.swapSecret(k, 'rt-1', 'rt-2')).toBe(true);
+      expect((await store.read(k)).secret).toBe('rt-2');
+      // A retry of a swap that landed (its answer lost) is no conflict; an older one still is.
+      expect(await store.swapSecret(k, 'rt-1', 'rt-2')).toBe(true);
+      expect(await store.swapSecret(k, 'rt-0', 'rt-1')).toBe(false);
       expect((await store.read(k)).secret).toBe('rt-2');
     });
 
