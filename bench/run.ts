@@ -452,7 +452,7 @@ if (want(7)) {
     const redis = await startRedis();
     /** What every fleet process is started with: this Redis and the fake org's credentials. */
     const fleetConfig = () => ({
-      redisUrl: redis.url,
+      storeUrl: redis.url,
       clientId: org.clientId,
       clientSecret: org.clientSecret,
       loginUrl: org.loginUrl,

@@ -5,8 +5,9 @@ const CHILD = fileURLToPath(new URL('./fleet-child.mjs', import.meta.url));
 
 /** What a fleet process is started with (see fleet-child.mjs). */
 export interface FleetConfig {
-  redisUrl: string;
-  client?: 'redis' | 'ioredis';
+  /** The store's URL: `redis://…` or `postgres://…`. */
+  storeUrl: string;
+  client?: 'redis' | 'ioredis' | 'postgres';
   grant?: 'client_credentials' | 'refresh_token';
   clientId: string;
   clientSecret: string;

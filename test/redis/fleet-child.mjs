@@ -1,24 +1,31 @@
-// One process of a fleet: a session sharing a RedisTokenStore, driven by its parent over IPC.
+// One process of a fleet: a session sharing a RedisTokenStore or a PostgresTokenStore, driven by
+// its parent over IPC.
 // It imports the built package (dist/, built by the test's global setup), as a user's app would.
 import { createHash } from 'node:crypto';
 import { subscribe } from 'node:diagnostics_channel';
 import Redis from 'ioredis';
+import pg from 'pg';
 import { createClient } from 'redis';
 import { authFetch } from '../../dist/adapters/fetch.js';
 import { ClientCredentialsAuth, DIAGNOSTICS_CHANNELS, RefreshTokenAuth } from '../../dist/index.js';
+import { PostgresTokenStore } from '../../dist/stores/postgres.js';
 import { RedisTokenStore } from '../../dist/stores/redis.js';
 
 const config = JSON.parse(process.env.FLEET_CONFIG ?? '{}');
+let rotations = 0;
 const send = (message) => process.send?.(message);
 const digest = (token) => createHash('sha256').update(token).digest('hex').slice(0, 16);
 
 let client;
-if (config.client === 'ioredis') {
-  client = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+if (config.client === 'postgres') {
+  client = new pg.Pool({ connectionString: config.storeUrl, max: 4, connectionTimeoutMillis: 500 });
+  client.on('error', () => {});
+} else if (config.client === 'ioredis') {
+  client = new Redis(config.storeUrl, { maxRetriesPerRequest: 1, retryStrategy: () => 100 });
   client.on('error', () => {});
 } else {
   client = createClient({
-    url: config.redisUrl,
+    url: config.storeUrl,
     disableOfflineQueue: true,
     socket: { reconnectStrategy: () => 100, connectTimeout: 500 },
   });
@@ -26,12 +33,20 @@ if (config.client === 'ioredis') {
   await client.connect();
 }
 
-const store = new RedisTokenStore({
-  client,
-  lockTtlMs: config.lockTtlMs,
-  commandTimeoutMs: config.commandTimeoutMs,
-  encryptionKey: config.encryptionKey,
-});
+const store =
+  config.client === 'postgres'
+    ? new PostgresTokenStore({
+        client,
+        lockTtlMs: config.lockTtlMs,
+        queryTimeoutMs: config.commandTimeoutMs,
+        encryptionKey: config.encryptionKey,
+      })
+    : new RedisTokenStore({
+        client,
+        lockTtlMs: config.lockTtlMs,
+        commandTimeoutMs: config.commandTimeoutMs,
+        encryptionKey: config.encryptionKey,
+      });
 // `noStore`: the same process without the shared store, for the bench's side-by-side figure.
 const common = {
   clientId: config.clientId,
@@ -45,7 +60,10 @@ const session =
         ...common,
         clientSecret: config.clientSecret,
         refreshToken: config.refreshToken,
-        onRefreshTokenRotated: (token) => send({ type: 'rotated', token }),
+        onRefreshTokenRotated: (token) => {
+          rotations++;
+          send({ type: 'rotated', token });
+        },
       })
     : new ClientCredentialsAuth({ ...common, clientSecret: config.clientSecret });
 
@@ -97,6 +115,18 @@ const handlers = {
     const tokens = await Promise.all(Array.from({ length: n }, () => session.getToken()));
     return { distinct: [...new Set(tokens.map(digest))], replaced: !tokens.includes(stale) };
   },
+  async rotate() {
+    // Rejects the token at hand until this process has rotated the refresh token once: the token
+    // it holds may be older than the fleet's (a rejection of it then adopts the newer one).
+    const before = rotations;
+    let token = await session.getToken();
+    for (let i = 0; i < 5 && rotations === before; i++) {
+      session.confirm(token);
+      await session.invalidate(token);
+      token = await session.getToken();
+    }
+    return { rotated: rotations - before };
+  },
   async current() {
     return { token: digest(await session.getToken()) };
   },
@@ -112,7 +142,8 @@ const handlers = {
   },
   async exit() {
     await session.close();
-    if (config.client === 'ioredis') client.disconnect();
+    if (config.client === 'postgres') await client.end().catch(() => {});
+    else if (config.client === 'ioredis') client.disconnect();
     else await client.close?.().catch?.(() => {});
     setImmediate(() => process.exit(0));
     return {};
