@@ -6,14 +6,35 @@ export interface GrantAnswer {
   body: Record<string, unknown>;
 }
 
+/**
+ * One org behind the fake's login host, as the grants see it: who its tokens are for, and its
+ * own connected app (a client id and secret the client credentials grant accepts for it).
+ * `undefined` in the methods below is the org's first tenant, the one `startFakeOrg` describes.
+ */
+export interface GrantTenant {
+  readonly clientId: string;
+  readonly clientSecret: string;
+}
+
 /** What the grant logic needs from the org around it. */
 export interface GrantHost {
   readonly clientId: string;
   readonly clientSecret: string;
   /** `http://127.0.0.1:PORT`, known once the server listens. */
   loginUrl(): string;
-  /** Issues an access token (valid at once) with Salesforce's success shape; extra fields merged. */
-  issue(extra?: Record<string, unknown>): { accessToken: string; body: Record<string, unknown> };
+  /**
+   * Issues an access token (valid at once) with Salesforce's success shape, for `tenant`, signed
+   * with `signingSecret` (the secret of the app that asked); extra fields merged.
+   */
+  issue(
+    extra?: Record<string, unknown>,
+    tenant?: GrantTenant,
+    signingSecret?: string,
+  ): { accessToken: string; body: Record<string, unknown> };
+  /** The tenant whose user `username` is, if any (the JWT bearer grant's `sub`). */
+  tenantOfUser(username: string): GrantTenant | undefined;
+  /** The tenant whose own connected app `clientId` is, if any. */
+  tenantOfClient(clientId: string): GrantTenant | undefined;
   /** Makes access tokens invalid. */
   revokeAccessTokens(tokens: Iterable<string>): void;
 }
@@ -33,6 +54,8 @@ interface Family {
   readonly retired: Set<string>;
   readonly accessTokens: Set<string>;
   revoked: boolean;
+  /** Whose tokens it mints (`undefined`: the org's first tenant). */
+  readonly tenant: GrantTenant | undefined;
 }
 
 interface AuthorizationCode {
@@ -93,14 +116,15 @@ export class FakeGrants {
     }
   }
 
-  /** A new refresh-token family, as if a user had approved the app. */
-  issueRefreshToken(): string {
+  /** A new refresh-token family, as if a user (of `tenant`) had approved the app. */
+  issueRefreshToken(tenant?: GrantTenant): string {
     const token = refreshTokenValue();
     this.#families.set(token, {
       current: token,
       retired: new Set(),
       accessTokens: new Set(),
       revoked: false,
+      tenant,
     });
     return token;
   }
@@ -200,19 +224,26 @@ export class FakeGrants {
     return error(400, 'invalid_token', 'invalid token');
   }
 
-  #checkClient(params: URLSearchParams, secretRequired: boolean): GrantAnswer | undefined {
-    if (params.get('client_id') !== this.#host.clientId) {
-      return error(400, 'invalid_client_id', 'client identifier invalid');
-    }
+  /** The app that asked (the org's own, or a tenant's), or the refusal. */
+  #checkClient(
+    params: URLSearchParams,
+    secretRequired: boolean,
+  ): GrantAnswer | { app: GrantTenant; tenant: GrantTenant | undefined } {
+    const id = params.get('client_id') ?? '';
+    const tenant = id === this.#host.clientId ? undefined : this.#host.tenantOfClient(id);
+    const app = tenant ?? this.#host;
+    if (id !== app.clientId) return error(400, 'invalid_client_id', 'client identifier invalid');
     const secret = params.get('client_secret');
-    if (secret === null ? secretRequired : secret !== this.#host.clientSecret) {
+    if (secret === null ? secretRequired : secret !== app.clientSecret) {
       return error(400, 'invalid_client', 'invalid client credentials');
     }
-    return undefined;
+    return { app, tenant };
   }
 
   #clientCredentials(params: URLSearchParams): GrantAnswer {
-    return this.#checkClient(params, true) ?? { status: 200, body: this.#host.issue().body };
+    const client = this.#checkClient(params, true);
+    if ('status' in client) return client;
+    return { status: 200, body: this.#host.issue({}, client.tenant, client.app.clientSecret).body };
   }
 
   #jwtBearer(params: URLSearchParams): GrantAnswer {
@@ -248,15 +279,22 @@ export class FakeGrants {
     if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp) || claims.exp <= now) {
       return invalidGrant('expired authorization code');
     }
-    if (typeof claims.sub !== 'string' || !this.#options.users.includes(claims.sub)) {
+    const tenant =
+      typeof claims.sub === 'string' && !this.#options.users.includes(claims.sub)
+        ? this.#host.tenantOfUser(claims.sub)
+        : undefined;
+    if (
+      typeof claims.sub !== 'string' ||
+      (!this.#options.users.includes(claims.sub) && tenant === undefined)
+    ) {
       return invalidGrant("user hasn't approved this consumer");
     }
-    return { status: 200, body: this.#host.issue().body };
+    return { status: 200, body: this.#host.issue({}, tenant).body };
   }
 
   #refresh(params: URLSearchParams): GrantAnswer {
-    const rejected = this.#checkClient(params, this.#options.requireClientSecret);
-    if (rejected) return rejected;
+    const client = this.#checkClient(params, this.#options.requireClientSecret);
+    if ('status' in client) return client;
     const presented = params.get('refresh_token') ?? '';
     const family = this.#families.get(presented);
     if (family === undefined || family.revoked) return invalidGrant('expired access/refresh token');
@@ -274,14 +312,14 @@ export class FakeGrants {
       this.#families.set(next, family);
       extra.refresh_token = next;
     }
-    const { accessToken, body } = this.#host.issue(extra);
+    const { accessToken, body } = this.#host.issue(extra, family.tenant, client.app.clientSecret);
     family.accessTokens.add(accessToken);
     return { status: 200, body };
   }
 
   #authorizationCode(params: URLSearchParams): GrantAnswer {
     const rejected = this.#checkClient(params, this.#options.requireClientSecret);
-    if (rejected) return rejected;
+    if ('status' in rejected) return rejected;
     const grant = this.#codes.get(params.get('code') ?? '');
     if (grant === undefined || grant.used) return invalidGrant('expired authorization code');
     grant.used = true;
@@ -307,7 +345,7 @@ export class FakeGrants {
 
   #tokenExchange(params: URLSearchParams): GrantAnswer {
     const rejected = this.#checkClient(params, false);
-    if (rejected) return rejected;
+    if ('status' in rejected) return rejected;
     const type = this.#subjectTokens.get(params.get('subject_token') ?? '');
     if (type === undefined || type !== params.get('subject_token_type')) {
       return invalidGrant('invalid subject token');

@@ -8,7 +8,7 @@ import {
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { FakeGrants, publicKeyOf } from './fake-grants.js';
+import { FakeGrants, type GrantTenant, publicKeyOf } from './fake-grants.js';
 
 /** Options of {@link startFakeOrg}. */
 export interface FakeOrgOptions {
@@ -133,6 +133,33 @@ export interface EchoedRequest {
   body: Buffer;
 }
 
+/**
+ * Another org (and its user) behind the fake's login host, for tests of many tenants at once:
+ * its own org id, user, connected app and, if asked for, its own instance URL (another loopback
+ * port). Its tokens work only at its instance; another tenant's token there gets 401.
+ */
+export interface FakeTenant {
+  readonly orgId: string;
+  readonly userId: string;
+  /** The username the JWT bearer grant accepts as `sub` for this tenant. */
+  readonly username: string;
+  /** Where its tokens work: the org's `instanceUrl`, or its own port with `ownInstance`. */
+  readonly instanceUrl: string;
+  /** Its own connected app: the client credentials grant with these mints for this tenant. */
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /** What this tenant got: access tokens issued, API requests that presented a live one at its instance. */
+  readonly stats: { readonly tokensIssued: number; readonly apiRequests: number };
+  /** A new refresh token for this tenant's user (a new family), for the org's own app. */
+  issueRefreshToken(): string;
+}
+
+/** Options of {@link FakeOrg.addTenant}. */
+export interface FakeTenantOptions {
+  /** Serve this tenant's API on a port of its own (another origin). @default false */
+  ownInstance?: boolean;
+}
+
 /** How the API treats tokens; see {@link FakeOrg.rejectApiTokens}. */
 export type ApiRejection = 'invalid-session' | 'not-valid-for-rest';
 
@@ -160,6 +187,12 @@ export interface FakeOrg {
   revokeAllTokens(): void;
   /** A new refresh token, as if a user had approved the app (a new token family). */
   issueRefreshToken(): string;
+  /**
+   * Adds a tenant: another org with its own user, connected app and, with `ownInstance`, its own
+   * instance URL. The org's own app's refresh tokens, the JWT bearer grant (with the tenant's
+   * username) and the tenant's app (client credentials) all mint tokens for it.
+   */
+  addTenant(options?: FakeTenantOptions): Promise<FakeTenant>;
   /** Whether `token` is the live refresh token of a family that is not revoked. */
   isValidRefreshToken(token: string): boolean;
   /** Lets the token-exchange grant accept `token` as a subject token of `type` (a token-type URN). */
@@ -212,8 +245,24 @@ const BULK_JOB =
   '<?xml version="1.0" encoding="UTF-8"?><jobInfo xmlns="http://www.force.com/2009/06/asyncapi/dataload"><id>750000000000001AAA</id><state>Open</state></jobInfo>';
 const ORG_ID = '00D000000000001EAA';
 const USER_ID = '005000000000001AAA';
-/** The identity URL a token answer's `id` names. */
-const IDENTITY_PATH = new RegExp(`^/id/${ORG_ID}/${USER_ID}/?$`);
+/** The identity URL a token answer's `id` names: `/id/{orgId}/{userId}`. */
+const IDENTITY_PATH = /^\/id\/(00D\w{12}|00D\w{15})\/(005\w{12}|005\w{15})\/?$/;
+
+/** A tenant as the org keeps it (see {@link FakeTenant}). */
+interface Tenant extends GrantTenant {
+  readonly orgId: string;
+  readonly userId: string;
+  readonly username: string;
+  /** Its instance URL: the org's own, or that of its own server. */
+  instanceUrl(): string;
+  lastIssued: string | undefined;
+  readonly stats: { tokensIssued: number; apiRequests: number };
+}
+
+/** The `n`th 18-character Salesforce id with a 3-character key prefix. */
+function salesforceId(prefix: string, n: number): string {
+  return `${prefix}${String(n).padStart(12, '0')}AAA`;
+}
 /**
  * Where Salesforce reads a SOAP session: the envelope's Header, its SessionHeader, its sessionId
  * (any namespace prefixes). A sessionId anywhere else (the Body, say) is not a session.
@@ -262,7 +311,8 @@ function presentedSession(
 export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOrg> {
   const clientId = options.clientId ?? `3MVG9${randomBytes(24).toString('base64url')}`;
   const clientSecret = options.clientSecret ?? randomBytes(32).toString('hex');
-  const valid = new Set<string>();
+  /** Every live access token, with the tenant it was issued to. */
+  const valid = new Map<string, Tenant>();
   let stats = emptyStats();
   let log: ApiRequestRecord[] = [];
   let fault: { fault: TokenFault; remaining: number } | undefined;
@@ -270,7 +320,6 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   let apiDelayMs = 0;
   let rejection: ApiRejection | undefined;
   let apiFailure: { status: number; remaining: number } | undefined;
-  let lastIssued: string | undefined;
   let lastTokenRequest: Record<string, string> | undefined;
   const accounts = new Map<string, Record<string, unknown>>();
   const echoes: EchoedRequest[] = [];
@@ -284,12 +333,28 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     jwtPrivateKey = pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     jwtKey = pair.publicKey;
   }
+  const first: Tenant = {
+    orgId: ORG_ID,
+    userId: USER_ID,
+    username: users[0] ?? '',
+    clientId,
+    clientSecret,
+    instanceUrl: () => baseUrl,
+    lastIssued: undefined,
+    stats: { tokensIssued: 0, apiRequests: 0 },
+  };
+  const tenants: Tenant[] = [first];
+  const tenantsByUser = new Map<string, Tenant>();
+  const tenantsByClient = new Map<string, Tenant>();
+  const servers: Server[] = [];
   const grants = new FakeGrants(
     {
       clientId,
       clientSecret,
       loginUrl: () => baseUrl,
-      issue: (extra) => issue(extra),
+      issue: (extra, tenant, secret) => issue(extra, tenant as Tenant | undefined, secret),
+      tenantOfUser: (username) => tenantsByUser.get(username),
+      tenantOfClient: (id) => tenantsByClient.get(id),
       revokeAccessTokens: (tokens) => {
         for (const t of tokens) valid.delete(t);
       },
@@ -303,15 +368,22 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     },
   );
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch(() => {
-      if (!res.headersSent)
-        json(res, 500, [{ message: 'internal', errorCode: 'UNKNOWN_EXCEPTION' }]);
-      else res.destroy();
+  /** A server answering as `instance()` (the org's own, or a tenant's own instance). */
+  const serve = (instance: () => string) =>
+    createServer((req, res) => {
+      handle(req, res, instance()).catch(() => {
+        if (!res.headersSent)
+          json(res, 500, [{ message: 'internal', errorCode: 'UNKNOWN_EXCEPTION' }]);
+        else res.destroy();
+      });
     });
-  });
+  const server = serve(() => baseUrl);
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    instance: string,
+  ): Promise<void> {
     const url = new URL(req.url ?? '/', baseUrl);
     if (url.pathname === '/services/oauth2/token') return token(req, res);
     if (url.pathname === '/services/oauth2/revoke') {
@@ -339,7 +411,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       url.pathname === USERINFO ||
       IDENTITY_PATH.test(url.pathname)
     ) {
-      return api(req, res, url);
+      return api(req, res, url, instance);
     }
     json(res, 404, [{ errorCode: 'NOT_FOUND', message: 'The requested resource does not exist' }]);
   }
@@ -373,22 +445,27 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     json(res, answer.status, answer.body);
   }
 
-  function issue(extra: Record<string, unknown> = {}): {
+  function issue(
+    extra: Record<string, unknown> = {},
+    tenant: Tenant = first,
+    signingSecret = clientSecret,
+  ): {
     accessToken: string;
     body: Record<string, unknown>;
   } {
-    let accessToken =
-      options.reuseAccessToken && lastIssued && valid.has(lastIssued) ? lastIssued : undefined;
+    const last = tenant.lastIssued;
+    let accessToken = options.reuseAccessToken && last && valid.has(last) ? last : undefined;
     if (accessToken === undefined) {
-      accessToken = `${ORG_ID}!${randomBytes(48).toString('base64url')}`;
-      valid.add(accessToken);
-      lastIssued = accessToken;
+      accessToken = `${tenant.orgId}!${randomBytes(48).toString('base64url')}`;
+      valid.set(accessToken, tenant);
+      tenant.lastIssued = accessToken;
     }
     stats.tokensIssued++;
+    tenant.stats.tokensIssued++;
     const body: Record<string, unknown> = {
       access_token: accessToken,
-      instance_url: baseUrl,
-      id: `${baseUrl}/id/${ORG_ID}/${USER_ID}`,
+      instance_url: tenant.instanceUrl(),
+      id: `${baseUrl}/id/${tenant.orgId}/${tenant.userId}`,
       token_type: 'Bearer',
       issued_at: String(Date.now()),
       scope: 'api',
@@ -401,7 +478,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     if (options.apiInstanceUrl !== undefined) body.api_instance_url = options.apiInstanceUrl;
     if (options.expiresInSeconds !== undefined) body.expires_in = options.expiresInSeconds;
     // As Salesforce signs: base64(HMAC-SHA256(client secret, id + issued_at)).
-    body.signature = createHmac('sha256', clientSecret)
+    body.signature = createHmac('sha256', signingSecret)
       .update(`${body.id}${body.issued_at}`)
       .digest('base64');
     return { accessToken, body };
@@ -472,7 +549,12 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     }
   }
 
-  async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  async function api(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    instance: string,
+  ): Promise<void> {
     const body = await readBody(req);
     // `?delayMs=` on any API path holds that one answer back, to stage interleavings in tests.
     const extraDelayMs = Math.min(Number(url.searchParams.get('delayMs')) || 0, 10_000);
@@ -521,8 +603,12 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       if (echoes.length > 200) echoes.splice(0, 100);
     }
 
-    // Each API says "bad token" its own way.
-    const rejected = presented === undefined || !valid.has(presented) || rejection !== undefined;
+    // Each API says "bad token" its own way. A token works only at its own org's instance.
+    const owner = presented === undefined ? undefined : valid.get(presented);
+    const rejected =
+      owner === undefined || owner.instanceUrl() !== instance || rejection !== undefined;
+    const tenant = owner ?? first;
+    if (!rejected) tenant.stats.apiRequests++;
     if (carrier === 'soap') {
       return rejected ? xml(500, SOAP_INVALID_SESSION) : xml(200, SOAP_OK);
     }
@@ -555,23 +641,31 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       return answer(status, [{ message: 'Service unavailable', errorCode: 'SERVER_UNAVAILABLE' }]);
     }
 
-    if (IDENTITY_PATH.test(path)) {
+    const ids = IDENTITY_PATH.exec(path);
+    if (ids !== null && (ids[1] !== tenant.orgId || ids[2] !== tenant.userId)) {
+      // Another user's identity URL: this token does not open it.
+      record(403);
+      res.writeHead(403, { 'content-type': 'text/plain;charset=UTF-8' });
+      res.end('Bad_OAuth_Token');
+      return;
+    }
+    if (ids !== null) {
       return answer(200, {
         id: `${baseUrl}${path}`,
         asserted_user: true,
-        user_id: USER_ID,
-        organization_id: ORG_ID,
-        username: users[0],
+        user_id: tenant.userId,
+        organization_id: tenant.orgId,
+        username: tenant.username,
         display_name: 'Admin User',
         urls: { rest: `${baseUrl}/services/data/v{version}/` },
       });
     }
     if (path === USERINFO) {
       return answer(200, {
-        sub: `${baseUrl}/id/${ORG_ID}/${USER_ID}`,
-        user_id: USER_ID,
-        organization_id: ORG_ID,
-        preferred_username: users[0],
+        sub: `${baseUrl}/id/${tenant.orgId}/${tenant.userId}`,
+        user_id: tenant.userId,
+        organization_id: tenant.orgId,
+        preferred_username: tenant.username,
         name: 'Admin User',
       });
     }
@@ -674,6 +768,53 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     },
     revokeAllTokens: () => valid.clear(),
     issueRefreshToken: () => grants.issueRefreshToken(),
+    addTenant: async (o = {}) => {
+      const n = tenants.length + 1;
+      let own: string | undefined;
+      if (o.ownInstance === true) {
+        const instance = serve(() => own as string);
+        await new Promise<void>((resolve, reject) => {
+          instance.once('error', reject);
+          instance.listen(0, '127.0.0.1', () => resolve());
+        });
+        own = `http://127.0.0.1:${(instance.address() as AddressInfo).port}`;
+        servers.push(instance);
+      }
+      const tenant: Tenant = {
+        orgId: salesforceId('00D', n),
+        userId: salesforceId('005', n),
+        username: `user${n}@tenant${n}.example`,
+        clientId: `3MVG9${randomBytes(24).toString('base64url')}`,
+        clientSecret: randomBytes(32).toString('hex'),
+        instanceUrl: () => own ?? baseUrl,
+        lastIssued: undefined,
+        stats: { tokensIssued: 0, apiRequests: 0 },
+      };
+      tenants.push(tenant);
+      tenantsByUser.set(tenant.username, tenant);
+      tenantsByClient.set(tenant.clientId, tenant);
+      const view: FakeTenant = {
+        orgId: tenant.orgId,
+        userId: tenant.userId,
+        username: tenant.username,
+        instanceUrl: tenant.instanceUrl(),
+        clientId: tenant.clientId,
+        clientSecret: tenant.clientSecret,
+        get stats() {
+          return { ...tenant.stats };
+        },
+        issueRefreshToken: () => grants.issueRefreshToken(tenant),
+      };
+      return redactedView(
+        view,
+        {
+          instanceUrl: view.instanceUrl,
+          orgId: view.orgId,
+          clientId: view.clientId,
+        },
+        'FakeTenant',
+      );
+    },
     isValidRefreshToken: (t) => grants.isValidRefreshToken(t),
     addSubjectToken: (t, type) => grants.addSubjectToken(t, type),
     denyNextAuthorization: (e = 'access_denied') => grants.denyNextAuthorization(e),
@@ -723,9 +864,15 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       echoes.length = 0;
       grants.stats.familyRevocations = 0;
       grants.stats.revocations = 0;
+      for (const t of tenants) {
+        t.stats.tokensIssued = 0;
+        t.stats.apiRequests = 0;
+      }
       log = [];
     },
-    close: () => closeServer(server),
+    close: async () => {
+      await Promise.all([server, ...servers].map(closeServer));
+    },
   };
   return redactedView(org, { loginUrl: baseUrl, instanceUrl: baseUrl, clientId });
 }
@@ -737,12 +884,16 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
  * its traps, under every option (`customInspect: false`, `showHidden`, `getters`, `showProxy`), and
  * the target holds only `shown`. Plain properties or getters would be listed by those options.
  */
-function redactedView<T extends object>(org: T, shown: Record<string, string>): T {
+function redactedView<T extends object>(
+  org: T,
+  shown: Record<string, string>,
+  name = 'FakeOrg',
+): T {
   const target = {
     ...shown,
     toJSON: () => shown,
     [Symbol.for('nodejs.util.inspect.custom')]: () =>
-      `FakeOrg { instanceUrl: '${shown.instanceUrl}' }`,
+      `${name} { instanceUrl: '${shown.instanceUrl}' }`,
   };
   return new Proxy(target, {
     get: (_, key) => (key === 'toJSON' ? target.toJSON : Reflect.get(org, key)),

@@ -11,6 +11,8 @@ export {
   type FakeOrg,
   type FakeOrgOptions,
   type FakeOrgStats,
+  type FakeTenant,
+  type FakeTenantOptions,
   startFakeOrg,
   type TokenFault,
 } from './fake-org.js';
