@@ -38,6 +38,7 @@ export const ErrorCode = {
   SHARED_BACKOFF: 'ERR_SHARED_BACKOFF',
   SIGNATURE_MISMATCH: 'ERR_SIGNATURE_MISMATCH',
   IDENTITY: 'ERR_IDENTITY',
+  UNKNOWN_TENANT: 'ERR_UNKNOWN_TENANT',
 } as const;
 
 /** One of the {@link ErrorCode} values. */
@@ -409,6 +410,21 @@ export class RefreshTokenHandlerError extends AuthError {
 export class SessionClosedError extends AuthError {
   constructor() {
     super('This session was closed', ErrorCode.SESSION_CLOSED);
+  }
+}
+
+/**
+ * A SessionPool's `resolve` answered `undefined`: no credentials for this tenant. Not transient,
+ * and not remembered either: the next call for the tenant asks `resolve` again (it may have been
+ * onboarded since).
+ */
+export class UnknownTenantError extends AuthError {
+  /** The tenant key that was asked for. */
+  readonly tenant: string;
+
+  constructor(tenant: string) {
+    super('No credentials are configured for this tenant', ErrorCode.UNKNOWN_TENANT);
+    this.tenant = tenant;
   }
 }
 

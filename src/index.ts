@@ -40,6 +40,7 @@ export {
   type TokenStoreProblem,
   TransportError,
   UnexpectedResponseError,
+  UnknownTenantError,
 } from './errors.js';
 export {
   ClientCredentialsAuth,
@@ -88,7 +89,17 @@ export {
   WebServerFlow,
   type WebServerFlowOptions,
 } from './grants/web-server.js';
-export type { AuthSession, GetTokenOptions } from './session/auth-session.js';
+export {
+  DEFAULT_POOL_IDLE_MS,
+  DEFAULT_POOL_MAX_SESSIONS,
+  type PoolFilled,
+  SessionPool,
+  type SessionPoolOptions,
+  type TenantConfig,
+  type TenantGrant,
+  TenantSession,
+} from './pool.js';
+export type { AuthSession, GetTokenOptions, TenantSessions } from './session/auth-session.js';
 export {
   BACKOFF_INITIAL_MS,
   BACKOFF_MAX_MS,

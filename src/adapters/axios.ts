@@ -8,7 +8,12 @@ import axios, {
 import { ConfigError } from '../errors.js';
 import { raceAbort } from '../internal/abort.js';
 import { optionsObject } from '../internal/options.js';
-import { type AuthSession, peekOf } from '../session/auth-session.js';
+import {
+  type AuthSession,
+  isTenantSessions,
+  peekOf,
+  type TenantSessions,
+} from '../session/auth-session.js';
 import { guardRedirects, type RedirectTrail } from './redirect-guard.js';
 import {
   type AdapterOptions,
@@ -20,6 +25,8 @@ import {
   formSize,
   type OrgApi,
   owningFetch,
+  perTenant,
+  tenantOption,
   withSoapSession,
   withSoapSessionBytes,
 } from './shared.js';
@@ -45,6 +52,15 @@ function hasLayer(adapter: InternalAxiosRequestConfig['adapter'], attachment: sy
 /** Options of {@link attachAuth}: the ones every adapter shares. */
 export type AxiosAuthOptions = AdapterOptions;
 
+/** Options of {@link attachAuth} over a SessionPool: which tenant a request is for. */
+export interface PooledAxiosAuthOptions extends AxiosAuthOptions {
+  /**
+   * The tenant key of a request, from its config after every interceptor ran (a header, a param,
+   * your request context): its session authenticates it.
+   */
+  tenant: (config: InternalAxiosRequestConfig) => string | Promise<string>;
+}
+
 /**
  * Makes an axios instance authenticate to the org: requests to the instance origin (and `origins`)
  * carry `Authorization: Bearer <token>`, and an auth failure is retried once with a new token.
@@ -67,21 +83,64 @@ export type AxiosAuthOptions = AdapterOptions;
 export function attachAuth(
   instance: AxiosInstance,
   session: AuthSession,
-  options: AxiosAuthOptions = {},
+  options?: AxiosAuthOptions,
+): () => void;
+/**
+ * Over a `SessionPool`: each request goes through its tenant's session (`tenant` says which), with
+ * that tenant's bearer rules, so a token only ever goes to its own tenant's instance.
+ *
+ * @example
+ * ```ts
+ * attachAuth(api, pool, { tenant: (config) => String(config.headers['x-tenant']) });
+ * ```
+ */
+export function attachAuth(
+  instance: AxiosInstance,
+  pool: TenantSessions,
+  options: PooledAxiosAuthOptions,
+): () => void;
+export function attachAuth(
+  instance: AxiosInstance,
+  session: AuthSession | TenantSessions,
+  options: AxiosAuthOptions | PooledAxiosAuthOptions = {},
 ): () => void {
   if (typeof instance?.interceptors?.request?.use !== 'function') {
     throw new ConfigError('instance', 'must be an axios instance');
   }
-  const policy = adapterPolicy(session, optionsObject(options));
   const attachment = Symbol('attachAuth');
+  if (isTenantSessions(session)) {
+    const { tenant: tenantOf, ...rest } = optionsObject(options as PooledAxiosAuthOptions);
+    const tenant = tenantOption(tenantOf);
+    const layers = perTenant(session, (s) => ({
+      s,
+      policy: adapterPolicy(s, optionsObject(rest)),
+      peek: peekOf(s),
+    }));
+    return intercept(instance, attachment, (original) => async (config) => {
+      const layer = await layers(await tenant(config), config.signal as AbortSignal | undefined);
+      return authAdapter(original, layer.s, layer.policy, layer.peek)(config);
+    });
+  }
+  const policy = adapterPolicy(session, optionsObject(options));
   const peek = peekOf(session);
+  return intercept(instance, attachment, (original) =>
+    authAdapter(original, session, policy, peek),
+  );
+}
+
+/** Installs the request interceptor that wraps each config's adapter in `layer`. */
+function intercept(
+  instance: AxiosInstance,
+  attachment: symbol,
+  layer: (original: InternalAxiosRequestConfig['adapter']) => AxiosAdapter,
+): () => void {
   const id = instance.interceptors.request.use(
     (config) => {
       // A re-sent config (axios-retry, a hand-written retry) already carries this attachment's
       // layer: wrapping again would nest one more retrying layer. Other attachments' layers stay.
       if (hasLayer(config.adapter, attachment)) return config;
       const original = config.adapter;
-      const adapter = authAdapter(original, session, policy, peek);
+      const adapter = layer(original);
       wrapped.set(adapter, { original, attachment });
       config.adapter = adapter;
       return config;

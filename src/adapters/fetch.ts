@@ -1,7 +1,12 @@
 import { ConfigError } from '../errors.js';
 import { bufferUpTo } from '../internal/bytes.js';
 import { optionalFunction, optionsObject } from '../internal/options.js';
-import { type AuthSession, peekOf } from '../session/auth-session.js';
+import {
+  type AuthSession,
+  isTenantSessions,
+  peekOf,
+  type TenantSessions,
+} from '../session/auth-session.js';
 import {
   type AdapterOptions,
   adapterPolicy,
@@ -10,6 +15,8 @@ import {
   isOwned,
   type OrgApi,
   own,
+  perTenant,
+  tenantOption,
   withSoapSession,
   withSoapSessionBytes,
 } from './shared.js';
@@ -21,6 +28,25 @@ export interface AuthFetchOptions extends AdapterOptions {
    * @default globalThis.fetch (looked up on each call)
    */
   fetch?: typeof fetch | undefined;
+}
+
+/**
+ * What a pooled adapter's `tenant` function sees of a request: its URL as given (relative paths
+ * are resolved against the tenant's instance afterwards), method and headers.
+ */
+export interface TenantRequest {
+  readonly url: string;
+  readonly method: string;
+  readonly headers: Headers;
+}
+
+/** Options of {@link authFetch} over a SessionPool: which tenant a request is for. */
+export interface PooledFetchOptions extends AuthFetchOptions {
+  /**
+   * The tenant key of a request (a header, a path segment, or your request context's
+   * AsyncLocalStorage): its session authenticates it, under its own bearer rules.
+   */
+  tenant: (request: TenantRequest) => string | Promise<string>;
 }
 
 /**
@@ -38,7 +64,49 @@ export interface AuthFetchOptions extends AdapterOptions {
  * const res = await sfFetch('/services/data/v62.0/limits');
  * ```
  */
-export function authFetch(session: AuthSession, options: AuthFetchOptions = {}): typeof fetch {
+export function authFetch(session: AuthSession, options?: AuthFetchOptions): typeof fetch;
+/**
+ * Over a `SessionPool`: each request goes through its tenant's session (`tenant` says which), with
+ * that tenant's bearer rules, so a token only ever goes to its own tenant's instance.
+ *
+ * @example
+ * ```ts
+ * const api = authFetch(pool, { tenant: (request) => request.headers.get('x-tenant') ?? '' });
+ * ```
+ */
+export function authFetch(pool: TenantSessions, options: PooledFetchOptions): typeof fetch;
+export function authFetch(
+  session: AuthSession | TenantSessions,
+  options: AuthFetchOptions | PooledFetchOptions = {},
+): typeof fetch {
+  if (isTenantSessions(session)) return pooledFetch(session, options as PooledFetchOptions);
+  return sessionFetch(session, options);
+}
+
+function pooledFetch(pool: TenantSessions, options: PooledFetchOptions): typeof fetch {
+  const { tenant: tenantOf, ...rest } = optionsObject(options);
+  const tenant = tenantOption(tenantOf);
+  const sessionFetchOf = perTenant(pool, (session) => sessionFetch(session, rest));
+  return async (input, init) => {
+    const request =
+      input instanceof Request
+        ? {
+            url: input.url,
+            method: init?.method ?? input.method,
+            headers: new Headers(init?.headers ?? input.headers),
+          }
+        : {
+            url: String(input),
+            method: init?.method ?? 'GET',
+            headers: new Headers(init?.headers),
+          };
+    const key = await tenant(request);
+    const adapter = sessionFetchOf(key, init?.signal ?? undefined);
+    return (adapter instanceof Promise ? await adapter : adapter)(input, init);
+  };
+}
+
+function sessionFetch(session: AuthSession, options: AuthFetchOptions): typeof fetch {
   const o = optionsObject(options);
   const policy = adapterPolicy(session, o);
   const inner: typeof fetch =

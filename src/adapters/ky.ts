@@ -1,18 +1,31 @@
 import type { AfterResponseHook, BeforeRequestHook, BeforeRetryHook, InitHook } from 'ky';
 import { bufferUpTo } from '../internal/bytes.js';
 import { optionsObject } from '../internal/options.js';
-import { type AuthSession, peekOf } from '../session/auth-session.js';
+import {
+  type AuthSession,
+  isTenantSessions,
+  peekOf,
+  type TenantSessions,
+} from '../session/auth-session.js';
 import {
   type AdapterOptions,
   adapterPolicy,
   BULK_SESSION_HEADER,
   type OrgApi,
   own,
+  perTenant,
+  tenantOption,
   withSoapSessionBytes,
 } from './shared.js';
 
 /** Options of {@link authHooks}: the ones every adapter shares. */
 export type KyAuthOptions = AdapterOptions;
+
+/** Options of {@link authHooks} over a SessionPool: which tenant a request is for. */
+export interface PooledKyAuthOptions extends KyAuthOptions {
+  /** The tenant key of a request (ky's `Request`, headers and all): its session authenticates it. */
+  tenant: (request: Request) => string | Promise<string>;
+}
 
 /** The hooks {@link authHooks} returns, to pass as ky's `hooks` option or to merge with yours. */
 export interface KyAuthHooks {
@@ -48,7 +61,48 @@ export interface KyAuthHooks {
  * const limits = await api.get('services/data/v62.0/limits').json();
  * ```
  */
-export function authHooks(session: AuthSession, options: KyAuthOptions = {}): KyAuthHooks {
+export function authHooks(session: AuthSession, options?: KyAuthOptions): KyAuthHooks;
+/**
+ * Over a `SessionPool`: each call goes through its tenant's session (`tenant` says which, from the
+ * call's first request), with that tenant's bearer rules.
+ *
+ * @example
+ * ```ts
+ * const api = ky.create({ hooks: authHooks(pool, { tenant: (r) => r.headers.get('x-tenant') ?? '' }) });
+ * ```
+ */
+export function authHooks(pool: TenantSessions, options: PooledKyAuthOptions): KyAuthHooks;
+export function authHooks(
+  session: AuthSession | TenantSessions,
+  options: KyAuthOptions | PooledKyAuthOptions = {},
+): KyAuthHooks {
+  if (isTenantSessions(session)) return pooledHooks(session, options as PooledKyAuthOptions);
+  return sessionHooks(session, options);
+}
+
+function pooledHooks(pool: TenantSessions, options: PooledKyAuthOptions): KyAuthHooks {
+  const { tenant: tenantOf, ...rest } = optionsObject(options);
+  const tenant = tenantOption(tenantOf);
+  const initOf = perTenant(pool, (session) => sessionHooks(session, rest).init[0] as InitHook);
+  const init: InitHook = (kyOptions) => {
+    const send: typeof fetch = kyOptions.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    // Every attempt of one call goes through the fetch its tenant's hooks made for that call.
+    let call: Promise<typeof fetch> | undefined;
+    kyOptions.fetch = async (input, init) => {
+      call ??= (async () => {
+        const request = input instanceof Request ? input : new Request(input, init);
+        const hook = await initOf(await tenant(request), request.signal);
+        const options = { fetch: send } as Parameters<InitHook>[0];
+        await hook(options);
+        return options.fetch as typeof fetch;
+      })();
+      return (await call)(input, init);
+    };
+  };
+  return { init: [init], beforeRequest: [], beforeRetry: [], afterResponse: [] };
+}
+
+function sessionHooks(session: AuthSession, options: KyAuthOptions): KyAuthHooks {
   const policy = adapterPolicy(session, optionsObject(options));
   const peek = peekOf(session);
   /** Bodies read before sending, for the auth retry's copy of the request. */

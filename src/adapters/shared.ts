@@ -4,7 +4,8 @@ import { concat, readUpTo } from '../internal/bytes.js';
 import { optionalFunction } from '../internal/options.js';
 import { isHeaderSafeToken } from '../internal/token-text.js';
 import { normaliseBaseUrl } from '../internal/url.js';
-import type { AuthSession } from '../session/auth-session.js';
+import type { AuthSession, TenantSessions } from '../session/auth-session.js';
+import { tenantSessions } from '../session/auth-session.js';
 import { publish, type RetryEvent } from '../session/diagnostics.js';
 
 /** Options every adapter (fetch, axios, ky) accepts. */
@@ -547,4 +548,42 @@ export function formSize(form: FormData): number {
       Buffer.byteLength(name) + (typeof value === 'string' ? Buffer.byteLength(value) : value.size);
   }
   return size;
+}
+
+/**
+ * For an adapter over a SessionPool: the adapter `build` makes for each tenant's session, made once
+ * per session and found without a promise while the session is open. Bearer rules are then the
+ * tenant's own: a tenant's token goes only to its own instance (and `origins`).
+ */
+export function perTenant<T>(
+  pool: TenantSessions,
+  build: (session: AuthSession) => T,
+): (tenant: string, signal?: AbortSignal) => T | Promise<T> {
+  const built = new WeakMap<AuthSession, T>();
+  const of = (session: AuthSession): T => {
+    let adapter = built.get(session);
+    if (adapter === undefined) {
+      adapter = build(session);
+      built.set(session, adapter);
+    }
+    return adapter;
+  };
+  return (tenant, signal) => {
+    if (typeof tenant !== 'string' || tenant === '') {
+      return Promise.reject(new ConfigError('tenant', 'must answer a non-empty string'));
+    }
+    const session = pool[tenantSessions](tenant, signal);
+    return session instanceof Promise ? session.then(of) : of(session);
+  };
+}
+
+/** Validates the `tenant` option adapters over a pool require. */
+export function tenantOption<T extends (...args: never[]) => unknown>(value: T | undefined): T {
+  if (typeof value !== 'function') {
+    throw new ConfigError(
+      'tenant',
+      'is required with a SessionPool: a function answering the tenant key',
+    );
+  }
+  return value;
 }

@@ -62,3 +62,23 @@ export function peekOf(session: AuthSession): (() => string | undefined) | undef
   const peek = (session as { [peekToken]?: unknown })[peekToken];
   return typeof peek === 'function' ? (peek as () => string | undefined).bind(session) : undefined;
 }
+
+/**
+ * Internal: what adapters need from a SessionPool: a tenant's session, at once when it is open
+ * (no promise on the hot path), else once the pool has opened it.
+ */
+export const tenantSessions: unique symbol = Symbol.for('cirrus-auth.tenantSessions');
+
+/** Something that hands out one session per tenant: a `SessionPool`. */
+export interface TenantSessions {
+  [tenantSessions](tenant: string, signal?: AbortSignal): AuthSession | Promise<AuthSession>;
+}
+
+/** Whether `value` is a {@link TenantSessions} (a `SessionPool`), not a session. */
+export function isTenantSessions(value: unknown): value is TenantSessions {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { [tenantSessions]?: unknown })[tenantSessions] === 'function'
+  );
+}

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigError, TokenStoreError } from '../errors.js';
 import { MAX_TIMER_MS, optionsObject, positiveMs } from '../internal/options.js';
+import type { TenantConfig } from '../pool.js';
 import type { SharedSlot, SharedTokenStore, SharedWrite } from '../session/shared-store.js';
 import { decodeFailure, encodeFailure, StoreCodec } from './codec.js';
 
@@ -64,11 +65,11 @@ export interface PostgresTokenStoreOptions {
   queryTimeoutMs?: number | undefined;
 }
 
-/** A tenant's credentials as kept in the credentials table: a grant and its options. */
-export interface StoredCredentials {
-  readonly grant: string;
-  readonly options: Readonly<Record<string, unknown>>;
-}
+/**
+ * A tenant's credentials as kept in the credentials table: what a SessionPool's `resolve`
+ * answers (a grant and its options, JSON-serialisable: no functions such as a rotation handler).
+ */
+export type StoredCredentials = TenantConfig;
 
 /** The credentials table of a {@link PostgresTokenStore}: one sealed row per tenant. */
 export interface CredentialsTable {
@@ -317,8 +318,7 @@ ON CONFLICT (tenant) DO UPDATE SET sealed = EXCLUDED.sealed, updated_at = clock_
         ]);
         const sealed = rows[0]?.sealed;
         if (typeof sealed !== 'string') return undefined;
-        const parsed = JSON.parse(codec.openSecret(name(tenant), sealed)) as StoredCredentials;
-        return parsed;
+        return JSON.parse(codec.openSecret(name(tenant), sealed)) as StoredCredentials;
       },
       delete: async (tenant) => {
         const { rowCount } = await this.#query(`DELETE FROM ${table} WHERE tenant = $1`, [tenant]);
