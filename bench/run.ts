@@ -1,15 +1,21 @@
 // `npm run bench` (add `-- --smoke` for a few-second run): the figures of the benchmark suite,
 // each comparison side by side in this one process, alternating A and B so machine noise falls on
 // both. Prints a table and writes bench/results.json. Needs `node --expose-gc` (npm run bench does it).
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { cpus, totalmem } from 'node:os';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import axios, { type AxiosInstance, type InternalAxiosRequestConfig } from 'axios';
 import { createAuthRefresh } from 'axios-auth-refresh';
 import {
   type AuthSession,
   ClientCredentialsAuth,
   type ClientCredentialsOptions,
+  SessionPool,
+  type TenantConfig,
 } from 'cirrus-auth';
 import { attachAuth } from 'cirrus-auth/axios';
 import { authFetch } from 'cirrus-auth/fetch';
@@ -616,6 +622,89 @@ if (want(7)) {
       rotationShared.familyRevocations === 0 && rotationShared.failedRefreshes === 0,
     );
   }
+}
+
+// 10. Many tenants: memory per open session, and the cache hit through a pool ------------------
+if (want(10)) {
+  const tenants = scale(10_000, 500);
+  // The org runs in a process of its own: its record of every token would count otherwise.
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(new URL('./org-child.ts', import.meta.url)), String(tenants)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  const [line] = (await once(
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }),
+    'line',
+  )) as [string];
+  const remote = JSON.parse(line) as {
+    loginUrl: string;
+    tenants: { clientId: string; clientSecret: string; instanceUrl: string }[];
+  };
+  const configs = new Map<string, TenantConfig>();
+  remote.tenants.forEach((t, i) => {
+    configs.set(`tenant-${i}`, { grant: 'client-credentials', options: t });
+  });
+  // Settled heap: collected twice, with a turn of the event loop between (WeakRefs read in this
+  // turn, sockets just closed, are only released after it).
+  const settledHeap = async () => {
+    heapUsed();
+    await sleep(100);
+    return heapUsed();
+  };
+  const before = await settledHeap();
+  const pool = new SessionPool({
+    loginUrl: remote.loginUrl,
+    maxSessions: tenants,
+    resolve: (tenant) => configs.get(tenant),
+  });
+  const keys = [...configs.keys()];
+  for (let i = 0; i < keys.length; i += 200) {
+    await Promise.all(keys.slice(i, i + 200).map(async (k) => (await pool.session(k)).getToken()));
+  }
+  // Counted: the sessions, their handles, their cached tokens and TokenInfo, the pool's store
+  // entries (the pool's own InMemoryTokenStore), and fetch's connections to the org.
+  const bytes = (await settledHeap()) - before;
+  const handle = await pool.session(keys[0] as string);
+  const token = await handle.getToken();
+  const ops = scale(1_000_000, 50_000);
+  const rate = async (fn: () => Promise<unknown>) => {
+    const t = performance.now();
+    for (let i = 0; i < ops; i++) await fn();
+    return ops / ((performance.now() - t) / 1000);
+  };
+  const hit = await sideBySide(
+    scale(7, 3),
+    () => rate(() => Promise.resolve(token)),
+    () => rate(() => handle.getToken()),
+  );
+  await pool.close();
+  child.stdin?.end();
+  const mb = bytes / 1024 / 1024;
+  results.pool = {
+    tenants,
+    heapBytes: bytes,
+    bytesPerSession: Math.round(bytes / tenants),
+    cacheHit: {
+      pooledOpsPerSec: Math.round(hit.b),
+      promiseResolveOpsPerSec: Math.round(hit.a),
+      ratio: hit.ratio,
+    },
+  };
+  row(
+    `10. SessionPool: ${fmt(tenants)} open tenant sessions, each with a token: heap`,
+    `${mb.toFixed(1)} MB (${fmt(bytes / tenants)} bytes per session)`,
+    tenants === 10_000 ? '< 50 MB' : '',
+    tenants === 10_000 ? mb < 50 : '',
+  );
+  row(
+    '10b. SessionPool cache hit: tenant session getToken() vs Promise.resolve(token), ops/s',
+    `${fmt(hit.b)} vs ${fmt(hit.a)}, ratio ${hit.ratio.toFixed(3)}`,
+    '>= 1.0',
+    hit.ratio >= 1,
+  );
 }
 
 await org.close();

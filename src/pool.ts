@@ -74,7 +74,8 @@ export interface SessionPoolOptions
    */
   maxSessions?: number | undefined;
   /**
-   * A session nobody used for this long is closed.
+   * A session nobody used for this long (up to a quarter longer: the pool sweeps four times per
+   * `idleMs`) is closed.
    * @default DEFAULT_POOL_IDLE_MS (15 minutes)
    */
   idleMs?: number | undefined;
@@ -93,12 +94,27 @@ type PooledSession = AuthSession & {
   identity(options?: IdentityOptions): Promise<Identity>;
 };
 
-interface Live {
+/** An open session of the pool. */
+export interface Live {
   readonly session: PooledSession;
-  readonly handle: TenantSession;
-  /** On the pool's clock. */
-  usedAt: number;
+  handle: TenantSession;
+  /** The use count at its last use: eviction and idleness compare it. */
+  stamp: number;
+  /** Until the pool closes it. */
+  open: boolean;
 }
+
+/**
+ * Counts uses of pooled sessions (every pool's: only order matters). A cache hit stamps its
+ * session with it: one increment and one write, no clock read, no reordering.
+ */
+let uses = 0;
+
+/** How many of the oldest-placed sessions eviction compares, to close the least recently used. */
+const EVICTION_SAMPLE = 8;
+
+/** A session unused for this many sweeps (each a quarter of `idleMs`) is idle. */
+const IDLE_SWEEPS = 4;
 
 const GRANTS: Record<TenantGrant, (options: never) => PooledSession> = {
   'client-credentials': (o: ClientCredentialsOptions) => new ClientCredentialsAuth(o),
@@ -147,8 +163,13 @@ export class SessionPool implements TenantSessions {
   readonly #idleMs: number;
   readonly #store: SharedTokenStore;
   readonly #common: Record<string, unknown>;
-  readonly #now: () => number;
-  /** Open sessions, least recently used first (a use moves its entry to the end). */
+  /** The use count at each of the last sweeps, oldest first: idleness compares stamps with it. */
+  readonly #marks: number[] = [];
+  /**
+   * Open sessions in the order they were placed. A use only stamps its entry (no reordering on a
+   * cache hit); eviction compares the stamps of the first few, closes the least recently used
+   * and moves the others to the end, so every entry is compared in turn (an approximate LRU).
+   */
   readonly #live = new Map<string, Live>();
   readonly #starting = new Map<string, Promise<Live>>();
   /** Sessions being closed: a tenant's next session waits until its last one is gone. */
@@ -170,8 +191,8 @@ export class SessionPool implements TenantSessions {
     for (const name of COMMON) {
       if (o[name] !== undefined) this.#common[name] = o[name];
     }
-    this.#now = optionalFunction('now', o.now) ?? Date.now;
-    const sweepMs = Math.max(10, Math.min(this.#idleMs / 2, 60_000));
+    optionalFunction('now', o.now);
+    const sweepMs = Math.max(5, Math.floor(this.#idleMs / IDLE_SWEEPS));
     this.#sweeper = setInterval(() => this.#sweep(), sweepMs);
     this.#sweeper.unref?.();
   }
@@ -200,11 +221,7 @@ export class SessionPool implements TenantSessions {
    */
   live(tenant: string): Live | undefined {
     const live = this.#live.get(tenant);
-    if (live === undefined) return undefined;
-    live.usedAt = this.#now();
-    // Most recently used last: move it unless it is there already.
-    this.#live.delete(tenant);
-    this.#live.set(tenant, live);
+    if (live !== undefined) live.stamp = ++uses;
     return live;
   }
 
@@ -264,14 +281,13 @@ export class SessionPool implements TenantSessions {
     const session = this.#build(config);
     const live: Live = {
       session,
-      handle: new TenantSession(tenant, session.instanceUrl, this),
-      usedAt: this.#now(),
+      handle: undefined as unknown as TenantSession,
+      stamp: ++uses,
+      open: true,
     };
+    live.handle = new TenantSession(tenant, live, this);
     this.#live.set(tenant, live);
-    while (this.#live.size > this.#max) {
-      const [oldest, entry] = this.#live.entries().next().value as [string, Live];
-      this.#retire(oldest, entry);
-    }
+    while (this.#live.size > this.#max) this.#evictOne(live);
     return live;
   }
 
@@ -287,8 +303,26 @@ export class SessionPool implements TenantSessions {
     return (make as (o: unknown) => PooledSession)(options);
   }
 
+  /** Closes the least recently used of the first few placed sessions, never `keep`. */
+  #evictOne(keep: Live): void {
+    const sample: [string, Live][] = [];
+    for (const entry of this.#live) {
+      if (entry[1] !== keep) sample.push(entry);
+      if (sample.length === EVICTION_SAMPLE) break;
+    }
+    let victim = sample[0] as [string, Live];
+    for (const entry of sample) if (entry[1].stamp < victim[1].stamp) victim = entry;
+    for (const [tenant, live] of sample) {
+      if (live === victim[1]) continue;
+      this.#live.delete(tenant);
+      this.#live.set(tenant, live);
+    }
+    this.#retire(victim[0], victim[1]);
+  }
+
   /** Takes a session out of the pool and closes it; the tenant's next one waits for that. */
   #retire(tenant: string, live: Live): void {
+    live.open = false;
     if (this.#live.get(tenant) === live) this.#live.delete(tenant);
     const previous = this.#leaving.get(tenant) ?? Promise.resolve();
     const leaving = previous
@@ -301,9 +335,12 @@ export class SessionPool implements TenantSessions {
   }
 
   #sweep(): void {
-    const before = this.#now() - this.#idleMs;
+    this.#marks.push(uses);
+    if (this.#marks.length <= IDLE_SWEEPS) return;
+    // Unused since the sweep IDLE_SWEEPS ago: idle for at least idleMs.
+    const before = this.#marks.shift() as number;
     for (const [tenant, live] of this.#live) {
-      if (live.usedAt <= before) this.#retire(tenant, live);
+      if (live.stamp <= before) this.#retire(tenant, live);
     }
   }
 
@@ -328,15 +365,25 @@ export class TenantSession implements AuthSession {
   readonly tenant: string;
   readonly instanceUrl: string;
   readonly #pool: SessionPool;
+  /** The pool's entry it was made for: while open, calls go straight to its session. */
+  readonly #own: Live;
 
-  constructor(tenant: string, instanceUrl: string, pool: SessionPool) {
+  /** Internal: made by {@link SessionPool} for each session it opens. */
+  constructor(tenant: string, own: Live, pool: SessionPool) {
     this.tenant = tenant;
-    this.instanceUrl = instanceUrl;
+    this.instanceUrl = own.session.instanceUrl;
+    this.#own = own;
     this.#pool = pool;
   }
 
-  async getToken(options?: GetTokenOptions): Promise<string> {
-    return (await this.#session(options?.signal)).getToken(options);
+  getToken(options?: GetTokenOptions): Promise<string> {
+    // The hot path: its session is open; the session's own cache answers (no await here).
+    const own = this.#own;
+    if (own.open) {
+      own.stamp = ++uses;
+      return own.session.getToken(options);
+    }
+    return this.#session(options?.signal).then((session) => session.getToken(options));
   }
 
   async invalidate(staleToken: string): Promise<void> {
@@ -357,6 +404,11 @@ export class TenantSession implements AuthSession {
 
   /** Internal hot path: the open session's token at hand, if any. */
   [peekToken](): string | undefined {
+    const own = this.#own;
+    if (own.open) {
+      own.stamp = ++uses;
+      return (own.session as { [peekToken]?: () => string | undefined })[peekToken]?.();
+    }
     const live = this.#pool.live(this.tenant);
     if (live === undefined || live.session.instanceUrl !== this.instanceUrl) return undefined;
     return peekOf(live.session)?.();

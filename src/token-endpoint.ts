@@ -9,6 +9,7 @@ import {
   UnexpectedResponseError,
 } from './errors.js';
 import { concat, type ReadResult, readUpTo } from './internal/bytes.js';
+import { lateGlobalFetch } from './internal/late-fetch.js';
 import { MAX_TIMER_MS, optionalFunction, positiveMs } from './internal/options.js';
 import { scrubbedCause } from './internal/scrub.js';
 import { isHeaderSafeToken, isWellFormedText } from './internal/token-text.js';
@@ -111,7 +112,7 @@ export function loginEndpoint(
   const timeoutMs = positiveMs('timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS, MAX_TIMER_MS);
   const customFetch = optionalFunction('fetch', options.fetch);
   // Resolve the global lazily so a fetch installed after construction (or a test double) is used.
-  const fetchFn: typeof fetch = customFetch ?? ((input, init) => globalThis.fetch(input, init));
+  const fetchFn: typeof fetch = customFetch ?? lateGlobalFetch;
   const verify = options.verifySignature;
   if (verify !== undefined && typeof verify !== 'boolean')
     throw new ConfigError('verifySignature', 'must be a boolean');

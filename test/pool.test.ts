@@ -236,6 +236,25 @@ describe('SessionPool', () => {
     await pool.close();
   });
 
+  it('eviction takes a session unused lately, never the one in use', async () => {
+    const { org } = fixture;
+    const configs = clientCredentialConfigs(await tenants(4));
+    const pool = new SessionPool({
+      loginUrl: org.loginUrl,
+      maxSessions: 2,
+      resolve: (tenant) => configs.get(tenant),
+    });
+    const t0 = await pool.session('t0');
+    await t0.getToken();
+    await (await pool.session('t1')).getToken();
+    await t0.getToken(); // t0 used after t1 was opened
+    await (await pool.session('t2')).getToken(); // evicts t1
+    expect(pool.live('t0')).toBeDefined();
+    expect(pool.live('t1')).toBeUndefined();
+    expect(pool.live('t2')).toBeDefined();
+    await pool.close();
+  });
+
   it('a session handle outlives eviction: its next call opens a new session on the same entry', async () => {
     const { org } = fixture;
     const configs = refreshConfigs(await tenants(2));

@@ -1,6 +1,7 @@
 import { Mutex } from 'async-mutex';
 import { ConfigError, SessionClosedError, SharedBackoffError, TokenStoreError } from '../errors.js';
 import { checkSignal, raceAbort } from '../internal/abort.js';
+import { lateGlobalFetch } from '../internal/late-fetch.js';
 import { MAX_TIMER_MS, optionalFunction, positiveMs, requiredString } from '../internal/options.js';
 import { normaliseBaseUrl } from '../internal/url.js';
 import { bareTokenInfo, type TokenInfo } from '../token-info.js';
@@ -156,16 +157,23 @@ export class CachingSession extends Redacted implements AuthSession {
    */
   #fresh: Cached | undefined;
   #freshTimer: NodeJS.Timeout | undefined;
+  #self: WeakRef<this> | undefined;
   readonly #realClock: boolean;
   /** The mint every concurrent caller joins, whatever started it. */
   #pending: Promise<string> | undefined;
   #failure: Failure | undefined;
   #minted = false;
   #closed = false;
-  /** Aborted by close(): the source stops waiting on others (a fleet polling for a token). */
-  readonly #closing = new AbortController();
-  /** The info of the last few tokens handed out, by token: `getTokenInfo()` answers from it. */
-  readonly #infos = new Map<string, TokenInfo>();
+  /**
+   * Aborted by close(): the source stops waiting on others (a fleet polling for a token). Made
+   * for a mint and dropped after it, so an idle session holds none (a pool keeps thousands).
+   */
+  #closing: AbortController | undefined;
+  /**
+   * The info of the last few tokens handed out, newest last: `getTokenInfo()` answers from it. A
+   * short array, not a Map: an idle session keeps one entry.
+   */
+  #infos: [token: string, info: TokenInfo][] = [];
   /** `identity()` of one token, shared by concurrent callers, dropped when it fails. */
   #identity: { readonly token: string; readonly promise: Promise<Identity> } | undefined;
   readonly #fetch: typeof fetch;
@@ -214,7 +222,7 @@ export class CachingSession extends Redacted implements AuthSession {
     this.#logger = loggerOf(options.logger);
     this.#now = clockOf(options.now);
     this.#realClock = options.now === undefined;
-    this.#fetch = engine.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#fetch = engine.fetch ?? lateGlobalFetch;
     this.#timeoutMs = positiveMs(
       'source.timeoutMs',
       engine.timeoutMs,
@@ -244,7 +252,7 @@ export class CachingSession extends Redacted implements AuthSession {
       });
       this.#source = fleet;
       // Held weakly: a session dropped without close() stays collectable.
-      const session = new WeakRef(this);
+      const session = this.#weak();
       fleet.watch((token) => {
         const live = session.deref();
         if (live !== undefined) live.#adoptLearned(token);
@@ -358,7 +366,7 @@ export class CachingSession extends Redacted implements AuthSession {
   }
 
   #infoOf(token: string): TokenInfo {
-    return this.#infos.get(token) ?? bareTokenInfo(this.instanceUrl);
+    return this.#infos.find(([t]) => t === token)?.[1] ?? bareTokenInfo(this.instanceUrl);
   }
 
   /**
@@ -455,9 +463,9 @@ export class CachingSession extends Redacted implements AuthSession {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#closing.abort();
+    this.#closing?.abort();
     this.#forgetCached();
-    this.#infos.clear();
+    this.#infos = [];
     this.#identity = undefined;
     await this.#pending?.catch(() => {});
     await this.#source.close?.();
@@ -527,12 +535,16 @@ export class CachingSession extends Redacted implements AuthSession {
   async #mintToken(reason: MintReason, aheadOf: string | undefined): Promise<CachedToken> {
     const startedAt = this.#now();
     let minted: MintedToken;
+    const closing = this.#closing ?? new AbortController();
+    // A mint that starts after close() (queued behind the lock) starts aborted.
+    if (this.#closed) closing.abort();
+    this.#closing = closing;
     try {
       minted = await this.#source.mint({
         reason,
         aheadOf,
         secret: this.#secret,
-        signal: this.#closing.signal,
+        signal: closing.signal,
         adoptSecret: async (secret) => {
           this.#secret = secret;
         },
@@ -540,6 +552,8 @@ export class CachingSession extends Redacted implements AuthSession {
     } catch (error) {
       this.#fail(error);
       throw error;
+    } finally {
+      if (this.#closing === closing && !this.#closed) this.#closing = undefined;
     }
     this.#failure = undefined;
     this.#minted = true;
@@ -616,7 +630,7 @@ export class CachingSession extends Redacted implements AuthSession {
       else await source.retire(fn);
       this.#forgetCached();
       this.#store.clear();
-      this.#infos.clear();
+      this.#infos = [];
       this.#identity = undefined;
     });
   }
@@ -625,9 +639,9 @@ export class CachingSession extends Redacted implements AuthSession {
     if (this.#closed) return;
     // The info of a few recent tokens: a caller whose getToken() resolved just before a re-mint
     // still gets its own token's info.
-    this.#infos.delete(token.accessToken);
-    this.#infos.set(token.accessToken, token.info ?? bareTokenInfo(this.instanceUrl));
-    if (this.#infos.size > 4) this.#infos.delete(this.#infos.keys().next().value as string);
+    const infos = this.#infos.filter(([t]) => t !== token.accessToken);
+    infos.push([token.accessToken, token.info ?? bareTokenInfo(this.instanceUrl)]);
+    this.#infos = infos.length > 4 ? infos.slice(-4) : infos;
     const hit: Cached = { token, promise: Promise.resolve(token.accessToken) };
     this.#forgetCached();
     this.#cached = hit;
@@ -635,13 +649,19 @@ export class CachingSession extends Redacted implements AuthSession {
     if (this.#realClock && dueInMs > 0 && dueInMs < MAX_TIMER_MS) {
       this.#fresh = hit;
       // Holds the session weakly: a session dropped without close() is collectable at once.
-      const session = new WeakRef(this);
+      const session = this.#weak();
       this.#freshTimer = setTimeout(() => {
         const live = session.deref();
         if (live !== undefined) live.#cool(hit);
       }, dueInMs);
       this.#freshTimer.unref();
     }
+  }
+
+  /** One weak reference to this session, made once, for timers and watchers. */
+  #weak(): WeakRef<this> {
+    this.#self ??= new WeakRef(this);
+    return this.#self;
   }
 
   #cool(hit: Cached): void {

@@ -1,4 +1,3 @@
-import { Mutex } from 'async-mutex';
 import {
   AuthError,
   ErrorCode,
@@ -15,6 +14,10 @@ import { type Logger, publish } from './diagnostics.js';
 import { type LifetimePolicy, lifetimesOf } from './lifetimes.js';
 import type { SharedSlot, SharedToken, SharedTokenStore, SharedWrite } from './shared-store.js';
 import type { MintContext, MintedToken, TokenSource } from './token-source.js';
+
+const noop = () => {};
+/** The settled promise every idle fleet source's queue ends in. */
+const IDLE: Promise<unknown> = Promise.resolve();
 
 /** While a shared store is unreachable, how often a session checks whether it is back. */
 export const STORE_REJOIN_INTERVAL_MS = 1_000;
@@ -54,7 +57,12 @@ export class FleetSource implements TokenSource {
   readonly #store: SharedTokenStore;
   readonly #key: string;
   readonly #o: FleetOptions;
-  readonly #lock = new Mutex();
+  /**
+   * The tail of this source's queue of operations (mint, retire, rejoin), which run one at a time.
+   * A promise chain rather than the engine's async-mutex: an idle source then holds one shared
+   * settled promise, not a mutex, its semaphore and their queues (a SessionPool keeps thousands).
+   */
+  #tail: Promise<unknown> = IDLE;
   /** The inner source's single-use secret, as last read from the store or adopted. */
   #secret: string | undefined;
   /** A rotated secret the store missed, and the one presented to get it. */
@@ -92,7 +100,7 @@ export class FleetSource implements TokenSource {
    * same rotating refresh token revoke its whole family, so then it rejects (TokenStoreError).
    */
   mint(context: MintContext): Promise<MintedToken> {
-    return this.#lock.runExclusive(() => this.#mint(context));
+    return this.#exclusive(() => this.#mint(context));
   }
 
   async #mint(context: MintContext): Promise<MintedToken> {
@@ -128,7 +136,7 @@ export class FleetSource implements TokenSource {
    * secret this process knows may be one the fleet has rotated since.
    */
   retire(fn: (secret: string | undefined) => Promise<void>): Promise<void> {
-    return this.#lock.runExclusive(async () => {
+    return this.#exclusive(async () => {
       if (this.#degraded) throw new TokenStoreError('unavailable');
       const taken = await this.#acquire(undefined, () => undefined);
       const fence = (taken as { fence: string }).fence;
@@ -152,6 +160,18 @@ export class FleetSource implements TokenSource {
     clearInterval(this.#rejoinTimer);
     await this.#flushing?.finish();
     await this.#inner.close?.();
+  }
+
+  /** Runs `fn` once every operation queued before it has settled. */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(fn, fn);
+    const tail = result.then(noop, noop);
+    this.#tail = tail;
+    // Back to the shared settled promise once nothing is queued behind this one.
+    tail.then(() => {
+      if (this.#tail === tail) this.#tail = IDLE;
+    });
+    return result;
   }
 
   watch(adopt: (token: MintedToken) => void): void {
@@ -205,8 +225,7 @@ export class FleetSource implements TokenSource {
     this.#rejoinTimer = setInterval(() => {
       if (probing) return;
       probing = true;
-      this.#lock
-        .runExclusive(() => this.#rejoin())
+      this.#exclusive(() => this.#rejoin())
         .catch(() => {})
         .finally(() => {
           probing = false;

@@ -173,7 +173,13 @@ export class InMemoryTokenStore implements SharedTokenStore {
   }
 }
 
-/** A stored copy: what a caller later does to the object it wrote does not change the store. */
+/**
+ * A stored copy: what a caller later does to the object it wrote does not change the store.
+ * Strings are immutable, so they are shared, not duplicated (a JSON round trip would copy each).
+ */
 function copy(token: SharedToken): SharedToken {
-  return JSON.parse(JSON.stringify(token)) as SharedToken;
+  const { info } = token;
+  if (typeof info !== 'object' || info === null) return { ...token };
+  const scopes = Array.isArray(info.scopes) ? [...info.scopes] : info.scopes;
+  return { ...token, info: { ...info, scopes } };
 }
