@@ -165,6 +165,34 @@ describe('SessionPool', () => {
     await pool.close();
   });
 
+  it("one tenant's rejection guard never holds another back", async () => {
+    const { org } = fixture;
+    const [good, refused] = (await tenants(2)) as [FakeTenant, FakeTenant];
+    const pool = new SessionPool({
+      loginUrl: org.loginUrl,
+      resolve: (tenant) => clientCredentialConfigs([good, refused]).get(tenant),
+    });
+    refused.rejectApiTokens('invalid-session'); // an IP restriction, say: every token refused
+    const api = authFetch(pool, { tenant: (request) => request.headers.get('x-tenant') ?? '' });
+    const statuses = { t0: [] as number[], t1: [] as number[] };
+    for (let round = 0; round < 10; round++) {
+      await Promise.all(
+        Array.from({ length: 40 }, async (_, i) => {
+          const tenant = i % 2 === 0 ? 't0' : 't1';
+          const r = await api('/services/data/v62.0/limits', { headers: { 'x-tenant': tenant } });
+          statuses[tenant].push(r.status);
+        }),
+      );
+    }
+    expect(statuses.t0.every((s) => s === 200)).toBe(true);
+    expect(statuses.t1.every((s) => s === 401)).toBe(true);
+    expect(good.stats.tokensIssued).toBe(1);
+    // 200 refused calls: the first token, one re-mint, then the guard holds (no login storm).
+    expect(refused.stats.tokensIssued).toBeGreaterThanOrEqual(2);
+    expect(refused.stats.tokensIssued).toBeLessThanOrEqual(3);
+    await pool.close();
+  });
+
   it('an unknown tenant is a typed error, asked again next time; a bad config a ConfigError', async () => {
     const { org } = fixture;
     const configs = new Map<string, TenantConfig>();

@@ -152,6 +152,8 @@ export interface FakeTenant {
   readonly stats: { readonly tokensIssued: number; readonly apiRequests: number };
   /** A new refresh token for this tenant's user (a new family), for the org's own app. */
   issueRefreshToken(): string;
+  /** {@link FakeOrg.rejectApiTokens} for this tenant only (its tokens, new or old). */
+  rejectApiTokens(mode: ApiRejection | undefined): void;
 }
 
 /** Options of {@link FakeOrg.addTenant}. */
@@ -257,6 +259,8 @@ interface Tenant extends GrantTenant {
   instanceUrl(): string;
   lastIssued: string | undefined;
   readonly stats: { tokensIssued: number; apiRequests: number };
+  /** The API refuses this tenant's tokens (as for the whole org with `rejectApiTokens`). */
+  rejection?: ApiRejection | undefined;
 }
 
 /** The `n`th 18-character Salesforce id with a 3-character key prefix. */
@@ -605,8 +609,9 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
 
     // Each API says "bad token" its own way. A token works only at its own org's instance.
     const owner = presented === undefined ? undefined : valid.get(presented);
+    const refusal = rejection ?? owner?.rejection;
     const rejected =
-      owner === undefined || owner.instanceUrl() !== instance || rejection !== undefined;
+      owner === undefined || owner.instanceUrl() !== instance || refusal !== undefined;
     const tenant = owner ?? first;
     if (!rejected) tenant.stats.apiRequests++;
     if (carrier === 'soap') {
@@ -622,7 +627,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       res.end('Bad_OAuth_Token');
       return;
     }
-    if (rejected && rejection === 'not-valid-for-rest') {
+    if (rejected && refusal === 'not-valid-for-rest') {
       return answer(401, [
         {
           message: 'This session is not valid for use with the REST API',
@@ -804,6 +809,9 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
           return { ...tenant.stats };
         },
         issueRefreshToken: () => grants.issueRefreshToken(tenant),
+        rejectApiTokens: (mode) => {
+          tenant.rejection = mode;
+        },
       };
       return redactedView(
         view,
