@@ -29,7 +29,16 @@ const orgVars = {
   SF_LOGIN_URL: org.loginUrl,
   SF_INSTANCE_URL: org.instanceUrl,
 };
+// Three tenants behind the fake org, each on an instance of its own, for the many-orgs example.
+const tenants = await Promise.all([1, 2, 3].map(() => org.addTenant({ ownInstance: true })));
+const registry = Object.fromEntries(
+  tenants.map((t, i) => [
+    `tenant-${i + 1}`,
+    { clientId: t.clientId, clientSecret: t.clientSecret, instanceUrl: t.instanceUrl },
+  ]),
+);
 const envFor: Record<string, Record<string, string>> = {
+  'many-orgs.ts': { SF_LOGIN_URL: org.loginUrl, TENANTS: JSON.stringify(registry) },
   'jwt-bearer.ts': { ...orgVars, SF_USERNAME: org.username, SF_PRIVATE_KEY_FILE: keyFile },
   'refresh-token.ts': {
     ...orgVars,
@@ -61,6 +70,11 @@ if (!org.isValidRefreshToken(readFileSync(refreshTokenFile, 'utf8'))) {
   console.error('refresh-token example: the saved refresh token is not the live one');
 }
 rmSync(scratch, { recursive: true, force: true });
+// The many-orgs example: one token and one API call per tenant, each at its own instance.
+if (!tenants.every((t) => t.stats.tokensIssued === 1 && t.stats.apiRequests === 1)) {
+  failed = true;
+  console.error('many-orgs example: not one token and one accepted call per tenant');
+}
 
 // 2. The same scenarios through each adapter, measured by what the org saw.
 /** Sends one GET through an adapter and answers whether it succeeded. */

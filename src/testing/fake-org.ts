@@ -348,6 +348,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     stats: { tokensIssued: 0, apiRequests: 0 },
   };
   const tenants: Tenant[] = [first];
+  let tenantsNumbered = 1;
   const tenantsByUser = new Map<string, Tenant>();
   const tenantsByClient = new Map<string, Tenant>();
   const servers: Server[] = [];
@@ -774,7 +775,8 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     revokeAllTokens: () => valid.clear(),
     issueRefreshToken: () => grants.issueRefreshToken(),
     addTenant: async (o = {}) => {
-      const n = tenants.length + 1;
+      // Numbered before any await: tenants added concurrently each get their own ids.
+      const n = ++tenantsNumbered;
       let own: string | undefined;
       if (o.ownInstance === true) {
         const instance = serve(() => own as string);

@@ -45,6 +45,15 @@ describe('the fake org with tenants', () => {
     await Promise.all([refreshing, jwt, own, first].map((s) => s.close()));
   });
 
+  it('tenants added concurrently each get their own org, user and instance', async () => {
+    const added = await Promise.all(
+      [1, 2, 3, 4].map(() => fixture.org.addTenant({ ownInstance: true })),
+    );
+    for (const key of ['orgId', 'userId', 'username', 'clientId', 'instanceUrl'] as const) {
+      expect(new Set(added.map((t) => t[key])).size).toBe(4);
+    }
+  });
+
   it("a tenant's own instance accepts its tokens only; its identity URL is its own", async () => {
     const { org } = fixture;
     const [a, b] = [await org.addTenant({ ownInstance: true }), await org.addTenant()];
