@@ -22,11 +22,11 @@ import {
   type TenantSessions,
   tenantSessions,
 } from './session/auth-session.js';
-import type { CachingSessionOptions } from './session/caching-session.js';
+import { CachingSession, type CachingSessionOptions } from './session/caching-session.js';
 import type { Identity, IdentityOptions } from './session/identity.js';
 import { isSharedTokenStore, type SharedTokenStore } from './session/shared-store.js';
 import { InMemoryTokenStore } from './stores/memory.js';
-import type { TokenEndpointOptions } from './token-endpoint.js';
+import { DEFAULT_LOGIN_URL, loginEndpoint, type TokenEndpointOptions } from './token-endpoint.js';
 import type { TokenInfo } from './token-info.js';
 
 /** Default `maxSessions` of a {@link SessionPool}. */
@@ -124,6 +124,12 @@ const GRANTS: Record<TenantGrant, (options: never) => PooledSession> = {
   'static-token': (o: StaticTokenOptions) => new StaticTokenAuth(o) as unknown as PooledSession,
 };
 
+/** A source that never mints: the pool builds one session on it, to check its common options. */
+const VALIDATION_SOURCE = {
+  instanceUrl: 'https://validation.invalid',
+  mint: () => Promise.reject(new SessionClosedError()),
+};
+
 /** Options a pool hands every tenant's session unless the tenant's own say otherwise. */
 const COMMON = [
   'loginUrl',
@@ -191,7 +197,11 @@ export class SessionPool implements TenantSessions {
     for (const name of COMMON) {
       if (o[name] !== undefined) this.#common[name] = o[name];
     }
+    // The options every tenant's session gets are checked now, not at a tenant's first call:
+    // by the validators the sessions themselves run, on a session that never mints.
     optionalFunction('now', o.now);
+    loginEndpoint(this.#common, DEFAULT_LOGIN_URL);
+    new CachingSession(VALIDATION_SOURCE, this.#common);
     const sweepMs = Math.max(5, Math.floor(this.#idleMs / IDLE_SWEEPS));
     this.#sweeper = setInterval(() => this.#sweep(), sweepMs);
     this.#sweeper.unref?.();

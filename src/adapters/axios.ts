@@ -110,7 +110,7 @@ export function attachAuth(
   const attachment = Symbol('attachAuth');
   if (isTenantSessions(session)) {
     const { tenant: tenantOf, ...rest } = optionsObject(options as PooledAxiosAuthOptions);
-    const tenant = tenantOption(tenantOf);
+    const tenant = tenantOption(tenantOf, rest);
     const layers = perTenant(session, (s) => ({
       s,
       policy: adapterPolicy(s, optionsObject(rest)),

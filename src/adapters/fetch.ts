@@ -85,7 +85,8 @@ export function authFetch(
 
 function pooledFetch(pool: TenantSessions, options: PooledFetchOptions): typeof fetch {
   const { tenant: tenantOf, ...rest } = optionsObject(options);
-  const tenant = tenantOption(tenantOf);
+  const tenant = tenantOption(tenantOf, rest);
+  optionalFunction('fetch', rest.fetch);
   const sessionFetchOf = perTenant(pool, (session) => sessionFetch(session, rest));
   return async (input, init) => {
     const request =

@@ -82,7 +82,7 @@ export function authHooks(
 
 function pooledHooks(pool: TenantSessions, options: PooledKyAuthOptions): KyAuthHooks {
   const { tenant: tenantOf, ...rest } = optionsObject(options);
-  const tenant = tenantOption(tenantOf);
+  const tenant = tenantOption(tenantOf, rest);
   const initOf = perTenant(pool, (session) => sessionHooks(session, rest).init[0] as InitHook);
   const init: InitHook = (kyOptions) => {
     const send: typeof fetch = kyOptions.fetch ?? ((input, init) => globalThis.fetch(input, init));

@@ -577,13 +577,27 @@ export function perTenant<T>(
   };
 }
 
-/** Validates the `tenant` option adapters over a pool require. */
-export function tenantOption<T extends (...args: never[]) => unknown>(value: T | undefined): T {
+/**
+ * Validates the options of an adapter over a pool when it is made, not at a tenant's first
+ * request: the `tenant` function it requires, and the options each tenant's adapter will get
+ * (checked by the same policy, on a session that is never asked for a token).
+ */
+export function tenantOption<T extends (...args: never[]) => unknown>(
+  value: T | undefined,
+  shared: AdapterOptions,
+): T {
   if (typeof value !== 'function') {
     throw new ConfigError(
       'tenant',
       'is required with a SessionPool: a function answering the tenant key',
     );
   }
+  adapterPolicy(VALIDATION_SESSION, shared);
   return value;
 }
+
+const VALIDATION_SESSION: AuthSession = {
+  instanceUrl: 'https://validation.invalid',
+  getToken: () => Promise.reject(new ConfigError('tenant', 'no session')),
+  invalidate: async () => {},
+};

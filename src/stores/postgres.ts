@@ -130,10 +130,10 @@ export class PostgresTokenStore implements SharedTokenStore {
       throw new ConfigError('client', 'must be a pg Pool or Client (with query())');
     }
     this.#client = client as PostgresQueryable;
-    this.#table = identifier('table', o.table ?? DEFAULT_TOKEN_TABLE);
+    this.#table = identifier('table', o.table === undefined ? DEFAULT_TOKEN_TABLE : o.table);
     this.#credentials = identifier(
       'credentialsTable',
-      o.credentialsTable ?? DEFAULT_CREDENTIALS_TABLE,
+      o.credentialsTable === undefined ? DEFAULT_CREDENTIALS_TABLE : o.credentialsTable,
     );
     this.lockTtlMs = positiveMs('lockTtlMs', o.lockTtlMs, POSTGRES_LOCK_TTL_MS, MAX_TIMER_MS);
     this.#timeoutMs = positiveMs(

@@ -17,6 +17,7 @@ import {
   JwtBearerAuth,
   OAuthError,
   RefreshTokenAuth,
+  SessionPool,
   StateMismatchError,
   StaticTokenAuth,
   SubjectTokenType,
@@ -24,6 +25,7 @@ import {
   TokenExchangeAuth,
   WebServerFlow,
 } from '../../src/index.js';
+import { PostgresTokenStore } from '../../src/stores/postgres.js';
 import { caught, expectNoSecrets } from '../_secrets.js';
 
 const MARK = 'Zq9secretValueZq9';
@@ -175,6 +177,48 @@ const subjects: Subject[] = [
       fetch: 'function',
     },
     make: (o) => new WebServerFlow(o as never),
+  },
+  {
+    name: 'SessionPool',
+    valid: { resolve: () => undefined, fetch },
+    options: {
+      resolve: 'function',
+      maxSessions: 'ms',
+      idleMs: 'ms',
+      loginUrl: 'url',
+      ...endpoint,
+    },
+    make: (o) => new SessionPool(o as never),
+  },
+  {
+    name: 'PostgresTokenStore',
+    valid: { client: { query: fetch } },
+    options: {
+      table: 'string',
+      credentialsTable: 'string',
+      lockTtlMs: 'ms',
+      queryTimeoutMs: 'ms',
+    },
+    make: (o) => new PostgresTokenStore(o as never),
+  },
+  {
+    name: 'authFetch over a SessionPool',
+    valid: { tenant: () => 'acme' },
+    options: { tenant: 'function', isAuthFailure: 'function', fetch: 'function' },
+    make: (o) => authFetch(new SessionPool({ resolve: () => undefined }), o as never),
+  },
+  {
+    name: 'authHooks over a SessionPool',
+    valid: { tenant: () => 'acme' },
+    options: { tenant: 'function', isAuthFailure: 'function' },
+    make: (o) => authHooks(new SessionPool({ resolve: () => undefined }), o as never),
+  },
+  {
+    name: 'attachAuth over a SessionPool',
+    valid: { tenant: () => 'acme' },
+    options: { tenant: 'function', isAuthFailure: 'function' },
+    make: (o) =>
+      attachAuth(axios.create(), new SessionPool({ resolve: () => undefined }), o as never),
   },
   {
     name: 'authFetch',

@@ -15,6 +15,7 @@ import {
   RefreshTokenHandlerError,
   ResponseTooLargeError,
   SessionClosedError,
+  SessionPool,
   SessionRevokedError,
   SharedBackoffError,
   SigningError,
@@ -26,8 +27,10 @@ import {
   TokenStoreError,
   TransportError,
   UnexpectedResponseError,
+  UnknownTenantError,
   WebServerFlow,
 } from '../../src/index.js';
+import { PostgresTokenStore } from '../../src/stores/postgres.js';
 import { RedisTokenStore } from '../../src/stores/redis.js';
 import { useFakeOrg } from '../_org.js';
 import { caught, expectNoSecrets } from '../_secrets.js';
@@ -117,6 +120,7 @@ describe('every error class passes the inspect sweep', () => {
       new SessionClosedError(),
       new TokenStoreError('undecryptable', cause),
       new SharedBackoffError('ERR_OAUTH', false, 1000),
+      new UnknownTenantError('acme'),
     ];
     for (const error of errors) expectNoSecrets(error, [SECRET]);
   });
@@ -236,6 +240,38 @@ describe('the other objects that hold a secret pass the inspect sweep', () => {
       instanceUrl: fx.org.instanceUrl,
       clientId: fx.org.clientId,
     });
+  });
+
+  it('a session pool and its tenant sessions, fresh and minted, and a fake tenant', async () => {
+    const tenant = await fx.org.addTenant({ ownInstance: true });
+    const pool = new SessionPool({
+      loginUrl: fx.org.loginUrl,
+      resolve: () => ({
+        grant: 'client-credentials',
+        options: {
+          clientId: tenant.clientId,
+          clientSecret: tenant.clientSecret,
+          instanceUrl: tenant.instanceUrl,
+        },
+      }),
+    });
+    const session = await pool.session('acme');
+    expectNoSecrets(pool, [tenant.clientSecret]);
+    expectNoSecrets(session, [tenant.clientSecret]);
+    const token = await session.getToken();
+    expectNoSecrets(pool, [tenant.clientSecret, token]);
+    expectNoSecrets(session, [tenant.clientSecret, token]);
+    expectNoSecrets(tenant, [tenant.clientSecret, token]);
+    expect({ ...tenant }).toMatchObject({ clientSecret: tenant.clientSecret });
+    await pool.close();
+  });
+
+  it('a PostgreSQL token store with an encryption key', () => {
+    const encryptionKey = 'cd'.repeat(32);
+    const client = { query: async () => ({ rows: [], rowCount: 0 }) };
+    const store = new PostgresTokenStore({ client, encryptionKey });
+    expectNoSecrets(store, [encryptionKey, Buffer.from(encryptionKey, 'hex').toString('base64')]);
+    expectNoSecrets(store.credentials, [encryptionKey]);
   });
 
   it('a Redis token store with an encryption key', () => {
