@@ -14,7 +14,7 @@ import { authHooks } from 'cirrus-auth/ky';
 import { startEchoServer, startFakeOrg } from 'cirrus-auth/testing';
 import ky from 'ky';
 
-const org = await startFakeOrg({ users: ['integration@example.com'] });
+const org = await startFakeOrg({ users: ['integration@example.com'], pubsub: true });
 const elsewhere = await startEchoServer();
 let failed = false;
 
@@ -39,6 +39,11 @@ const registry = Object.fromEntries(
 );
 const envFor: Record<string, Record<string, string>> = {
   'many-orgs.ts': { SF_LOGIN_URL: org.loginUrl, TENANTS: JSON.stringify(registry) },
+  'pubsub.ts': {
+    ...orgVars,
+    SF_CLIENT_SECRET: org.clientSecret,
+    PUBSUB_TARGET: org.pubsub?.target ?? '',
+  },
   'jwt-bearer.ts': { ...orgVars, SF_USERNAME: org.username, SF_PRIVATE_KEY_FILE: keyFile },
   'refresh-token.ts': {
     ...orgVars,

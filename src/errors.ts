@@ -39,6 +39,7 @@ export const ErrorCode = {
   SIGNATURE_MISMATCH: 'ERR_SIGNATURE_MISMATCH',
   IDENTITY: 'ERR_IDENTITY',
   UNKNOWN_TENANT: 'ERR_UNKNOWN_TENANT',
+  PUBSUB: 'ERR_PUBSUB',
 } as const;
 
 /** One of the {@link ErrorCode} values. */
@@ -425,6 +426,26 @@ export class UnknownTenantError extends AuthError {
   constructor(tenant: string) {
     super('No credentials are configured for this tenant', ErrorCode.UNKNOWN_TENANT);
     this.tenant = tenant;
+  }
+}
+
+/**
+ * The Pub/Sub API refused a call (`cirrus-auth/grpc`): its token (after the one retry, for a
+ * unary call), its tenant, or something else. `grpcCode` is the gRPC status, `errorCode`
+ * Salesforce's `error-code` trailer (`sfdc.platform.eventbus.grpc.service.auth.error`…).
+ */
+export class PubSubError extends AuthError {
+  readonly grpcCode: number;
+  readonly errorCode: string | undefined;
+
+  constructor(grpcCode: number, errorCode: string | undefined, transient: boolean) {
+    super(
+      `Pub/Sub API call failed with gRPC status ${grpcCode}${errorCode ? ` (${errorCode})` : ''}`,
+      ErrorCode.PUBSUB,
+      transient,
+    );
+    this.grpcCode = grpcCode;
+    this.errorCode = errorCode;
   }
 }
 

@@ -26,6 +26,7 @@ export {
   OAuthError,
   type OAuthErrorReason,
   oauthErrorReason,
+  PubSubError,
   RefreshLoopError,
   RefreshTokenHandlerError,
   ResponseTooLargeError,

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { FakeGrants, type GrantTenant, publicKeyOf } from './fake-grants.js';
+import { type FakePubSub, startFakePubSub } from './pubsub-server.js';
 
 /** Options of {@link startFakeOrg}. */
 export interface FakeOrgOptions {
@@ -56,6 +57,12 @@ export interface FakeOrgOptions {
   requireClientSecret?: boolean;
   /** How many recent API requests `apiRequests` keeps; 0 keeps none (for long load runs). @default 10,000 */
   apiLogLimit?: number;
+  /**
+   * Also serve the Pub/Sub API: a real gRPC server on another loopback port (`FakeOrg.pubsub`).
+   * Needs the optional peers `@grpc/grpc-js` and `@grpc/proto-loader`.
+   * @default false
+   */
+  pubsub?: boolean;
 }
 
 /**
@@ -231,6 +238,8 @@ export interface FakeOrg {
   failApiRequests(status: number, options?: { times?: number }): void;
   /** Zeroes the counters and clears the request logs (`apiRequests`, `echoes`). */
   resetStats(): void;
+  /** The Pub/Sub API's gRPC server, with `pubsub: true`: its `target`, `stats` and `publish`. */
+  readonly pubsub: FakePubSub | undefined;
   /** Stops the server, cutting any open connection. */
   close(): Promise<void>;
 }
@@ -752,6 +761,17 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   });
   const { port } = server.address() as AddressInfo;
   baseUrl = `http://127.0.0.1:${port}`;
+  const pubsub =
+    options.pubsub === true
+      ? await startFakePubSub({
+          ownerOf: (token) => {
+            const owner = valid.get(token);
+            if (owner === undefined || (rejection ?? owner.rejection) !== undefined)
+              return undefined;
+            return { orgId: owner.orgId, instanceUrl: owner.instanceUrl() };
+          },
+        })
+      : undefined;
 
   const org: FakeOrg = {
     loginUrl: baseUrl,
@@ -772,7 +792,11 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     get apiRequests() {
       return log.slice(-apiLogLimit);
     },
-    revokeAllTokens: () => valid.clear(),
+    revokeAllTokens: () => {
+      valid.clear();
+      // Salesforce ends a revoked session's open streams: the next delivery would, here it is now.
+      pubsub?.sweep();
+    },
     issueRefreshToken: () => grants.issueRefreshToken(),
     addTenant: async (o = {}) => {
       // Numbered before any await: tenants added concurrently each get their own ids.
@@ -880,8 +904,9 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       }
       log = [];
     },
+    pubsub,
     close: async () => {
-      await Promise.all([server, ...servers].map(closeServer));
+      await Promise.all([...[server, ...servers].map(closeServer), pubsub?.close()]);
     },
   };
   return redactedView(org, { loginUrl: baseUrl, instanceUrl: baseUrl, clientId });

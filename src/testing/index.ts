@@ -16,3 +16,8 @@ export {
   startFakeOrg,
   type TokenFault,
 } from './fake-org.js';
+export {
+  type FakePubSub,
+  type FakePubSubStats,
+  PUBSUB_AUTH_ERROR,
+} from './pubsub-server.js';
