@@ -52,6 +52,11 @@ const envFor: Record<string, Record<string, string>> = {
     REFRESH_TOKEN_FILE: refreshTokenFile,
   },
 };
+// The streaming example waits for an event: one is published every 100 ms while examples run.
+const publishing = setInterval(
+  () => org.streaming.publish('/event/Order__e', { Message__c: 'hi' }),
+  100,
+);
 const examples = readdirSync(here).filter((f) => f.endsWith('.ts') && f !== 'demo.ts');
 for (const file of examples.sort()) {
   const env = {
@@ -69,6 +74,7 @@ for (const file of examples.sort()) {
     console.error(`example ${file} failed:`, (error as { stderr?: string }).stderr ?? error);
   }
 }
+clearInterval(publishing);
 // The refresh-token example must have persisted the live, rotated refresh token.
 if (!org.isValidRefreshToken(readFileSync(refreshTokenFile, 'utf8'))) {
   failed = true;

@@ -40,6 +40,7 @@ export const ErrorCode = {
   IDENTITY: 'ERR_IDENTITY',
   UNKNOWN_TENANT: 'ERR_UNKNOWN_TENANT',
   PUBSUB: 'ERR_PUBSUB',
+  STREAMING_AUTH: 'ERR_STREAMING_AUTH',
 } as const;
 
 /** One of the {@link ErrorCode} values. */
@@ -446,6 +447,19 @@ export class PubSubError extends AuthError {
     );
     this.grpcCode = grpcCode;
     this.errorCode = errorCode;
+  }
+}
+
+/**
+ * The Streaming API (CometD, `cirrus-auth/streaming`) refused the session and a new token did not
+ * cure it. `reason` is Salesforce's (`401::Authentication invalid`…), never a token.
+ */
+export class StreamingAuthError extends AuthError {
+  readonly reason: string;
+
+  constructor(reason: string) {
+    super(`The Streaming API refused the session: ${reason}`, ErrorCode.STREAMING_AUTH);
+    this.reason = reason;
   }
 }
 

@@ -36,6 +36,7 @@ export {
   SignatureMismatchError,
   SigningError,
   StateMismatchError,
+  StreamingAuthError,
   SubjectTokenError,
   TokenStoreError,
   type TokenStoreProblem,

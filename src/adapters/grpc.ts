@@ -316,7 +316,7 @@ export function pubsubClient(
   options: PubSubClientOptions = {},
 ): PubSubClient {
   const o = optionsObject(options);
-  const target = o.target ?? PUBSUB_TARGET;
+  const target = o.target === undefined ? PUBSUB_TARGET : o.target;
   if (typeof target !== 'string' || !/^[\w.-]+:\d+$|^\[[0-9a-f:]+\]:\d+$/i.test(target)) {
     throw new ConfigError('target', 'must be host:port');
   }

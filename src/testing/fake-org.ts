@@ -8,6 +8,7 @@ import {
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
+import { type FakeStreaming, fakeStreaming } from './cometd-server.js';
 import { FakeGrants, type GrantTenant, publicKeyOf } from './fake-grants.js';
 import { type FakePubSub, startFakePubSub } from './pubsub-server.js';
 
@@ -63,6 +64,12 @@ export interface FakeOrgOptions {
    * @default false
    */
   pubsub?: boolean;
+  /**
+   * How long the Streaming API (`/cometd/NN.N`) holds a long-polling `/meta/connect` open when no
+   * event comes (Salesforce: 110 s).
+   * @default 5,000
+   */
+  streamingHoldMs?: number;
 }
 
 /**
@@ -238,6 +245,8 @@ export interface FakeOrg {
   failApiRequests(status: number, options?: { times?: number }): void;
   /** Zeroes the counters and clears the request logs (`apiRequests`, `echoes`). */
   resetStats(): void;
+  /** The Streaming API (CometD at `/cometd/NN.N` on each instance): `stats` and `publish`. */
+  readonly streaming: FakeStreaming;
   /** The Pub/Sub API's gRPC server, with `pubsub: true`: its `target`, `stats` and `publish`. */
   readonly pubsub: FakePubSub | undefined;
   /** Stops the server, cutting any open connection. */
@@ -392,6 +401,13 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       });
     });
   const server = serve(() => baseUrl);
+  /** Whose a live token is (org id and instance), unless the API refuses it. */
+  const ownerOf = (token: string) => {
+    const owner = valid.get(token);
+    if (owner === undefined || (rejection ?? owner.rejection) !== undefined) return undefined;
+    return { orgId: owner.orgId, instanceUrl: owner.instanceUrl() };
+  };
+  const cometd = fakeStreaming({ ownerOf }, { holdMs: options.streamingHoldMs ?? 5_000 });
 
   async function handle(
     req: IncomingMessage,
@@ -400,6 +416,9 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   ): Promise<void> {
     const url = new URL(req.url ?? '/', baseUrl);
     if (url.pathname === '/services/oauth2/token') return token(req, res);
+    if (cometd.matches(url.pathname) && req.method === 'POST') {
+      return cometd.handle(req, res, await readBody(req), instance);
+    }
     if (url.pathname === '/services/oauth2/revoke') {
       const params = new URLSearchParams((await readBody(req)).toString('utf8'));
       const answer = grants.revoke(params, (t) => valid.has(t));
@@ -761,17 +780,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   });
   const { port } = server.address() as AddressInfo;
   baseUrl = `http://127.0.0.1:${port}`;
-  const pubsub =
-    options.pubsub === true
-      ? await startFakePubSub({
-          ownerOf: (token) => {
-            const owner = valid.get(token);
-            if (owner === undefined || (rejection ?? owner.rejection) !== undefined)
-              return undefined;
-            return { orgId: owner.orgId, instanceUrl: owner.instanceUrl() };
-          },
-        })
-      : undefined;
+  const pubsub = options.pubsub === true ? await startFakePubSub({ ownerOf }) : undefined;
 
   const org: FakeOrg = {
     loginUrl: baseUrl,
@@ -796,6 +805,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       valid.clear();
       // Salesforce ends a revoked session's open streams: the next delivery would, here it is now.
       pubsub?.sweep();
+      cometd.sweep();
     },
     issueRefreshToken: () => grants.issueRefreshToken(),
     addTenant: async (o = {}) => {
@@ -905,6 +915,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       log = [];
     },
     pubsub,
+    streaming: cometd.view,
     close: async () => {
       await Promise.all([...[server, ...servers].map(closeServer), pubsub?.close()]);
     },

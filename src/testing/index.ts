@@ -3,6 +3,8 @@
  * to stand in for any other origin.
  * @packageDocumentation
  */
+
+export type { FakeStreaming, FakeStreamingStats } from './cometd-server.js';
 export { type EchoRecord, type EchoServer, startEchoServer } from './echo-server.js';
 export {
   type ApiRejection,

@@ -7,8 +7,10 @@ import axios from 'axios';
 import { describe, expect, it } from 'vitest';
 import { attachAuth } from '../../src/adapters/axios.js';
 import { authFetch, installGlobalFetch } from '../../src/adapters/fetch.js';
+import { pubsubClient } from '../../src/adapters/grpc.js';
 import { jsforceOptions } from '../../src/adapters/jsforce.js';
 import { authHooks } from '../../src/adapters/ky.js';
+import { StreamingAuth } from '../../src/adapters/streaming.js';
 import {
   ClientCredentialsAuth,
   ConfigError,
@@ -83,6 +85,7 @@ const OPTIONAL = new Set([
   'audience',
   'scope',
   'onRefreshTokenRotated',
+  'target',
 ]);
 
 interface Subject {
@@ -200,6 +203,23 @@ const subjects: Subject[] = [
       queryTimeoutMs: 'ms',
     },
     make: (o) => new PostgresTokenStore(o as never),
+  },
+  {
+    name: 'pubsubClient',
+    valid: { target: '127.0.0.1:7443' },
+    options: { target: 'string', tenantId: 'string', onStreamRejected: 'function' },
+    make: (o) =>
+      pubsubClient(new StaticTokenAuth({ accessToken: MARK, instanceUrl: URL_OK }), o as never),
+  },
+  {
+    name: 'StreamingAuth',
+    valid: {},
+    options: { onFailure: 'function', replay: 'boolean' },
+    make: (o) =>
+      new StreamingAuth(
+        new StaticTokenAuth({ accessToken: MARK, instanceUrl: URL_OK }),
+        o as never,
+      ),
   },
   {
     name: 'authFetch over a SessionPool',

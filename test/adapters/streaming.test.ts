@@ -1,0 +1,85 @@
+import jsforce from 'jsforce';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StreamingAuthError, streamingClient } from '../../src/adapters/streaming.js';
+import { ClientCredentialsAuth } from '../../src/index.js';
+import { type FakeOrg, startFakeOrg } from '../../src/testing/index.js';
+
+// The Streaming API (CometD) with the real jsforce 3 streaming client (faye) against the fake
+// org's /cometd: every claim is a count the org made.
+let org: FakeOrg;
+beforeAll(async () => {
+  org = await startFakeOrg({ streamingHoldMs: 500 });
+});
+afterAll(() => org?.close());
+
+const until = async (check: () => boolean, timeoutMs = 10_000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+};
+const sessionFor = () =>
+  new ClientCredentialsAuth({
+    clientId: org.clientId,
+    clientSecret: org.clientSecret,
+    loginUrl: org.loginUrl,
+    instanceUrl: org.instanceUrl,
+  });
+
+describe('cirrus-auth/streaming with jsforce against the fake Streaming API', () => {
+  it('a subscription keeps receiving across 5 revocations: 5 re-mints, every event once, in order', async () => {
+    org.resetStats();
+    const session = sessionFor();
+    const conn = new jsforce.Connection({
+      instanceUrl: org.instanceUrl,
+      accessToken: await session.getToken(),
+      version: '62.0',
+    });
+    const client = streamingClient(conn, session);
+    const received: number[] = [];
+    const channel = '/event/Order__e';
+    const subscription = client.subscribe(channel, (message: { event: { replayId: number } }) => {
+      received.push(message.event.replayId);
+    });
+    await subscription;
+    const publish = (n: number) => {
+      for (let i = 0; i < n; i++) org.streaming.publish(channel, { Message__c: `m${i}` });
+    };
+    publish(3);
+    await until(() => received.length === 3);
+    for (let revocation = 1; revocation <= 5; revocation++) {
+      org.revokeAllTokens(); // the held connect answers 401::Authentication invalid, reconnect none
+      publish(3); // published while the client re-authenticates: replayed from the last id
+      await until(() => received.length === 3 * (revocation + 1));
+    }
+    expect(received).toEqual(Array.from({ length: 18 }, (_, i) => i + 1));
+    expect(org.stats.tokenRequests).toBe(6);
+    expect(org.streaming.stats.handshakes).toBe(6);
+    expect(org.streaming.stats.authFailures).toBe(5);
+    (client as unknown as { disconnect(): void }).disconnect();
+    await session.close();
+  });
+
+  it('a session the org refuses whatever the token: at most 3 logins, then StreamingAuthError', async () => {
+    org.resetStats();
+    const session = sessionFor();
+    const conn = new jsforce.Connection({
+      instanceUrl: org.instanceUrl,
+      accessToken: await session.getToken(),
+      version: '62.0',
+    });
+    org.rejectApiTokens('invalid-session'); // every token refused, new or old
+    const failures: unknown[] = [];
+    const client = streamingClient(conn, session, { onFailure: (error) => failures.push(error) });
+    client.subscribe('/event/Order__e', () => {});
+    await until(() => failures.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(failures[0]).toBeInstanceOf(StreamingAuthError);
+    expect(org.stats.tokenRequests).toBeLessThanOrEqual(3);
+    expect(failures).toHaveLength(1);
+    org.rejectApiTokens(undefined);
+    (client as unknown as { disconnect(): void }).disconnect();
+    await session.close();
+  });
+});
