@@ -3,6 +3,7 @@
 // customInspect: false included), JSON.stringify, message and stack: no secret anywhere.
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { StreamingAuth } from '../../src/adapters/streaming.js';
 import {
   AuthError,
   ConfigError,
@@ -264,6 +265,13 @@ describe('the other objects that hold a secret pass the inspect sweep', () => {
     expectNoSecrets(tenant, [tenant.clientSecret, token]);
     expect({ ...tenant }).toMatchObject({ clientSecret: tenant.clientSecret });
     await pool.close();
+  });
+
+  it('the Streaming API extension, after a handshake carried a token', async () => {
+    const session = fx.session();
+    const auth = new StreamingAuth(session).attach({ setHeader: () => {} });
+    await new Promise((resolve) => auth.outgoing({ channel: '/meta/handshake' }, resolve));
+    expectNoSecrets(auth, [await session.getToken(), fx.org.clientSecret]);
   });
 
   it('a PostgreSQL token store with an encryption key', () => {
