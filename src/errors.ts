@@ -343,8 +343,22 @@ export class ResponseTooLargeError extends AuthError {
  * bytes the server sent, and a server can echo the request's secrets into them.
  */
 export class TransportError extends AuthError {
-  constructor(message: string, options?: AuthErrorOptions) {
+  /** The host the request went to (the login URL's), when known. */
+  readonly host: string | undefined;
+  /**
+   * The network failure's code, when the HTTP client gave one: Node's (`ECONNREFUSED`,
+   * `ENOTFOUND`, `ECONNRESET`), undici's (`UND_ERR_CONNECT_TIMEOUT`, `UND_ERR_SOCKET`…), or
+   * `ETIMEDOUT` for `timeoutMs`.
+   */
+  readonly causeCode: string | undefined;
+
+  constructor(
+    message: string,
+    options?: AuthErrorOptions & { host?: string | undefined; causeCode?: string | undefined },
+  ) {
     super(message, ErrorCode.TRANSPORT, true, options);
+    this.host = options?.host;
+    this.causeCode = options?.causeCode;
   }
 }
 

@@ -179,7 +179,11 @@ async function postForm(
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const error = new TransportError(`Token request timed out after ${endpoint.timeoutMs} ms`);
+      const host = hostOf(endpoint.loginUrl);
+      const error = new TransportError(
+        `Token request to ${host} timed out after ${endpoint.timeoutMs} ms (ETIMEDOUT)`,
+        { host, causeCode: 'ETIMEDOUT' },
+      );
       controller.abort(error);
       reject(error);
     }, endpoint.timeoutMs);
@@ -213,7 +217,7 @@ async function sendForm(
       signal,
     });
   } catch (error) {
-    throw transportError('Token request failed', error, signal);
+    throw transportError('Token request failed', error, signal, endpoint, params);
   }
 
   // A redirect could carry the credentials to another host on the next hop: never follow one.
@@ -228,7 +232,7 @@ async function sendForm(
   }
 
   const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
-  const body = await readLimited(response, signal);
+  const body = await readLimited(response, signal, endpoint, params);
   if (emptyOk && response.ok && body.byteLength === 0)
     return { status: response.status, json: undefined };
   let json: unknown;
@@ -396,7 +400,12 @@ function infoOf(
 }
 
 /** Reads the body, refusing more than {@link MAX_TOKEN_RESPONSE_BYTES} without buffering it. */
-async function readLimited(response: Response, signal: AbortSignal): Promise<Uint8Array> {
+async function readLimited(
+  response: Response,
+  signal: AbortSignal,
+  endpoint: TokenEndpoint,
+  params: Readonly<Record<string, string>>,
+): Promise<Uint8Array> {
   const limit = MAX_TOKEN_RESPONSE_BYTES;
   const declared = Number(response.headers.get('content-length') ?? Number.NaN);
   if (declared > limit) {
@@ -409,7 +418,7 @@ async function readLimited(response: Response, signal: AbortSignal): Promise<Uin
   try {
     read = await readUpTo(reader, limit);
   } catch (error) {
-    throw transportError('Token response body could not be read', error, signal);
+    throw transportError('Token response body could not be read', error, signal, endpoint, params);
   }
   if (read.exceeded) {
     reader.cancel().catch(() => {});
@@ -423,9 +432,47 @@ async function readLimited(response: Response, signal: AbortSignal): Promise<Uin
  * client's error is kept as a scrubbed `cause` (class names and codes, no text): a parser error
  * holds the bytes the server sent, which can echo the request's secrets.
  */
-function transportError(message: string, error: unknown, signal: AbortSignal): TransportError {
+function transportError(
+  message: string,
+  error: unknown,
+  signal: AbortSignal,
+  endpoint: TokenEndpoint,
+  params: Readonly<Record<string, string>>,
+): TransportError {
   if (signal.aborted && signal.reason instanceof TransportError) return signal.reason;
-  return new TransportError(message, { cause: scrubbedCause(error) });
+  const cause = scrubbedCause(error);
+  const host = hostOf(endpoint.loginUrl);
+  // The innermost code is the network's (undici wraps ECONNREFUSED in a TypeError "fetch failed").
+  let code: string | undefined;
+  for (let at: unknown = cause; at instanceof Error; at = at.cause) {
+    const found = (at as { code?: unknown }).code;
+    if (typeof found === 'string') code = found;
+  }
+  // A custom fetch's "code" could be anything, a secret the request sent included: such a code
+  // leaves the message and the kept cause both.
+  for (let at: unknown = cause; at instanceof Error; at = at.cause) {
+    const found = (at as { code?: unknown }).code;
+    if (typeof found === 'string' && echoesSecret(found, params)) {
+      delete (at as { code?: unknown }).code;
+      at.message = 'details withheld';
+      at.stack = `${at.name}: ${at.message}`;
+      if (code === found) code = undefined;
+    }
+  }
+  return new TransportError(`${message}: ${host}${code === undefined ? '' : ` (${code})`}`, {
+    cause,
+    host,
+    causeCode: code,
+  });
+}
+
+/** The host (and port) of a configured URL, for messages: never a path or query. */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '(unknown host)';
+  }
 }
 
 async function discard(response: Response): Promise<void> {

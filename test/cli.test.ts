@@ -1,5 +1,6 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -157,6 +158,22 @@ describe('the cirrus-auth command', () => {
       expect(result.stderr).not.toContain(description);
     },
   );
+
+  it('a login host that refuses connections is named with the cause code, without --debug', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const result = await run(['check'], {
+      ...clientCredentials(),
+      SF_LOGIN_URL: `http://127.0.0.1:${port}`,
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(
+      `cirrus-auth: ERR_TRANSPORT: Token request failed: 127.0.0.1:${port} (ECONNREFUSED)\n`,
+    );
+    expect(result.stderr).not.toContain(fx.org.clientSecret);
+  });
 
   it('an incomplete environment names the missing variable with a hint', async () => {
     const result = await run(['token'], { SF_CLIENT_ID: 'x', SF_CLIENT_SECRET: 'hidden-value' });
