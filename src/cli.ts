@@ -210,6 +210,10 @@ const REASON_HINTS: Partial<Record<OAuthErrorReason, (grant: EnvGrant | undefine
 /** A line of advice for the errors people hit first; never a value from the environment. */
 function hint(error: unknown, grant: EnvGrant | undefined): string | undefined {
   if (error instanceof ConfigError) {
+    const malformed = !error.problem.startsWith('is required');
+    if ((error.option === 'SF_LOGIN_URL' || error.option === 'SF_INSTANCE_URL') && malformed) {
+      return `${error.option} is a base URL: https://NAME.my.salesforce.com, with https:// and no /services/oauth2/… path`;
+    }
     if (error.option === 'SF_LOGIN_URL' && grant === 'client-credentials') {
       return 'client credentials need your My Domain URL as SF_LOGIN_URL (https://NAME.my.salesforce.com)';
     }

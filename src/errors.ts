@@ -80,10 +80,13 @@ export class AuthError extends Error {
 export class ConfigError extends AuthError {
   /** The name of the offending option (its value is never echoed). */
   readonly option: string;
+  /** What is wrong with it, in words that never quote the value. */
+  readonly problem: string;
 
   constructor(option: string, problem: string, code: ErrorCode = ErrorCode.CONFIG) {
     super(`Invalid option "${option}": ${problem}`, code);
     this.option = option;
+    this.problem = problem;
   }
 }
 

@@ -175,6 +175,22 @@ describe('the cirrus-auth command', () => {
     expect(result.stderr).not.toContain(fx.org.clientSecret);
   });
 
+  it.each([
+    ['https://acme.my.salesforce.com/services/oauth2/token', 'is an OAuth endpoint URL'],
+    ['acme.my.salesforce.com', 'is not an absolute URL: start it with https://'],
+  ])(
+    'SF_LOGIN_URL=%s names the variable, says what is wrong and hints the shape',
+    async (url, problem) => {
+      const result = await run(['check'], { ...clientCredentials(), SF_LOGIN_URL: url });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(`ERR_CONFIG: Invalid option "SF_LOGIN_URL": ${problem}`);
+      expect(result.stderr).toContain(
+        'hint: SF_LOGIN_URL is a base URL: https://NAME.my.salesforce.com',
+      );
+      expect(result.stderr).not.toContain(fx.org.clientSecret);
+    },
+  );
+
   it('an incomplete environment names the missing variable with a hint', async () => {
     const result = await run(['token'], { SF_CLIENT_ID: 'x', SF_CLIENT_SECRET: 'hidden-value' });
     expect(result.code).toBe(1);

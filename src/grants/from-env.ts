@@ -10,7 +10,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
-import { ConfigError, TokenStoreError } from '../errors.js';
+import { ConfigError, InsecureUrlError, TokenStoreError } from '../errors.js';
 import { acquireFileLock, type FileLock } from '../internal/file-lock.js';
 import { MAX_TIMER_MS, optionalFunction, optionsObject, positiveMs } from '../internal/options.js';
 import type { CachingSessionOptions } from '../session/caching-session.js';
@@ -93,6 +93,43 @@ const MARKERS: Record<string, EnvGrant> = {
 export function fromEnv(
   env: Record<string, string | undefined> = process.env,
   options: FromEnvOptions = {},
+): EnvSession {
+  try {
+    return sessionFromEnv(env, options);
+  } catch (error) {
+    // A session's option came from a variable: name the variable, which is what the user set.
+    let variable = error instanceof ConfigError ? VARIABLE_OF[error.option] : undefined;
+    // Client credentials default the instance URL to SF_LOGIN_URL: that is the variable at fault.
+    if (variable === 'SF_INSTANCE_URL' && selectGrant(env).get('SF_INSTANCE_URL') === undefined) {
+      variable = 'SF_LOGIN_URL';
+    }
+    const given =
+      variable !== undefined &&
+      (options as Record<string, unknown>)[(error as ConfigError).option] !== undefined;
+    if (variable === undefined || given) throw error;
+    const renamed =
+      error instanceof InsecureUrlError
+        ? new InsecureUrlError(variable)
+        : new ConfigError(variable, (error as ConfigError).problem);
+    throw renamed;
+  }
+}
+
+/** The variable each session option is read from. */
+const VARIABLE_OF: Record<string, string> = {
+  loginUrl: 'SF_LOGIN_URL',
+  instanceUrl: 'SF_INSTANCE_URL',
+  clientId: 'SF_CLIENT_ID',
+  clientSecret: 'SF_CLIENT_SECRET',
+  username: 'SF_USERNAME',
+  privateKey: 'SF_PRIVATE_KEY',
+  refreshToken: 'SF_REFRESH_TOKEN',
+  accessToken: 'SF_ACCESS_TOKEN',
+};
+
+function sessionFromEnv(
+  env: Record<string, string | undefined>,
+  options: FromEnvOptions,
 ): EnvSession {
   const { grant, get } = selectGrant(env);
   optionsObject(options);

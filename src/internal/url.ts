@@ -29,7 +29,11 @@ export function normaliseBaseUrl(option: string, value: unknown): string {
   try {
     url = new URL(value.trim());
   } catch {
-    throw new ConfigError(option, 'is not an absolute URL');
+    // `acme.my.salesforce.com`, pasted without its scheme.
+    const hint = /^[\w-]+(\.[\w-]+)+(:\d+)?(\/.*)?$/.test(value.trim())
+      ? ': start it with https://'
+      : '';
+    throw new ConfigError(option, `is not an absolute URL${hint}`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new ConfigError(option, 'must use https');
@@ -42,6 +46,13 @@ export function normaliseBaseUrl(option: string, value: unknown): string {
   }
   if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
     throw new InsecureUrlError(option);
+  }
+  // Pasted from the docs: the token endpoint, where the base URL it hangs off belongs.
+  if (/\/services\/oauth2(\/[\w-]*)?\/?$/i.test(url.pathname)) {
+    throw new ConfigError(
+      option,
+      'is an OAuth endpoint URL: give the base URL (https://NAME.my.salesforce.com), without /services/oauth2/…',
+    );
   }
   return url.href.replace(/\/+$/, '');
 }

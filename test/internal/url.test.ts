@@ -104,3 +104,35 @@ describe('plain http only to a literal loopback host', () => {
     );
   });
 });
+
+describe('base URLs pasted from the docs', () => {
+  it('an OAuth endpoint URL is a ConfigError with a hint, at construction', async () => {
+    const { ClientCredentialsAuth, ConfigError } = await import('../../src/index.js');
+    for (const loginUrl of [
+      'https://acme.my.salesforce.com/services/oauth2/token',
+      'https://login.salesforce.com/services/oauth2/authorize/',
+      'https://acme.my.salesforce.com/services/oauth2',
+    ]) {
+      const make = () =>
+        new ClientCredentialsAuth({
+          clientId: 'id',
+          clientSecret: 's',
+          loginUrl,
+          instanceUrl: 'https://acme.my.salesforce.com',
+        });
+      expect(make).toThrow(ConfigError);
+      expect(make).toThrow(/OAuth endpoint URL: give the base URL/);
+    }
+    // A site's path is a base URL, not an endpoint.
+    expect(normaliseBaseUrl('loginUrl', 'https://acme.my.site.com/partners')).toBe(
+      'https://acme.my.site.com/partners',
+    );
+  });
+
+  it('a host without its scheme is told to start with https://', () => {
+    expect(() => normaliseBaseUrl('loginUrl', 'acme.my.salesforce.com')).toThrow(
+      'start it with https://',
+    );
+    expect(() => normaliseBaseUrl('loginUrl', 'not a url')).toThrow(/is not an absolute URL$/);
+  });
+});
