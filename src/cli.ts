@@ -18,42 +18,111 @@ import { type EnvGrant, fromEnv, selectGrant } from './grants/from-env.js';
 
 const USAGE = `Usage:
   cirrus-auth token [--json | --header]     print an access token for the org in SF_* variables
-  cirrus-auth request <path> [-X METHOD] [-d BODY | -d @file] [-H 'Name: value']...
+  cirrus-auth request <path> [-X METHOD] [-d BODY | -d @file] [-H 'Name: value']... [--json]
                                             one authenticated request (retried once on 401)
-  cirrus-auth check                         which grant the environment selects, and whether it mints
-Options: --debug (stack traces), --help. Variables: see fromEnv in the README.`;
+  cirrus-auth check [--json]                which grant the environment selects, and whether it mints
+  cirrus-auth help [command]                this text, or one command's
+Options: --json (output and errors as JSON), --debug (stack traces), --help, --version.
+Variables: see fromEnv in the README.`;
+
+/** `cirrus-auth help <command>` and `cirrus-auth <command> --help`. */
+const COMMAND_HELP: Record<string, string> = {
+  token: `Usage: cirrus-auth token [--json | --header]
+Prints an access token for the org the SF_* variables describe (see fromEnv in the README).
+  --header  as an "Authorization: Bearer …" line
+  --json    as JSON: access_token, instance_url, org_id, user_id, scopes, identity`,
+  request: `Usage: cirrus-auth request <path> [-X METHOD] [-d BODY | -d @file] [-H 'Name: value']... [--json]
+Sends one request to the org's instance with the session, retried once if the token is rejected.
+The status goes to stderr, the body to stdout.
+  -X, --method   the method (default GET, or POST with -d)
+  -d, --data     the body, or @file to read it from a file
+  -H, --headers  a header, 'Name: value'; repeatable
+  --json         status, headers and body as one JSON object on stdout`,
+  check: `Usage: cirrus-auth check [--json]
+Names the grant the environment selects and mints one token, printing no secret.
+  --json  as JSON: grant, instance_url, minted_ms`,
+  help: `Usage: cirrus-auth help [command]
+Prints the usage, or one command's: token, request, check.`,
+};
 
 /** The exit codes: 0 success, 1 an auth or HTTP failure, 2 bad usage. */
 const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
+const OPTIONS = {
+  json: { type: 'boolean' },
+  header: { type: 'boolean' },
+  method: { type: 'string', short: 'X' },
+  data: { type: 'string', short: 'd' },
+  headers: { type: 'string', short: 'H', multiple: true },
+  debug: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+/** The arguments, or a UsageError in our words: Node's parseArgs text may quote what was typed. */
+function parsed(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const named = argv.find((a) => a.startsWith('-') && !isKnownOption(a));
+    const shown = named !== undefined && /^--?[A-Za-z][\w-]{0,30}$/.test(named) ? ` ${named}` : '';
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option${shown}`);
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      throw new UsageError('an option that takes a value (-X, -d, -H) was given none');
+    }
+    throw new UsageError('the arguments could not be read');
+  }
+}
+
+function isKnownOption(arg: string): boolean {
+  const name = arg.replace(/^--?/, '').replace(/=.*$/, '');
+  return Object.entries(OPTIONS).some(
+    ([long, o]) => long === name || ('short' in o && o.short === name),
+  );
+}
+
+/** The package's version, from its package.json (next to dist/ once installed). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version?: unknown;
+  };
+  return String(pkg.version);
+}
+
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean' },
-      header: { type: 'boolean' },
-      method: { type: 'string', short: 'X' },
-      data: { type: 'string', short: 'd' },
-      headers: { type: 'string', short: 'H', multiple: true },
-      debug: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parsed(argv);
   const [command, ...rest] = positionals;
+  if (values.version) {
+    process.stdout.write(`cirrus-auth ${version()}\n`);
+    return EXIT.ok;
+  }
+  if (command === 'help') {
+    const topic = rest[0];
+    if (topic !== undefined && COMMAND_HELP[topic] === undefined) {
+      throw new UsageError(`no help for "${topic}": the commands are token, request, check`);
+    }
+    process.stdout.write(`${topic === undefined ? USAGE : COMMAND_HELP[topic]}\n`);
+    return EXIT.ok;
+  }
+  if (values.help && command !== undefined && COMMAND_HELP[command] !== undefined) {
+    process.stdout.write(`${COMMAND_HELP[command]}\n`);
+    return EXIT.ok;
+  }
   if (values.help || command === undefined) {
     process.stdout.write(`${USAGE}\n`);
     return values.help ? EXIT.ok : EXIT.usage;
   }
+  const json = values.json === true;
   switch (command) {
     case 'token':
-      return token(values.json === true, values.header === true);
+      return token(json, values.header === true);
     case 'request':
-      return request(rest[0], values.method, values.data, values.headers ?? []);
+      return request(rest[0], values.method, values.data, values.headers ?? [], json);
     case 'check':
-      return check();
+      return check(json);
     default:
-      throw new UsageError(`unknown command "${command}"`);
+      throw new UsageError(`unknown command "${command}": the commands are token, request, check`);
   }
 }
 
@@ -94,6 +163,7 @@ async function request(
   method: string | undefined,
   data: string | undefined,
   headerArgs: string[],
+  json: boolean,
 ): Promise<number> {
   if (path === undefined)
     throw new UsageError('request needs a path, for example /services/data/v62.0/limits');
@@ -114,7 +184,7 @@ async function request(
   }
   let body: string | undefined;
   if (data !== undefined) {
-    body = data.startsWith('@') ? readFileSync(data.slice(1), 'utf8') : data;
+    body = data.startsWith('@') ? readBodyFile(data.slice(1)) : data;
     if (!headers.has('content-type'))
       headers.set('content-type', isJson(body) ? 'application/json' : 'text/plain');
   }
@@ -124,22 +194,48 @@ async function request(
   const response = await sfFetch(path, init);
   process.stderr.write(`HTTP ${response.status} ${response.statusText}\n`);
   const text = await response.text();
-  process.stdout.write(text.endsWith('\n') || text === '' ? text : `${text}\n`);
+  if (json) {
+    const out = {
+      status: response.status,
+      headers: Object.fromEntries(response.headers),
+      body: isJson(text) ? JSON.parse(text) : text,
+    };
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  } else process.stdout.write(text.endsWith('\n') || text === '' ? text : `${text}\n`);
   return response.ok ? EXIT.ok : EXIT.failure;
 }
 
-async function check(): Promise<number> {
+/** A `-d @file` body; a file that cannot be read is one line naming the reason, not a stack. */
+function readBodyFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    throw new InputError(
+      `-d @file: the file cannot be read${typeof code === 'string' && /^E[A-Z]+$/.test(code) ? ` (${code})` : ''}`,
+    );
+  }
+}
+
+async function check(json: boolean): Promise<number> {
   const { grant } = selectGrant(process.env);
-  process.stdout.write(`grant: ${grant}\n`);
+  if (!json) process.stdout.write(`grant: ${grant}\n`);
   const session = envSession();
-  process.stdout.write(`instance: ${session.instanceUrl}\n`);
+  if (!json) process.stdout.write(`instance: ${session.instanceUrl}\n`);
   const started = performance.now();
   await session.getToken();
-  process.stdout.write(`token: minted in ${Math.round(performance.now() - started)} ms\n`);
+  const ms = Math.round(performance.now() - started);
+  if (json) {
+    const out = { grant, instance_url: session.instanceUrl, minted_ms: ms };
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  } else process.stdout.write(`token: minted in ${ms} ms\n`);
   return EXIT.ok;
 }
 
 class UsageError extends Error {}
+
+/** Input the user named that cannot be used (a `-d @file` that cannot be read): one line, exit 1. */
+class InputError extends Error {}
 
 /** A header name: an RFC 9110 token. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -256,6 +352,17 @@ function failureLine(error: unknown): string {
   return `${error.name}${code ? ` ${code}` : ''}: its message is not shown, as it may quote a secret (--debug shows where it was thrown)`;
 }
 
+/** An error as `--json` prints it, on stdout: `{ "error": { code, reason, message, hint } }`. */
+function writeJsonError(
+  code: string,
+  reason: string | undefined,
+  message: string,
+  advice: string | undefined,
+): void {
+  const error = { code, reason: reason ?? null, message, hint: advice ?? null };
+  process.stdout.write(`${JSON.stringify({ error }, null, 2)}\n`);
+}
+
 function codeOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' && /^[\w.-]{1,64}$/.test(code) ? code : undefined;
@@ -268,22 +375,34 @@ main(argv).then(
   },
   (error: unknown) => {
     const debug = argv.includes('--debug');
+    const json = argv.includes('--json');
     let grant: EnvGrant | undefined;
     try {
       grant = selectGrant(process.env).grant;
     } catch {
       grant = undefined;
     }
-    if (
-      error instanceof UsageError ||
-      (error instanceof Error && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))
-    ) {
-      process.stderr.write(`cirrus-auth: ${error.message}\n${USAGE}\n`);
+    if (error instanceof UsageError) {
+      if (json) writeJsonError('ERR_USAGE', undefined, error.message, undefined);
+      else process.stderr.write(`cirrus-auth: ${error.message}\n${USAGE}\n`);
       process.exitCode = EXIT.usage;
       return;
     }
-    process.stderr.write(`cirrus-auth: ${failureLine(error)}\n`);
+    if (error instanceof InputError) {
+      if (json) writeJsonError('ERR_INPUT', undefined, error.message, undefined);
+      else process.stderr.write(`cirrus-auth: ${error.message}\n`);
+      process.exitCode = EXIT.failure;
+      return;
+    }
     const advice = hint(error, grant);
+    if (json) {
+      const code = error instanceof AuthError ? error.code : 'ERR_UNKNOWN';
+      const reason = error instanceof OAuthError ? error.reason : undefined;
+      writeJsonError(code, reason, failureLine(error).replace(/^ERR_[A-Z_]+: /, ''), advice);
+      process.exitCode = EXIT.failure;
+      return;
+    }
+    process.stderr.write(`cirrus-auth: ${failureLine(error)}\n`);
     if (advice !== undefined) process.stderr.write(`hint: ${advice}\n`);
     if (debug && error instanceof Error && error.stack) {
       // Only our own messages are safe to print; of any other error, the frames without the message.

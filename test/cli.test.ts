@@ -348,6 +348,73 @@ describe('the cirrus-auth command', () => {
     expect(fx.org.stats.apiRequests).toBe(0);
   });
 
+  it('follows the sf and gh conventions: --version, help <command>, <command> --help', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    for (const args of [['--version'], ['-v']]) {
+      expect(await run(args, {})).toMatchObject({
+        code: 0,
+        stdout: `cirrus-auth ${pkg.version}\n`,
+      });
+    }
+    for (const command of ['token', 'request', 'check']) {
+      const viaHelp = await run(['help', command], {});
+      const viaFlag = await run([command, '--help'], {});
+      expect(viaHelp.code).toBe(0);
+      expect(viaHelp.stdout).toMatch(new RegExp(`^Usage: cirrus-auth ${command}`));
+      expect(viaFlag).toEqual(viaHelp);
+    }
+    const unknown = await run(['help', 'nope'], {});
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('no help for "nope"');
+  });
+
+  it("never prints Node's parseArgs text; an unreadable -d @file is one line", async () => {
+    const bogus = await run(['token', '--bogus'], {});
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr.split('\n')[0]).toBe('cirrus-auth: unknown option --bogus');
+    expect(bogus.stderr).not.toContain('To specify a positional argument');
+    const secretish = await run(['token', '--00Dsecret!value'], {});
+    expect(secretish.stderr).not.toContain('00Dsecret');
+    const missingValue = await run(['request', '/x', '-X'], {});
+    expect(missingValue.stderr.split('\n')[0]).toBe(
+      'cirrus-auth: an option that takes a value (-X, -d, -H) was given none',
+    );
+    const noFile = await run(['request', '/x', '-d', '@/no/such/file'], clientCredentials());
+    expect(noFile).toMatchObject({
+      code: 1,
+      stderr: 'cirrus-auth: -d @file: the file cannot be read (ENOENT)\n',
+    });
+  });
+
+  it('--json on every command, errors too, as { error: { code, reason, message, hint } }', async () => {
+    const check = await run(['check', '--json'], clientCredentials());
+    expect(check.code).toBe(0);
+    expect(JSON.parse(check.stdout)).toMatchObject({
+      grant: 'client-credentials',
+      instance_url: fx.org.instanceUrl,
+    });
+    const request = await run(
+      ['request', '/services/data/v62.0/limits', '--json'],
+      clientCredentials(),
+    );
+    expect(JSON.parse(request.stdout)).toMatchObject({
+      status: 200,
+      body: { DailyApiRequests: {} },
+    });
+    const refused = await run(['check', '--json'], {
+      ...clientCredentials(),
+      SF_CLIENT_SECRET: 'wrong-value',
+    });
+    expect(refused.code).toBe(1);
+    const { error } = JSON.parse(refused.stdout);
+    expect(error).toMatchObject({ code: 'ERR_OAUTH', reason: 'invalid-client' });
+    expect(error.hint).toContain('SF_CLIENT_SECRET');
+    expect(refused.stdout + refused.stderr).not.toContain('wrong-value');
+    const usage = await run(['nope', '--json'], {});
+    expect(usage.code).toBe(2);
+    expect(JSON.parse(usage.stdout).error.code).toBe('ERR_USAGE');
+  });
+
   it('bad usage exits 2 with the usage text', async () => {
     const result = await run(['frobnicate'], clientCredentials());
     expect(result.code).toBe(2);
