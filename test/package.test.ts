@@ -29,4 +29,15 @@ describe('the packed tarball', () => {
     expect(map.sources).toEqual(['../src/index.ts']);
     expect([...files].filter((f) => /^(test|bench|examples|\.ci)\//.test(f))).toEqual([]);
   });
+
+  it('CommonJS require() loads the root and the subpaths (require(esm), Node 22.12+)', () => {
+    const script = `
+      const root = require('cirrus-auth');
+      const { authFetch } = require('cirrus-auth/fetch');
+      const { PostgresTokenStore } = require('cirrus-auth/postgres');
+      const { streamingClient } = require('cirrus-auth/streaming');
+      process.stdout.write([typeof root.SessionPool, typeof authFetch, typeof PostgresTokenStore, typeof streamingClient].join(','));`;
+    const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(out).toBe('function,function,function,function');
+  });
 });
