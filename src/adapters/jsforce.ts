@@ -109,7 +109,7 @@ let listening: Promise<void> | undefined;
  */
 function listenForConnections(): Promise<void> {
   listening ??= (async () => {
-    for (const name of ['jsforce', '@jsforce/jsforce-node']) {
+    for (const name of JSFORCE_PACKAGES) {
       try {
         const module = (await import(name)) as { default?: { default?: unknown } };
         const registry = (module.default?.default ?? module.default) as
@@ -357,9 +357,41 @@ function sessionOf(headers: Record<string, string> | undefined): string | undefi
 }
 
 /** Options of {@link jsforceConnection}. */
-export interface JsforceConnectionFactoryOptions extends JsforceOptions {
-  /** The jsforce `Connection` class. @default the one from the installed `jsforce` package */
-  Connection?: (new (options: JsforceConnectionOptions) => Connection) | undefined;
+export interface JsforceConnectionFactoryOptions<C = Connection> extends JsforceOptions {
+  /**
+   * The jsforce `Connection` class: jsforce 3's or `@jsforce/jsforce-node`'s (what
+   * `@salesforce/core` uses); the connection answered is of its type.
+   * @default the installed `jsforce`'s, else `@jsforce/jsforce-node`'s
+   */
+  // `never`: any jsforce's constructor fits, whatever it calls its options type.
+  Connection?: (new (options: never) => C) | undefined;
+}
+
+/** The packages a `Connection` class is looked for in, in order. */
+const JSFORCE_PACKAGES = ['jsforce', '@jsforce/jsforce-node'] as const;
+
+/** The installed jsforce's `Connection` class, or a ConfigError saying to pass one. */
+async function installedConnection(): Promise<new (options: JsforceConnectionOptions) => unknown> {
+  for (const name of JSFORCE_PACKAGES) {
+    try {
+      const module = (await import(name)) as {
+        default?: { Connection?: unknown; default?: { Connection?: unknown } };
+        Connection?: unknown;
+      };
+      const found =
+        module.Connection ?? module.default?.Connection ?? module.default?.default?.Connection;
+      if (typeof found === 'function')
+        return found as new (
+          options: JsforceConnectionOptions,
+        ) => unknown;
+    } catch {
+      // Not installed: try the next one.
+    }
+  }
+  throw new ConfigError(
+    'Connection',
+    'is required: neither jsforce nor @jsforce/jsforce-node is installed; pass the Connection class of the one you use',
+  );
 }
 
 /**
@@ -372,16 +404,31 @@ export interface JsforceConnectionFactoryOptions extends JsforceOptions {
  * const conn = await jsforceConnection(fromEnv());
  * ```
  */
-export async function jsforceConnection(
+export function jsforceConnection(
   session: AuthSession,
-  options: JsforceConnectionFactoryOptions = {},
-): Promise<Connection> {
+  options?: JsforceConnectionFactoryOptions & { Connection?: undefined },
+): Promise<Connection>;
+/** With a `Connection` class of your own (`@jsforce/jsforce-node`'s): a connection of its type. */
+export function jsforceConnection<C>(
+  session: AuthSession,
+  options: JsforceConnectionFactoryOptions<C> & { Connection: new (options: never) => C },
+): Promise<C>;
+export async function jsforceConnection<C>(
+  session: AuthSession,
+  options: JsforceConnectionFactoryOptions<C> = {},
+): Promise<C> {
   const { Connection: Ctor, ...rest } = optionsObject(options);
-  const Connection =
-    Ctor ?? ((await import('jsforce')).default.Connection as unknown as NonNullable<typeof Ctor>);
+  if (Ctor !== undefined && typeof Ctor !== 'function') {
+    throw new ConfigError('Connection', 'must be a jsforce Connection class');
+  }
+  const Connection = (Ctor ?? (await installedConnection())) as new (
+    options: JsforceConnectionOptions,
+  ) => C;
   const connectionOptions = await jsforceOptions(session, rest);
   const conn = new Connection(connectionOptions);
   // Guarded here too, whichever jsforce package `Connection` came from.
-  (guards.get(connectionOptions.refreshFn) as (conn: Connection) => void)(conn);
+  (guards.get(connectionOptions.refreshFn) as (conn: Connection) => void)(
+    conn as unknown as Connection,
+  );
   return conn;
 }

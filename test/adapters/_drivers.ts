@@ -250,7 +250,7 @@ export const jsforceDriver: Driver = {
     'a lazy first token',
   ]),
   client(session, options) {
-    let conn: ReturnType<typeof jsforceConnection> | undefined;
+    let conn: Promise<import('jsforce').Connection> | undefined;
     return {
       async send(call) {
         conn ??= jsforceConnection(session, options?.origins ? { origins: options.origins } : {});

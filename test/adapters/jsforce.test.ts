@@ -197,8 +197,8 @@ describe('jsforce integration (the real jsforce 3)', () => {
         'jsforceConnection with @jsforce/jsforce-node',
         async () =>
           jsforceConnection(fx.session(), {
-            Connection: (await import('@jsforce/jsforce-node')).Connection as never,
-          }),
+            Connection: (await import('@jsforce/jsforce-node')).Connection,
+          }) as unknown as Promise<import('jsforce').Connection>,
       ],
     ];
     it.each(connections)('%s: a foreign absolute URL is sent without it', async (_, make) => {
