@@ -1,9 +1,9 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './_wait.ts';
 
 /** A PostgreSQL cluster of the test's own: a temp dir, a free loopback port, trust auth. */
 export interface PostgresServer {
@@ -42,16 +42,6 @@ if (!postgresTestsRun) {
   console.warn(
     'SKIPPED: the PostgreSQL tests need Debian’s postgresql (apt-get install postgresql); .ci/run installs it',
   );
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 /** initdb refuses to run as root: as root, the cluster runs as Debian's `postgres` user. */

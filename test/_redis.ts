@@ -1,6 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer, Socket } from 'node:net';
+import { Socket } from 'node:net';
+import { freePort } from './_wait.ts';
 
 /** A `redis-server` of the test's own, on loopback, with no persistence. */
 export interface RedisServer {
@@ -33,16 +34,6 @@ if (!redisTestsRun) {
   console.warn(
     'SKIPPED: the Redis tests need redis-server (apt-get install redis-server); .ci/run installs it',
   );
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 /** Starts `redis-server` on a free loopback port, `--save '' --appendonly no`. */

@@ -139,6 +139,30 @@ export function aged(written: SharedToken, remainingMs: number): SharedToken | u
   };
 }
 
+/**
+ * One backend call, bounded: its result, or a transient TokenStoreError (`unavailable`) when it
+ * fails or outlives `timeoutMs`. A client error may quote what it was sent (a sealed token): the
+ * kept cause is `describe(error)`, the backend's own safe summary (a command name, a SQLSTATE).
+ */
+export async function bounded<T>(
+  call: () => Promise<T>,
+  timeoutMs: number,
+  describe: (error: unknown) => string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TokenStoreError('unavailable')), timeoutMs);
+  });
+  try {
+    return await Promise.race([call(), timeout]);
+  } catch (error) {
+    if (error instanceof TokenStoreError) throw error;
+    throw new TokenStoreError('unavailable', { cause: new Error(describe(error)) });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A shared failure as stored (code and transient, in clear: no secret). */
 export function encodeFailure(failure: SharedFailure): string {
   return JSON.stringify({

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { ConfigError, TokenStoreError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import { MAX_TIMER_MS, optionsObject, positiveMs } from '../internal/options.js';
 import type { TenantConfig } from '../pool.js';
 import type { SharedSlot, SharedTokenStore, SharedWrite } from '../session/shared-store.js';
-import { decodeFailure, encodeFailure, StoreCodec } from './codec.js';
+import { bounded, decodeFailure, encodeFailure, StoreCodec } from './codec.js';
 
 /** Default `lockTtlMs` of {@link PostgresTokenStore}, as for the Redis store. */
 export const POSTGRES_LOCK_TTL_MS = 10_000;
@@ -345,27 +345,19 @@ ON CONFLICT (tenant) DO UPDATE SET sealed = EXCLUDED.sealed, updated_at = clock_
   }
 
   /** One query, or a transient TokenStoreError when it fails or outlives queryTimeoutMs. */
-  async #query(
+  #query(
     text: string,
     values?: unknown[],
   ): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TokenStoreError('unavailable')), this.#timeoutMs);
-    });
-    try {
-      return await Promise.race([this.#client.query(text, values), timeout]);
-    } catch (error) {
-      if (error instanceof TokenStoreError) throw error;
+    return bounded(
+      () => this.#client.query(text, values),
+      this.#timeoutMs,
       // pg's errors may quote parameters (a sealed token): keep only the class and SQLSTATE.
-      const code = (error as { code?: unknown })?.code;
-      const cause = new Error(
-        `query failed: ${(error as Error)?.name ?? 'Error'}${typeof code === 'string' ? ` ${code}` : ''}`,
-      );
-      throw new TokenStoreError('unavailable', { cause });
-    } finally {
-      clearTimeout(timer);
-    }
+      (error) => {
+        const code = (error as { code?: unknown })?.code;
+        return `query failed: ${(error as Error)?.name ?? 'Error'}${typeof code === 'string' ? ` ${code}` : ''}`;
+      },
+    );
   }
 }
 

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { ConfigError, TokenStoreError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import { MAX_TIMER_MS, optionsObject, positiveMs } from '../internal/options.js';
 import type { SharedSlot, SharedTokenStore, SharedWrite } from '../session/shared-store.js';
-import { decodeFailure, encodeFailure, StoreCodec } from './codec.js';
+import { bounded, decodeFailure, encodeFailure, StoreCodec } from './codec.js';
 
 /** Default `lockTtlMs`: how long a dead mint-lock holder blocks the fleet. */
 export const DEFAULT_LOCK_TTL_MS = 10_000;
@@ -229,21 +229,13 @@ export class RedisTokenStore implements SharedTokenStore {
   }
 
   /** One command, or a transient TokenStoreError when it fails or outlives commandTimeoutMs. */
-  async #command(args: string[]): Promise<unknown> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TokenStoreError('unavailable')), this.#timeoutMs);
-    });
-    try {
-      return await Promise.race([this.#send(args), timeout]);
-    } catch (error) {
-      if (error instanceof TokenStoreError) throw error;
-      // A client error may quote the command it failed on: keep only its name and class.
-      const cause = new Error(`${args[0]} failed: ${(error as Error)?.name ?? 'Error'}`);
-      throw new TokenStoreError('unavailable', { cause });
-    } finally {
-      clearTimeout(timer);
-    }
+  #command(args: string[]): Promise<unknown> {
+    // A client error may quote the command it failed on: keep only its name and class.
+    return bounded(
+      () => this.#send(args),
+      this.#timeoutMs,
+      (error) => `${args[0]} failed: ${(error as Error)?.name ?? 'Error'}`,
+    );
   }
 }
 

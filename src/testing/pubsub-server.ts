@@ -105,6 +105,12 @@ export async function startFakePubSub(host: PubSubHost): Promise<FakePubSub> {
       metadata,
     });
   };
+  const topicNotFound = () =>
+    failure(
+      grpc.status.NOT_FOUND,
+      'sfdc.platform.eventbus.grpc.service.topic.not.found',
+      'topic not found',
+    );
   const unauthenticated = () => {
     stats.unauthenticated++;
     return failure(
@@ -163,11 +169,7 @@ export async function startFakePubSub(host: PubSubHost): Promise<FakePubSub> {
     GetTopic: unary((request, orgId) => {
       const topic = topicOf(String(request.topic_name));
       if (topic === undefined) {
-        throw failure(
-          grpc.status.NOT_FOUND,
-          'sfdc.platform.eventbus.grpc.service.topic.not.found',
-          'topic not found',
-        );
+        throw topicNotFound();
       }
       return {
         topic_name: topic.name,
@@ -186,11 +188,7 @@ export async function startFakePubSub(host: PubSubHost): Promise<FakePubSub> {
     Publish: unary((request) => {
       const topic = topicOf(String(request.topic_name));
       if (topic === undefined) {
-        throw failure(
-          grpc.status.NOT_FOUND,
-          'sfdc.platform.eventbus.grpc.service.topic.not.found',
-          'topic not found',
-        );
+        throw topicNotFound();
       }
       const results = publish(topic, (request.events ?? []) as never[]);
       return {
@@ -251,13 +249,7 @@ export async function startFakePubSub(host: PubSubHost): Promise<FakePubSub> {
         if (topic === undefined) {
           topic = topicOf(String(request.topic_name));
           if (topic === undefined) {
-            return end(
-              failure(
-                grpc.status.NOT_FOUND,
-                'sfdc.platform.eventbus.grpc.service.topic.not.found',
-                'topic not found',
-              ),
-            );
+            return end(topicNotFound());
           }
           const preset = request.replay_preset;
           if (preset === 'EARLIEST' || preset === 1) cursor = 0;

@@ -8,13 +8,15 @@ import {
   resubscribe,
 } from '../../src/adapters/grpc.js';
 import {
-  ClientCredentialsAuth,
+  type ClientCredentialsAuth,
   ConfigError,
   PubSubError,
   StaticTokenAuth,
 } from '../../src/index.js';
 import { type FakeOrg, PUBSUB_AUTH_ERROR, startFakeOrg } from '../../src/testing/index.js';
+import { sessionFor as orgSession } from '../_org.js';
 import { caught } from '../_secrets.js';
+import { until } from '../_wait.js';
 
 // The Pub/Sub API over real loopback gRPC: the fake org's server checks the three metadata
 // headers as Salesforce does; every claim is a count it made.
@@ -25,13 +27,8 @@ beforeAll(async () => {
 afterAll(() => org?.close());
 
 const TOPIC = '/event/Order__e';
-const sessionFor = () =>
-  new ClientCredentialsAuth({
-    clientId: org.clientId,
-    clientSecret: org.clientSecret,
-    loginUrl: org.loginUrl,
-    instanceUrl: org.instanceUrl,
-  });
+const sessionFor = () => orgSession(org);
+
 const clientFor = (
   session:
     | ConstructorParameters<typeof StaticTokenAuth>[0]
@@ -48,14 +45,6 @@ const call = <T>(fn: (cb: (error: unknown, value?: T) => void) => unknown) =>
   new Promise<T>((resolve, reject) => {
     fn((error, value) => (error ? reject(error) : resolve(value as T)));
   });
-const until = async (check: () => boolean, timeoutMs = 10_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-};
-
 describe('cirrus-auth/grpc against the fake Pub/Sub API', () => {
   it('a subscription keeps receiving across 5 revocations: 5 re-mints, no event lost or repeated', async () => {
     org.resetStats();

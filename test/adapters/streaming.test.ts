@@ -1,8 +1,10 @@
 import jsforce from 'jsforce';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StreamingAuthError, streamingClient } from '../../src/adapters/streaming.js';
-import { ClientCredentialsAuth } from '../../src/index.js';
+import type { ClientCredentialsAuth } from '../../src/index.js';
 import { type FakeOrg, startFakeOrg } from '../../src/testing/index.js';
+import { sessionFor as orgSession } from '../_org.js';
+import { until } from '../_wait.js';
 
 // The Streaming API (CometD) with the real jsforce 3 streaming client (faye) against the fake
 // org's /cometd: every claim is a count the org made.
@@ -12,30 +14,20 @@ beforeAll(async () => {
 });
 afterAll(() => org?.close());
 
-const until = async (check: () => boolean, timeoutMs = 10_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-};
-const sessionFor = () =>
-  new ClientCredentialsAuth({
-    clientId: org.clientId,
-    clientSecret: org.clientSecret,
-    loginUrl: org.loginUrl,
+const sessionFor = () => orgSession(org);
+/** A plain jsforce connection on the session's current token, as an app would build one. */
+const connectionFor = async (session: ClientCredentialsAuth) =>
+  new jsforce.Connection({
     instanceUrl: org.instanceUrl,
+    accessToken: await session.getToken(),
+    version: '62.0',
   });
 
 describe('cirrus-auth/streaming with jsforce against the fake Streaming API', () => {
   it('a subscription keeps receiving across 5 revocations: 5 re-mints, every event once, in order', async () => {
     org.resetStats();
     const session = sessionFor();
-    const conn = new jsforce.Connection({
-      instanceUrl: org.instanceUrl,
-      accessToken: await session.getToken(),
-      version: '62.0',
-    });
+    const conn = await connectionFor(session);
     const client = streamingClient(conn, session);
     const received: number[] = [];
     const channel = '/event/Order__e';
@@ -64,11 +56,7 @@ describe('cirrus-auth/streaming with jsforce against the fake Streaming API', ()
   it('a session the org refuses whatever the token: at most 3 logins, then StreamingAuthError', async () => {
     org.resetStats();
     const session = sessionFor();
-    const conn = new jsforce.Connection({
-      instanceUrl: org.instanceUrl,
-      accessToken: await session.getToken(),
-      version: '62.0',
-    });
+    const conn = await connectionFor(session);
     org.rejectApiTokens('invalid-session'); // every token refused, new or old
     const failures: unknown[] = [];
     const client = streamingClient(conn, session, { onFailure: (error) => failures.push(error) });

@@ -96,11 +96,4 @@ export async function stopFleet(fleet: readonly FleetMember[]): Promise<void> {
   );
 }
 
-/** Polls `check` every 20 ms until it is true, or fails after `timeoutMs`. */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+export { until } from '../_wait.ts';
