@@ -45,6 +45,7 @@ const ENTRIES: Record<string, string> = {
   'cirrus-auth/fetch': 'src/adapters/fetch.ts',
   'cirrus-auth/axios': 'src/adapters/axios.ts',
   'cirrus-auth/ky': 'src/adapters/ky.ts',
+  'cirrus-auth/got': 'src/adapters/got.ts',
   'cirrus-auth/jsforce': 'src/adapters/jsforce.ts',
   'cirrus-auth/grpc': 'src/adapters/grpc.ts',
   'cirrus-auth/streaming': 'src/adapters/streaming.ts',

@@ -1,8 +1,10 @@
 import axios, { AxiosError, CanceledError } from 'axios';
+import got, { HTTPError as GotHTTPError, RequestError as GotRequestError } from 'got';
 import ky, { HTTPError, type KyInstance } from 'ky';
 import { expect } from 'vitest';
 import { attachAuth } from '../../src/adapters/axios.js';
 import { authFetch } from '../../src/adapters/fetch.js';
+import { authHooks as gotAuthHooks } from '../../src/adapters/got.js';
 import { jsforceConnection, RefreshLoopError } from '../../src/adapters/jsforce.js';
 import { authHooks } from '../../src/adapters/ky.js';
 import type { AdapterOptions, AuthSession } from '../../src/index.js';
@@ -37,7 +39,7 @@ export interface Client {
 
 /** One adapter as the contract suite drives it. */
 export interface Driver {
-  name: 'fetch' | 'axios' | 'ky' | 'jsforce';
+  name: 'fetch' | 'axios' | 'ky' | 'jsforce' | 'got';
   /** How the suite names it. */
   label: string;
   /** A client of this kind wired to `session`. */
@@ -299,11 +301,59 @@ export const jsforceDriver: Driver = {
  * Every adapter the contract covers: fetch, axios with and without a `baseURL`, ky with and
  * without retry, and jsforce (reduced: see {@link jsforceDriver}).
  */
+/** got 14+ with its default retry settings, through `got.extend({ hooks: authHooks(session) })`. */
+export const gotDriver: Driver = {
+  name: 'got',
+  label: 'got',
+  client(session, options) {
+    const client = got.extend({
+      prefixUrl: session.instanceUrl,
+      hooks: gotAuthHooks(session, options),
+    });
+    return {
+      async send(call) {
+        // got's own way for a form: `form`; everything else as a fetch body.
+        const urlencoded = call.body?.kind === 'urlencoded' ? call.body.value : undefined;
+        const { body, type } = urlencoded === undefined ? fetchBody(call.body) : {};
+        const url = call.url.startsWith('/') ? call.url.slice(1) : call.url;
+        const absolute = /^https?:/.test(url);
+        try {
+          const response = await (absolute
+            ? got.extend({ hooks: gotAuthHooks(session, options) })
+            : client)(url, {
+            method: (call.method ?? 'GET') as 'GET',
+            headers: withType(call.headers, type),
+            ...(body === undefined ? {} : { body: body as string }),
+            ...(urlencoded === undefined ? {} : { form: urlencoded }),
+            ...(call.signal ? { signal: call.signal } : {}),
+          });
+          return { status: response.statusCode, text: response.body };
+        } catch (error) {
+          if (error instanceof GotHTTPError) {
+            return { status: error.response.statusCode, text: String(error.response.body), error };
+          }
+          throw error;
+        }
+      },
+    };
+  },
+  expectUsual401(outcome) {
+    expect(outcome.error).toBeInstanceOf(GotHTTPError);
+    expect(outcome.status).toBe(401);
+  },
+  expectAbortError(error) {
+    expect(error).toMatchObject({ name: 'AbortError' });
+  },
+  // got wraps what a hook throws in a RequestError: the AuthError is its cause.
+  authErrorOf: (error) => (error instanceof GotRequestError ? error.cause : error),
+};
+
 export const drivers: Driver[] = [
   fetchDriver,
   axiosDriver(true),
   axiosDriver(false),
   kyDriver(),
   kyDriver(0),
+  gotDriver,
   jsforceDriver,
 ];

@@ -7,6 +7,7 @@ import axios from 'axios';
 import { describe, expect, it } from 'vitest';
 import { attachAuth } from '../../src/adapters/axios.js';
 import { authFetch, installGlobalFetch } from '../../src/adapters/fetch.js';
+import { authHooks as gotAuthHooks } from '../../src/adapters/got.js';
 import { pubsubClient } from '../../src/adapters/grpc.js';
 import { jsforceOptions } from '../../src/adapters/jsforce.js';
 import { authHooks } from '../../src/adapters/ky.js';
@@ -203,6 +204,13 @@ const subjects: Subject[] = [
       queryTimeoutMs: 'ms',
     },
     make: (o) => new PostgresTokenStore(o as never),
+  },
+  {
+    name: 'got authHooks',
+    valid: {},
+    options: { isAuthFailure: 'function' },
+    make: (o) =>
+      gotAuthHooks(new StaticTokenAuth({ accessToken: MARK, instanceUrl: URL_OK }), o as never),
   },
   {
     name: 'pubsubClient',
