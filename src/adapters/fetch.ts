@@ -21,13 +21,20 @@ import {
   withSoapSessionBytes,
 } from './shared.js';
 
+/**
+ * Any fetch-shaped function: the global `fetch`, or one whose own `Request`/`Response` types differ
+ * from the DOM's (`undici.fetch` from the undici package, node-fetch), taken without a cast. It is
+ * called with the arguments a fetch takes and its answer used as a fetch `Response`.
+ */
+export type FetchLike = typeof fetch | ((input: never, init?: never) => Promise<unknown>);
+
 /** Options of {@link authFetch}. */
 export interface AuthFetchOptions extends AdapterOptions {
   /**
-   * The `fetch` that sends the requests.
+   * The `fetch` that sends the requests (`undici.fetch` works as it is).
    * @default globalThis.fetch (looked up on each call)
    */
-  fetch?: typeof fetch | undefined;
+  fetch?: FetchLike | undefined;
 }
 
 /**
@@ -111,7 +118,8 @@ function sessionFetch(session: AuthSession, options: AuthFetchOptions): typeof f
   const o = optionsObject(options);
   const policy = adapterPolicy(session, o);
   const inner: typeof fetch =
-    optionalFunction('fetch', o.fetch) ?? ((input, init) => globalThis.fetch(input, init));
+    (optionalFunction('fetch', o.fetch) as typeof fetch | undefined) ??
+    ((input, init) => globalThis.fetch(input, init));
 
   /** The answer to the first attempt: accepted, or judged, retried once and settled. */
   const finish = async (prepared: Prepared, sent: string, response: Response) => {
