@@ -457,13 +457,16 @@ export class PubSubError extends AuthError {
   readonly errorCode: string | undefined;
 
   constructor(grpcCode: number, errorCode: string | undefined, transient: boolean) {
+    // The trailer is the server's text: kept only in the shape Salesforce's codes have.
+    const code =
+      errorCode !== undefined && /^[a-z][a-z0-9.]{0,127}$/.test(errorCode) ? errorCode : undefined;
     super(
-      `Pub/Sub API call failed with gRPC status ${grpcCode}${errorCode ? ` (${errorCode})` : ''}`,
+      `Pub/Sub API call failed with gRPC status ${grpcCode}${code ? ` (${code})` : ''}`,
       ErrorCode.PUBSUB,
       transient,
     );
     this.grpcCode = grpcCode;
-    this.errorCode = errorCode;
+    this.errorCode = code;
   }
 }
 
@@ -475,8 +478,10 @@ export class StreamingAuthError extends AuthError {
   readonly reason: string;
 
   constructor(reason: string) {
-    super(`The Streaming API refused the session: ${reason}`, ErrorCode.STREAMING_AUTH);
-    this.reason = reason;
+    // The server's text: kept only in the shape of Salesforce's Bayeux errors (`401::Words`).
+    const shown = /^\d{3}::[A-Za-z ]{1,80}$/.test(reason) ? reason : '(not shown)';
+    super(`The Streaming API refused the session: ${shown}`, ErrorCode.STREAMING_AUTH);
+    this.reason = shown;
   }
 }
 

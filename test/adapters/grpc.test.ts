@@ -137,6 +137,22 @@ describe('cirrus-auth/grpc against the fake Pub/Sub API', () => {
     client.close();
   });
 
+  it('a topic the org does not define is NOT_FOUND, as Salesforce answers', async () => {
+    const session = sessionFor();
+    const client = clientFor(session);
+    const error = await caught(() =>
+      call((cb) => client.GetTopic({ topic_name: '/event/Nope__e' }, cb)),
+    );
+    expect(pubsubErrorOf(error as never)).toMatchObject({ grpcCode: 5, transient: false });
+    expect(() => org.pubsub?.publish('/event/Nope__e', [])).toThrow();
+    // A trailer that is not in the shape of Salesforce's codes is not repeated in a message.
+    const odd = new PubSubError(16, 'Bearer 00Dx!secret', false);
+    expect(odd.message).not.toContain('secret');
+    expect(odd.errorCode).toBeUndefined();
+    client.close();
+    await session.close();
+  });
+
   it('plaintext is refused except to loopback; the token never shows in an error', async () => {
     const session = sessionFor();
     expect(() =>
