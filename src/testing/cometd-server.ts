@@ -4,6 +4,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 /** What the fake Streaming API needs from its org: whose token a token is. */
 export interface CometdHost {
   ownerOf(token: string): { readonly orgId: string; readonly instanceUrl: string } | undefined;
+  /** Whether the org defines this channel (a platform event, a PushTopic…). */
+  defines(channel: string): boolean;
 }
 
 /** Counters of the fake Streaming API. */
@@ -90,7 +92,9 @@ export function fakeStreaming(host: CometdHost, options: { holdMs: number }) {
   };
 
   const publish = (name: string, payload: Record<string, unknown>): number => {
-    if (!CHANNEL.test(name)) throw new Error(`not a channel name: ${name}`);
+    if (!CHANNEL.test(name) || !host.defines(name)) {
+      throw new Error(`the org defines no channel ${name}: add it to the channels option`);
+    }
     const channel = channelOf(name);
     const replayId = channel.events.length + 1;
     const data = name.startsWith('/topic/')
@@ -200,7 +204,7 @@ export function fakeStreaming(host: CometdHost, options: { holdMs: number }) {
       }
       if (channel === '/meta/subscribe') {
         const name = String(message.subscription ?? '');
-        if (!CHANNEL.test(name)) {
+        if (!CHANNEL.test(name) || !host.defines(name)) {
           reply({
             clientId: client.id,
             subscription: name,

@@ -70,6 +70,13 @@ export interface FakeOrgOptions {
    * @default 5,000
    */
   streamingHoldMs?: number;
+  /**
+   * The event channels the org defines (platform events, PushTopics, change data capture), for
+   * the Streaming and Pub/Sub APIs: as in a real org, subscribing or publishing to any other is
+   * refused ("does not exist", NOT_FOUND).
+   * @default ['/event/Order__e']
+   */
+  channels?: string[];
 }
 
 /**
@@ -407,7 +414,9 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     if (owner === undefined || (rejection ?? owner.rejection) !== undefined) return undefined;
     return { orgId: owner.orgId, instanceUrl: owner.instanceUrl() };
   };
-  const cometd = fakeStreaming({ ownerOf }, { holdMs: options.streamingHoldMs ?? 5_000 });
+  const definedChannels = new Set(options.channels ?? ['/event/Order__e']);
+  const defines = (channel: string) => definedChannels.has(channel);
+  const cometd = fakeStreaming({ ownerOf, defines }, { holdMs: options.streamingHoldMs ?? 5_000 });
 
   async function handle(
     req: IncomingMessage,
@@ -780,7 +789,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   });
   const { port } = server.address() as AddressInfo;
   baseUrl = `http://127.0.0.1:${port}`;
-  const pubsub = options.pubsub === true ? await startFakePubSub({ ownerOf }) : undefined;
+  const pubsub = options.pubsub === true ? await startFakePubSub({ ownerOf, defines }) : undefined;
 
   const org: FakeOrg = {
     loginUrl: baseUrl,

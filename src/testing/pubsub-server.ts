@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 export interface PubSubHost {
   /** The org id and instance URL of a live access token's org, or `undefined`. */
   ownerOf(token: string): { readonly orgId: string; readonly instanceUrl: string } | undefined;
+  /** Whether the org defines this topic (a platform event, a change-data-capture channel). */
+  defines(topic: string): boolean;
 }
 
 /** Counters of the fake Pub/Sub server. */
@@ -79,7 +81,8 @@ export async function startFakePubSub(host: PubSubHost): Promise<FakePubSub> {
   let sequence = 0n;
 
   const topicOf = (name: string): Topic | undefined => {
-    if (!TOPIC.test(name)) return undefined;
+    // As in a real org, only a topic the org defines exists: a misspelt one is NOT_FOUND.
+    if (!TOPIC.test(name) || !host.defines(name)) return undefined;
     let topic = topics.get(name);
     if (topic === undefined) {
       topic = { name, schemaId: `schema${topics.size + 1}`, events: [], subscribers: new Set() };

@@ -24,8 +24,33 @@ const connectionFor = async (session: ClientCredentialsAuth) =>
   });
 
 describe('cirrus-auth/streaming with jsforce against the fake Streaming API', () => {
+  it('a channel the org does not define is refused, as Salesforce refuses it', async () => {
+    const session = sessionFor();
+    const client = streamingClient(await connectionFor(session), session);
+    const error = await (
+      client.subscribe('/event/Nope__e', () => {}) as unknown as Promise<unknown>
+    ).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(String((error as { message?: unknown })?.message ?? error)).toContain('does not exist');
+    expect(() => org.streaming.publish('/event/Nope__e', {})).toThrow(/defines no channel/);
+    (client as unknown as { disconnect(): void }).disconnect();
+    await session.close();
+  });
+
+  it('StreamingAuthError keeps server text only in the shape of a Bayeux error', () => {
+    expect(new StreamingAuthError('401::Authentication invalid').message).toContain(
+      '401::Authentication invalid',
+    );
+    const echoed = new StreamingAuthError('401::00Dx!AQ4AQsecret-token');
+    expect(echoed.message).not.toContain('secret');
+    expect(echoed.reason).toBe('(not shown)');
+  });
+
   it('a subscription keeps receiving across 5 revocations: 5 re-mints, every event once, in order', async () => {
     org.resetStats();
+    const before = org.streaming.stats;
     const session = sessionFor();
     const conn = await connectionFor(session);
     const client = streamingClient(conn, session);
@@ -47,8 +72,8 @@ describe('cirrus-auth/streaming with jsforce against the fake Streaming API', ()
     }
     expect(received).toEqual(Array.from({ length: 18 }, (_, i) => i + 1));
     expect(org.stats.tokenRequests).toBe(6);
-    expect(org.streaming.stats.handshakes).toBe(6);
-    expect(org.streaming.stats.authFailures).toBe(5);
+    expect(org.streaming.stats.handshakes - before.handshakes).toBe(6);
+    expect(org.streaming.stats.authFailures - before.authFailures).toBe(5);
     (client as unknown as { disconnect(): void }).disconnect();
     await session.close();
   });
