@@ -1,4 +1,3 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import {
   ConfigError,
   InstanceUrlMismatchError,
@@ -11,6 +10,13 @@ import {
 import { concat, type ReadResult, readUpTo } from './internal/bytes.js';
 import { lateGlobalFetch } from './internal/late-fetch.js';
 import { MAX_TIMER_MS, optionalFunction, positiveMs } from './internal/options.js';
+import {
+  base64,
+  constantTimeEqual,
+  fromBase64,
+  hmacSha256,
+  unrefTimer,
+} from './internal/runtime.js';
 import { scrubbedCause } from './internal/scrub.js';
 import { isHeaderSafeToken, isWellFormedText } from './internal/token-text.js';
 import { normaliseBaseUrl, sameBaseUrl } from './internal/url.js';
@@ -176,7 +182,7 @@ async function postForm(
   options: { emptyOk?: boolean } = {},
 ): Promise<{ status: number; json: unknown }> {
   const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const host = hostOf(endpoint.loginUrl);
@@ -188,7 +194,7 @@ async function postForm(
       reject(error);
     }, endpoint.timeoutMs);
     // The socket keeps the process alive while the request is open; the timer need not.
-    timer.unref();
+    unrefTimer(timer);
   });
   const exchange = sendForm(endpoint, path, params, controller.signal, options.emptyOk === true);
   // A custom fetch that ignores `signal` could settle after the timeout; that late outcome is moot.
@@ -266,12 +272,12 @@ async function sendForm(
   return { status: response.status, json };
 }
 
-function parseSuccess(
+async function parseSuccess(
   json: unknown,
   status: number,
   endpoint: TokenEndpoint,
   params: Readonly<Record<string, string>>,
-): TokenResponse {
+): Promise<TokenResponse> {
   const configuredInstanceUrl = endpoint.instanceUrl;
   if (!isRecord(json)) throw new UnexpectedResponseError(status, 'body is not a JSON object');
   const { access_token, instance_url, expires_in, refresh_token, id, scope } = json;
@@ -330,7 +336,7 @@ function parseSuccess(
   let signatureVerified = false;
   if (endpoint.verifySignature && secret !== undefined && secret !== '' && 'signature' in json) {
     // Checked before anything is kept: an answer not signed for this app is not used at all.
-    if (!signatureMatches(secret, json.id, json.issued_at, json.signature))
+    if (!(await signatureMatches(secret, json.id, json.issued_at, json.signature)))
       throw new SignatureMismatchError();
     signatureVerified = true;
   }
@@ -348,19 +354,18 @@ function parseSuccess(
  * time. Anything missing or of the wrong type does not match.
  * @see https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_web_server_flow.htm
  */
-function signatureMatches(
+async function signatureMatches(
   secret: string,
   id: unknown,
   issuedAt: unknown,
   signature: unknown,
-): boolean {
+): Promise<boolean> {
   if (typeof id !== 'string' || typeof signature !== 'string') return false;
   if (typeof issuedAt !== 'string' && typeof issuedAt !== 'number') return false;
-  const expected = createHmac('sha256', secret).update(`${id}${issuedAt}`).digest();
-  const given = Buffer.from(signature, 'base64');
-  // Buffer.from drops what is not base64: re-encoding catches a signature padded with junk.
-  if (given.byteLength !== expected.byteLength) return false;
-  return timingSafeEqual(given, expected) && given.toString('base64') === signature.trim();
+  const given = fromBase64(signature.trim());
+  // Only canonical base64 counts: a signature padded with junk or spelt another way does not match.
+  if (given === undefined || base64(given) !== signature.trim()) return false;
+  return constantTimeEqual(given, await hmacSha256(secret, `${id}${issuedAt}`));
 }
 
 /**

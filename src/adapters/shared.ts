@@ -2,6 +2,7 @@ import { AuthError, ConfigError } from '../errors.js';
 import { raceAbort } from '../internal/abort.js';
 import { concat, readUpTo } from '../internal/bytes.js';
 import { optionalFunction } from '../internal/options.js';
+import { utf8Length } from '../internal/runtime.js';
 import { isHeaderSafeToken } from '../internal/token-text.js';
 import { normaliseBaseUrl } from '../internal/url.js';
 import type { AuthSession, TenantSessions } from '../session/auth-session.js';
@@ -544,8 +545,7 @@ export function reportRetry(
 export function formSize(form: FormData): number {
   let size = 0;
   for (const [name, value] of form) {
-    size +=
-      Buffer.byteLength(name) + (typeof value === 'string' ? Buffer.byteLength(value) : value.size);
+    size += utf8Length(name) + (typeof value === 'string' ? utf8Length(value) : value.size);
   }
   return size;
 }

@@ -1,18 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import {
-  accessSync,
-  closeSync,
-  constants,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
-import { dirname } from 'node:path';
 import { ConfigError, InsecureUrlError, TokenStoreError } from '../errors.js';
 import { acquireFileLock, type FileLock } from '../internal/file-lock.js';
 import { MAX_TIMER_MS, optionalFunction, optionsObject, positiveMs } from '../internal/options.js';
+import { nodeBuiltin, randomHex, runtimeProcess } from '../internal/runtime.js';
 import type { CachingSessionOptions } from '../session/caching-session.js';
 import { secretFingerprint } from '../session/shared-store.js';
 import { DEFAULT_TIMEOUT_MS, type TokenEndpointOptions } from '../token-endpoint.js';
@@ -91,7 +80,7 @@ const MARKERS: Record<string, EnvGrant> = {
  * ```
  */
 export function fromEnv(
-  env: Record<string, string | undefined> = process.env,
+  env: Record<string, string | undefined> = runtimeProcess()?.env ?? {},
   options: FromEnvOptions = {},
 ): EnvSession {
   try {
@@ -241,7 +230,9 @@ function sessionFromEnv(
  * Which grant `env` selects, without building anything or reading a value beyond presence.
  * Throws the same `ConfigError` as {@link fromEnv} for an ambiguous or empty set.
  */
-export function selectGrant(env: Record<string, string | undefined> = process.env): {
+export function selectGrant(
+  env: Record<string, string | undefined> = runtimeProcess()?.env ?? {},
+): {
   grant: EnvGrant;
   get: (name: string) => string | undefined;
 } {
@@ -327,6 +318,17 @@ function refreshTokenFile(
       handler: handler ? { onRefreshTokenRotated: async (t) => handler(t) } : {},
       guard: {},
     };
+  const {
+    accessSync,
+    closeSync,
+    constants,
+    fsyncSync,
+    openSync,
+    readFileSync,
+    renameSync,
+    writeSync,
+  } = filesFor('SF_REFRESH_TOKEN_FILE');
+  const { dirname } = nodeBuiltin('node:path') as typeof import('node:path');
   try {
     accessSync(dirname(file), constants.W_OK);
   } catch {
@@ -356,7 +358,7 @@ function refreshTokenFile(
   const save = async (token: string) => {
     // A temp file of its own (with a shared store two runs may rotate at once), flushed, then
     // renamed over the file.
-    const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const temp = `${file}.${runtimeProcess()?.pid ?? 0}.${randomHex(4)}.tmp`;
     const fd = openSync(temp, 'wx', 0o600);
     try {
       writeSync(fd, `${token}\n${lineage}\n`);
@@ -404,9 +406,21 @@ function refreshTokenFile(
 function privateKeyFrom(get: (name: string) => string | undefined): string {
   const inline = get('SF_PRIVATE_KEY');
   if (inline !== undefined) return inline;
+  const { readFileSync } = filesFor('SF_PRIVATE_KEY_FILE');
   try {
     return readFileSync(get('SF_PRIVATE_KEY_FILE') as string, 'utf8');
   } catch {
     throw new ConfigError('SF_PRIVATE_KEY_FILE', 'could not be read');
   }
+}
+
+/**
+ * `node:fs`, for the variables that name a file; where the runtime has none (a browser, a plain
+ * Worker) such a variable is a configuration error, named.
+ */
+function filesFor(variable: string): typeof import('node:fs') {
+  const fs = nodeBuiltin('node:fs');
+  if (fs === undefined)
+    throw new ConfigError(variable, 'names a file, and this runtime has no file system (node:fs)');
+  return fs;
 }

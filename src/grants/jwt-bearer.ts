@@ -1,6 +1,6 @@
-import { createPrivateKey, KeyObject, sign } from 'node:crypto';
-import { ConfigError, SigningError } from '../errors.js';
+import type { KeyObject } from 'node:crypto';
 import { optionalFunction, optionsObject, requiredString } from '../internal/options.js';
+import { base64url, utf8 } from '../internal/runtime.js';
 import { normaliseBaseUrl } from '../internal/url.js';
 import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
 import type { TokenSource } from '../session/token-source.js';
@@ -10,6 +10,7 @@ import {
   type TokenEndpointOptions,
   tokenEndpoint,
 } from '../token-endpoint.js';
+import { type Rs256Signer, rs256SignerOf } from './rsa-signer.js';
 
 /** How far ahead of now a JWT bearer assertion's `exp` is set. Salesforce wants a few minutes at most. */
 export const JWT_ASSERTION_LIFETIME_S = 150;
@@ -111,7 +112,7 @@ export function jwtBearer(options: JwtBearerOptions): TokenSource {
   const o = optionsObject(options);
   const clientId = requiredString('clientId', o.clientId);
   const username = requiredString('username', o.username);
-  const key = privateKeyOf(o.privateKey);
+  const signer = rs256SignerOf(o.privateKey);
   const endpoint = tokenEndpoint(o, DEFAULT_LOGIN_URL);
   const audience =
     o.audience === undefined
@@ -122,7 +123,12 @@ export function jwtBearer(options: JwtBearerOptions): TokenSource {
     instanceUrl: endpoint.instanceUrl,
     mint: async function mintJwtBearer() {
       const exp = Math.floor(now() / 1000) + JWT_ASSERTION_LIFETIME_S;
-      const assertion = signAssertion(key, { iss: clientId, sub: username, aud: audience, exp });
+      const assertion = await signAssertion(signer, {
+        iss: clientId,
+        sub: username,
+        aud: audience,
+        exp,
+      });
       return requestToken(endpoint, { grant_type: JWT_BEARER_GRANT, assertion });
     },
     identity: { loginUrl: endpoint.loginUrl, clientId, grant: 'jwt_bearer', user: username },
@@ -131,33 +137,11 @@ export function jwtBearer(options: JwtBearerOptions): TokenSource {
   };
 }
 
-/** Turns the `privateKey` option into an RSA private `KeyObject`, or throws `ConfigError`. */
-function privateKeyOf(value: unknown): KeyObject {
-  let key: KeyObject;
-  try {
-    if (typeof value === 'string') key = createPrivateKey(value.replace(/\\n/g, '\n'));
-    else if (value instanceof KeyObject) key = value;
-    else if (value instanceof CryptoKey) key = KeyObject.from(value);
-    else throw new TypeError('not a key');
-  } catch {
-    throw new ConfigError('privateKey', 'must be a PEM private key, a KeyObject or a CryptoKey');
-  }
-  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-  if (key.type !== 'private' || key.asymmetricKeyType !== 'rsa' || bits < 2048) {
-    throw new ConfigError('privateKey', 'must be an RSA private key of at least 2048 bits');
-  }
-  return key;
-}
-
-function signAssertion(
-  key: KeyObject,
+async function signAssertion(
+  signer: Rs256Signer,
   claims: { iss: string; sub: string; aud: string; exp: number },
-): string {
-  const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+): Promise<string> {
+  const encode = (value: object) => base64url(utf8(JSON.stringify(value)));
   const signingInput = `${encode({ alg: 'RS256' })}.${encode(claims)}`;
-  try {
-    return `${signingInput}.${sign('sha256', Buffer.from(signingInput), key).toString('base64url')}`;
-  } catch (error) {
-    throw new SigningError({ cause: error });
-  }
+  return `${signingInput}.${base64url(await signer.sign(utf8(signingInput)))}`;
 }

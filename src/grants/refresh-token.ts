@@ -1,5 +1,6 @@
 import { RefreshTokenHandlerError, SessionRevokedError } from '../errors.js';
 import { optionalFunction, optionsObject, requiredString } from '../internal/options.js';
+import { runtimeProcess } from '../internal/runtime.js';
 import { within } from '../internal/timeout.js';
 import { requiredToken } from '../internal/token-text.js';
 import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
@@ -189,13 +190,20 @@ export async function reportRotation(
   try {
     const outcome = await within(() => handler(refreshToken), timeoutMs);
     if (!outcome.done) {
-      process.emitWarning(
+      warn(
         new RefreshTokenHandlerError({
           cause: new Error(`onRefreshTokenRotated took over ${timeoutMs} ms`),
         }),
       );
     }
   } catch (error) {
-    process.emitWarning(new RefreshTokenHandlerError({ cause: error }));
+    warn(new RefreshTokenHandlerError({ cause: error }));
   }
+}
+
+/** A process warning in Node, Bun and Deno; `console.warn` where there is no `process`. */
+function warn(error: Error): void {
+  const host = runtimeProcess();
+  if (typeof host?.emitWarning === 'function') host.emitWarning(error);
+  else console.warn(error);
 }

@@ -1,4 +1,3 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   ConfigError,
   FlowMismatchError,
@@ -7,6 +6,7 @@ import {
   StateMismatchError,
 } from '../errors.js';
 import { optionalFunction, optionsObject, requiredString } from '../internal/options.js';
+import { base64url, constantTimeEqual, randomBytes, sha256 } from '../internal/runtime.js';
 import { isLoopbackHost } from '../internal/url.js';
 import type { CachingSessionOptions } from '../session/caching-session.js';
 import {
@@ -108,9 +108,9 @@ export class WebServerFlow {
     this.#redirectUri = redirectUriOf(o.redirectUri);
     this.#scopes = scopesOf(o.scopes);
     this.#endpoint = loginEndpoint(o, DEFAULT_LOGIN_URL);
-    this.#fingerprint = createHash('sha256')
-      .update(`${this.#clientId}\n${this.#redirectUri}\n${this.#endpoint.loginUrl}`)
-      .digest('base64url');
+    this.#fingerprint = base64url(
+      sha256(`${this.#clientId}\n${this.#redirectUri}\n${this.#endpoint.loginUrl}`),
+    );
     this.#options = {
       ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
       ...(o.fetch === undefined ? {} : { fetch: o.fetch }),
@@ -119,15 +119,15 @@ export class WebServerFlow {
 
   /** Starts a login: the authorize URL to redirect the user to, and what to keep until the callback. */
   start(): { url: string; pending: PendingLogin } {
-    const state = randomBytes(32).toString('base64url');
-    const codeVerifier = randomBytes(48).toString('base64url'); // 64 characters, within 43-128
+    const state = base64url(randomBytes(32));
+    const codeVerifier = base64url(randomBytes(48)); // 64 characters, within 43-128
     const query = new URLSearchParams({
       response_type: 'code',
       client_id: this.#clientId,
       redirect_uri: this.#redirectUri,
       scope: this.#scopes.join(' '),
       state,
-      code_challenge: createHash('sha256').update(codeVerifier).digest('base64url'),
+      code_challenge: base64url(sha256(codeVerifier)),
       code_challenge_method: 'S256',
     });
     return {
@@ -277,9 +277,7 @@ function callbackOf(value: CallbackParams): {
 
 /** Constant-time comparison of two strings. */
 function sameSecret(a: string, b: string): boolean {
-  const x = createHash('sha256').update(a).digest();
-  const y = createHash('sha256').update(b).digest();
-  return timingSafeEqual(x, y) && a.length === b.length;
+  return constantTimeEqual(sha256(a), sha256(b)) && a.length === b.length;
 }
 
 function withoutUndefined<T extends object>(

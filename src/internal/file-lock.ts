@@ -1,7 +1,11 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { hostname } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { nodeBuiltin, randomHex, runtimeProcess } from './runtime.js';
+
+// Node-only, like its one caller (fromEnv's SF_REFRESH_TOKEN_FILE, which checks node:fs is there):
+// the built-ins are reached when a lock is taken, so loading the root entry imports none.
+const fs = () => nodeBuiltin('node:fs') as typeof import('node:fs');
+const hostname = () => (nodeBuiltin('node:os') as typeof import('node:os')).hostname();
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const ownPid = () => (runtimeProcess() as NodeJS.Process).pid;
 
 /** The longest pause between two looks at a held lock (each pause is jittered below it). */
 const POLL_MAX_MS = 100;
@@ -50,26 +54,26 @@ export async function acquireFileLock(
 
 function tryCreate(path: string): FileLock | undefined {
   const content = JSON.stringify({
-    pid: process.pid,
+    pid: ownPid(),
     host: hostname(),
     time: Date.now(),
-    nonce: randomBytes(8).toString('hex'),
+    nonce: randomHex(8),
   });
   let fd: number;
   try {
-    fd = openSync(path, 'wx', 0o600);
+    fd = fs().openSync(path, 'wx', 0o600);
   } catch (error) {
     if (codeOf(error) === 'EEXIST') return undefined;
     throw error;
   }
   try {
-    writeSync(fd, content);
+    fs().writeSync(fd, content);
   } catch (error) {
-    closeSync(fd);
+    fs().closeSync(fd);
     unlinkQuietly(path);
     throw error;
   }
-  closeSync(fd);
+  fs().closeSync(fd);
   return {
     release: () => {
       if (readQuietly(path) === content) unlinkQuietly(path);
@@ -111,13 +115,13 @@ function breakLock(path: string, seen: string): boolean {
   const guard = `${path}.break`;
   let fd: number;
   try {
-    fd = openSync(guard, 'wx', 0o600);
+    fd = fs().openSync(guard, 'wx', 0o600);
   } catch (error) {
     const since = codeOf(error) === 'EEXIST' ? modifiedAt(guard) : undefined;
     if (since !== undefined && Date.now() - since > GUARD_STALE_MS) unlinkQuietly(guard);
     return false;
   }
-  closeSync(fd);
+  fs().closeSync(fd);
   try {
     const now = readQuietly(path);
     if (now === seen) unlinkQuietly(path);
@@ -129,7 +133,7 @@ function breakLock(path: string, seen: string): boolean {
 
 function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
+    (runtimeProcess() as NodeJS.Process).kill(pid, 0);
     return true;
   } catch (error) {
     // EPERM: it exists, under another user.
@@ -139,7 +143,7 @@ function isAlive(pid: number): boolean {
 
 function readQuietly(path: string): string | undefined {
   try {
-    return readFileSync(path, 'utf8');
+    return fs().readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
@@ -147,7 +151,7 @@ function readQuietly(path: string): string | undefined {
 
 function modifiedAt(path: string): number | undefined {
   try {
-    return statSync(path).mtimeMs;
+    return fs().statSync(path).mtimeMs;
   } catch {
     return undefined;
   }
@@ -155,7 +159,7 @@ function modifiedAt(path: string): number | undefined {
 
 function unlinkQuietly(path: string): void {
   try {
-    unlinkSync(path);
+    fs().unlinkSync(path);
   } catch {
     // Gone already, or not ours to remove: either way not held by us.
   }

@@ -1,3 +1,4 @@
+import { unrefTimer } from './runtime.js';
 /** What {@link within} answers: the work's value, or that it took too long. */
 export type Within<T> = { done: true; value: T } | { done: false };
 
@@ -9,10 +10,10 @@ export type Within<T> = { done: true; value: T } | { done: false };
 export async function within<T>(work: () => T | Promise<T>, ms: number): Promise<Within<T>> {
   const running = Promise.resolve().then(work);
   running.catch(() => {});
-  let timer: NodeJS.Timeout | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<Within<T>>((resolve) => {
     timer = setTimeout(() => resolve({ done: false }), ms);
-    timer.unref();
+    unrefTimer(timer);
   });
   try {
     return await Promise.race([running.then((value) => ({ done: true as const, value })), late]);

@@ -1,5 +1,7 @@
-import { isIP } from 'node:net';
 import { ConfigError, InsecureUrlError } from '../errors.js';
+
+/** 127.0.0.0/8 as a dotted quad of decimal octets (0-255, no leading zeros), as URL#hostname writes it. */
+const IPV4_LOOPBACK = /^127(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 /**
  * Whether `hostname`, as `URL#hostname` gives it, is loopback by its spelling alone, so plain http
@@ -13,7 +15,7 @@ import { ConfigError, InsecureUrlError } from '../errors.js';
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.toLowerCase();
   if (host === 'localhost' || host === '[::1]') return true;
-  return isIP(host) === 4 && host.startsWith('127.');
+  return IPV4_LOOPBACK.test(host);
 }
 
 /**

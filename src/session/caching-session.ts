@@ -3,6 +3,7 @@ import { ConfigError, SessionClosedError, SharedBackoffError, TokenStoreError } 
 import { checkSignal, raceAbort } from '../internal/abort.js';
 import { lateGlobalFetch } from '../internal/late-fetch.js';
 import { MAX_TIMER_MS, optionalFunction, positiveMs, requiredString } from '../internal/options.js';
+import { unrefTimer } from '../internal/runtime.js';
 import { normaliseBaseUrl } from '../internal/url.js';
 import { bareTokenInfo, type TokenInfo } from '../token-info.js';
 import { type AuthSession, type GetTokenOptions, peekToken } from './auth-session.js';
@@ -156,8 +157,8 @@ export class CachingSession extends Redacted implements AuthSession {
    * hot path reads no clock. Only with the real clock; an injected one is read on every call.
    */
   #fresh: Cached | undefined;
-  #freshTimer: NodeJS.Timeout | undefined;
-  #self: WeakRef<this> | undefined;
+  #freshTimer: ReturnType<typeof setTimeout> | undefined;
+  #self: { deref(): CachingSession | undefined } | undefined;
   readonly #realClock: boolean;
   /** The mint every concurrent caller joins, whatever started it. */
   #pending: Promise<string> | undefined;
@@ -654,13 +655,17 @@ export class CachingSession extends Redacted implements AuthSession {
         const live = session.deref();
         if (live !== undefined) live.#cool(hit);
       }, dueInMs);
-      this.#freshTimer.unref();
+      unrefTimer(this.#freshTimer);
     }
   }
 
-  /** One weak reference to this session, made once, for timers and watchers. */
-  #weak(): WeakRef<this> {
-    this.#self ??= new WeakRef(this);
+  /**
+   * One weak reference to this session, made once, for timers and watchers. Where the runtime has
+   * no WeakRef (workerd before its 2025-05-05 compatibility date), a strong one: the timers it
+   * serves are cleared by close() and end with the token they were set for.
+   */
+  #weak(): { deref(): CachingSession | undefined } {
+    this.#self ??= typeof WeakRef === 'function' ? new WeakRef(this) : { deref: () => this };
     return this.#self;
   }
 

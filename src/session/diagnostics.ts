@@ -1,4 +1,4 @@
-import { channel } from 'node:diagnostics_channel';
+import { nodeBuiltin } from '../internal/runtime.js';
 
 /**
  * The `node:diagnostics_channel` names cirrus-auth publishes on. Subscribe to feed OpenTelemetry,
@@ -77,6 +77,12 @@ export interface StoreEvent extends SessionEvent {
   /** With `'unavailable'`: the `code` of the error that caused it; with `'unreadable'`: `ERR_TOKEN_STORE`. */
   code: string | undefined;
 }
+
+// Where the runtime has no diagnostics_channel (a browser, a plain Worker) nobody can subscribe:
+// a channel that never has subscribers costs the same one property read per event.
+const diagnostics = nodeBuiltin('node:diagnostics_channel');
+const silent = { hasSubscribers: false, publish(_message: unknown) {} };
+const channel = (name: string) => diagnostics?.channel(name) ?? silent;
 
 const channels = {
   mintStart: channel(DIAGNOSTICS_CHANNELS.mintStart),

@@ -8,6 +8,7 @@ import {
   TokenStoreError,
   UnexpectedResponseError,
 } from '../errors.js';
+import { unrefTimer } from '../internal/runtime.js';
 import { tokenInfoFromRecord, tokenInfoRecord } from '../token-info.js';
 import { type BackoffPolicy, retryWindowMs } from './backoff.js';
 import { type Logger, publish } from './diagnostics.js';
@@ -72,7 +73,7 @@ export class FleetSource implements TokenSource {
   /** True while the store is unreachable and this process mints on its own. */
   #degraded = false;
   #closed = false;
-  #rejoinTimer: NodeJS.Timeout | undefined;
+  #rejoinTimer: ReturnType<typeof setTimeout> | undefined;
   /** Tokens this process invalidated lately: a store that still holds one is not believed. */
   readonly #rejected: string[] = [];
   /** Consecutive failed mints, as this process counts them (the store's count wins when higher). */
@@ -231,7 +232,7 @@ export class FleetSource implements TokenSource {
           probing = false;
         });
     }, STORE_REJOIN_INTERVAL_MS);
-    this.#rejoinTimer.unref();
+    unrefTimer(this.#rejoinTimer);
   }
 
   /**
@@ -291,7 +292,7 @@ export class FleetSource implements TokenSource {
   }
 
   /** Renews the lock every third of its TTL until stopped (a longer lease is left as it is). */
-  #renewing(fence: string): NodeJS.Timeout {
+  #renewing(fence: string): ReturnType<typeof setTimeout> {
     const renewal = setInterval(
       () => {
         Promise.resolve()
@@ -300,7 +301,7 @@ export class FleetSource implements TokenSource {
       },
       Math.max(1, Math.floor(this.#store.lockTtlMs / 3)),
     );
-    renewal.unref();
+    unrefTimer(renewal);
     return renewal;
   }
 
@@ -403,7 +404,7 @@ export class FleetSource implements TokenSource {
    * Retries storing a rotated secret every third of the lock's TTL, keeping the lock renewed
    * meanwhile; frees them once stored (or once the store holds another lineage).
    */
-  #keepUntilSaved(fence: string, renewal: NodeJS.Timeout): void {
+  #keepUntilSaved(fence: string, renewal: ReturnType<typeof setTimeout>): void {
     const halt = () => {
       clearInterval(retry);
       clearInterval(renewal);
@@ -441,7 +442,7 @@ export class FleetSource implements TokenSource {
       },
       Math.max(1, Math.floor(this.#store.lockTtlMs / 3)),
     );
-    retry.unref();
+    unrefTimer(retry);
     // On close, a last attempt; if it fails too the lock is left to expire (nobody will store it).
     this.#flushing = { finish: () => once().catch(halt) };
   }

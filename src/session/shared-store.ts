@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hex, sha256 } from '../internal/runtime.js';
 import type { TokenInfoRecord } from '../token-info.js';
 
 /**
@@ -130,16 +130,15 @@ export interface SharedTokenStore {
  * client id and user, so no secret, username or client id is readable in the key.
  */
 export function sessionKey(identity: SessionIdentity): string {
-  const digest = createHash('sha256')
-    .update(JSON.stringify([identity.loginUrl, identity.clientId, identity.grant, identity.user]))
-    .digest('hex')
-    .slice(0, 40);
+  const digest = hex(
+    sha256(JSON.stringify([identity.loginUrl, identity.clientId, identity.grant, identity.user])),
+  ).slice(0, 40);
   return `${identity.grant}:${digest}`;
 }
 
 /** A stable, one-way stand-in for a secret in a key: its SHA-256, hex. */
 export function secretFingerprint(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
+  return hex(sha256(secret));
 }
 
 /** Whether `value` looks like a {@link SharedTokenStore}. */

@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { ConfigError } from '../errors.js';
 import { MAX_TIMER_MS, optionalFunction, optionsObject, positiveMs } from '../internal/options.js';
+import { randomHex } from '../internal/runtime.js';
 import type {
   SharedFailure,
   SharedSlot,
@@ -8,7 +8,7 @@ import type {
   SharedTokenStore,
   SharedWrite,
 } from '../session/shared-store.js';
-import { aged } from './codec.js';
+import { aged } from './aged.js';
 
 /** Default `lockTtlMs` of {@link InMemoryTokenStore}, as for the Redis store. */
 export const MEMORY_LOCK_TTL_MS = 10_000;
@@ -84,7 +84,7 @@ export class InMemoryTokenStore implements SharedTokenStore {
   async acquire(key: string): Promise<string | undefined> {
     const entry = this.#live(key);
     if (entry.lock !== undefined) return undefined;
-    const fence = randomUUID();
+    const fence = randomHex(16);
     entry.lock = { fence, expiresAt: this.#now() + this.lockTtlMs };
     return fence;
   }
