@@ -77,6 +77,15 @@ export interface FakeOrgOptions {
    * @default ['/event/Order__e']
    */
   channels?: string[];
+  /**
+   * The org's CORS allowlist (Setup → CORS, with "Enable CORS for OAuth endpoints"), for code in a
+   * browser page: a listed origin gets `Access-Control-Allow-Origin` on the API and the OAuth
+   * endpoints and its preflights are answered; any other origin's preflight, and its API request,
+   * gets 403, and the OAuth endpoints answer it without CORS headers, so the browser withholds the
+   * answer. Requests without an `Origin` header (every server-side client) are not affected.
+   * @default [] (no browser origin allowed, as in a new org)
+   */
+  corsOrigins?: string[];
 }
 
 /**
@@ -415,6 +424,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     return { orgId: owner.orgId, instanceUrl: owner.instanceUrl() };
   };
   const definedChannels = new Set(options.channels ?? ['/event/Order__e']);
+  const corsOrigins = new Set(options.corsOrigins ?? []);
   const defines = (channel: string) => definedChannels.has(channel);
   const cometd = fakeStreaming({ ownerOf, defines }, { holdMs: options.streamingHoldMs ?? 5_000 });
 
@@ -424,6 +434,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     instance: string,
   ): Promise<void> {
     const url = new URL(req.url ?? '/', baseUrl);
+    if (req.headers.origin !== undefined && !cors(req, res, url)) return;
     if (url.pathname === '/services/oauth2/token') return token(req, res);
     if (cometd.matches(url.pathname) && req.method === 'POST') {
       return cometd.handle(req, res, await readBody(req), instance);
@@ -456,6 +467,33 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       return api(req, res, url, instance);
     }
     json(res, 404, [{ errorCode: 'NOT_FOUND', message: 'The requested resource does not exist' }]);
+  }
+
+  /**
+   * Salesforce's CORS allowlist for a request that carries `Origin`: answers whether the request
+   * goes on (with the allow headers set for a listed origin); a preflight is answered here.
+   */
+  function cors(req: IncomingMessage, res: ServerResponse, url: URL): boolean {
+    const origin = req.headers.origin as string;
+    const listed = corsOrigins.has(origin);
+    const preflight =
+      req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined;
+    if (listed) {
+      res.setHeader('access-control-allow-origin', origin);
+      res.setHeader('vary', 'Origin');
+    }
+    if (preflight && listed) {
+      res.writeHead(204, {
+        'access-control-allow-methods': 'GET, POST, PATCH, PUT, DELETE, HEAD',
+        'access-control-allow-headers': req.headers['access-control-request-headers'] ?? '',
+        'access-control-max-age': '600',
+      });
+      res.end();
+      return false;
+    }
+    if (listed || (!preflight && url.pathname.startsWith('/services/oauth2/'))) return true;
+    res.writeHead(403).end();
+    return false;
   }
 
   async function token(req: IncomingMessage, res: ServerResponse): Promise<void> {
