@@ -27,16 +27,20 @@ const runtimes =
   process.env.CIRRUS_RUNTIMES_DIR ?? join(homedir(), '.cache/cirrus-runtimes/node_modules');
 const found = (...paths: (string | undefined)[]) =>
   paths.find((path): path is string => path !== undefined && existsSync(path));
+const arm = process.arch === 'arm64';
 const binaries = {
   bun: found(
     process.env.CIRRUS_BUN,
     join(runtimes, 'bun/bin/bun.exe'),
-    join(runtimes, '@oven/bun-linux-x64/bin/bun'),
+    join(runtimes, `@oven/bun-linux-${arm ? 'aarch64' : 'x64'}/bin/bun`),
   ),
-  deno: found(process.env.CIRRUS_DENO, join(runtimes, '@deno/linux-x64-glibc/deno')),
+  deno: found(
+    process.env.CIRRUS_DENO,
+    join(runtimes, `@deno/linux-${arm ? 'arm64' : 'x64'}-glibc/deno`),
+  ),
   workerd: found(
     process.env.CIRRUS_WORKERD,
-    join(runtimes, '@cloudflare/workerd-linux-64/bin/workerd'),
+    join(runtimes, `@cloudflare/workerd-linux-${arm ? 'arm64' : '64'}/bin/workerd`),
   ),
   chromium: found(process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'),
 };
