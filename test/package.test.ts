@@ -36,8 +36,9 @@ describe('the packed tarball', () => {
       const { authFetch } = require('cirrus-auth/fetch');
       const { PostgresTokenStore } = require('cirrus-auth/postgres');
       const { streamingClient } = require('cirrus-auth/streaming');
-      process.stdout.write([typeof root.SessionPool, typeof authFetch, typeof PostgresTokenStore, typeof streamingClient].join(','));`;
+      const { authInterceptor } = require('cirrus-auth/undici');
+      process.stdout.write([typeof root.SessionPool, typeof authFetch, typeof PostgresTokenStore, typeof streamingClient, typeof authInterceptor].join(','));`;
     const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' });
-    expect(out).toBe('function,function,function,function');
+    expect(out).toBe('function,function,function,function,function');
   });
 });

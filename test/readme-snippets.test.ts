@@ -46,6 +46,7 @@ const ENTRIES: Record<string, string> = {
   'cirrus-auth/axios': 'src/adapters/axios.ts',
   'cirrus-auth/ky': 'src/adapters/ky.ts',
   'cirrus-auth/got': 'src/adapters/got.ts',
+  'cirrus-auth/undici': 'src/adapters/undici.ts',
   'cirrus-auth/jsforce': 'src/adapters/jsforce.ts',
   'cirrus-auth/grpc': 'src/adapters/grpc.ts',
   'cirrus-auth/streaming': 'src/adapters/streaming.ts',

@@ -64,7 +64,7 @@ export interface BackoffEvent extends SessionEvent {
 }
 
 export interface RetryEvent {
-  adapter: 'fetch' | 'axios' | 'ky' | 'jsforce' | 'got';
+  adapter: 'fetch' | 'axios' | 'ky' | 'jsforce' | 'got' | 'undici';
   instanceUrl: string;
   /** The HTTP status that was judged an auth failure (0 for jsforce, which does not say). */
   status: number;

@@ -1,12 +1,14 @@
 import axios, { AxiosError, CanceledError } from 'axios';
 import got, { HTTPError as GotHTTPError, RequestError as GotRequestError } from 'got';
 import ky, { HTTPError, type KyInstance } from 'ky';
+import { Agent, interceptors, FormData as UndiciFormData, request as undiciRequest } from 'undici';
 import { expect } from 'vitest';
 import { attachAuth } from '../../src/adapters/axios.js';
 import { authFetch } from '../../src/adapters/fetch.js';
 import { authHooks as gotAuthHooks } from '../../src/adapters/got.js';
 import { jsforceConnection, RefreshLoopError } from '../../src/adapters/jsforce.js';
 import { authHooks } from '../../src/adapters/ky.js';
+import { authInterceptor } from '../../src/adapters/undici.js';
 import type { AdapterOptions, AuthSession } from '../../src/index.js';
 
 /** A request body, in a form each driver turns into its client's own way of sending it. */
@@ -39,7 +41,7 @@ export interface Client {
 
 /** One adapter as the contract suite drives it. */
 export interface Driver {
-  name: 'fetch' | 'axios' | 'ky' | 'jsforce' | 'got';
+  name: 'fetch' | 'axios' | 'ky' | 'jsforce' | 'got' | 'undici';
   /** How the suite names it. */
   label: string;
   /** A client of this kind wired to `session`. */
@@ -348,6 +350,56 @@ export const gotDriver: Driver = {
   authErrorOf: (error) => (error instanceof GotRequestError ? error.cause : error),
 };
 
+/**
+ * undici's own `request` over `new Agent().compose(authInterceptor(session), interceptors.redirect())`:
+ * bodies as undici takes them (a string, bytes, FormData), answers read as text; a 401 is an answer.
+ */
+export const undiciDriver: Driver = {
+  name: 'undici',
+  label: 'undici (Dispatcher interceptor)',
+  client(session, options) {
+    const dispatcher = new Agent().compose(
+      authInterceptor(session, options),
+      interceptors.redirect({ maxRedirections: 3 }),
+    );
+    return {
+      async send(call) {
+        const { body, type } = fetchBody(call.body);
+        let sent: string | Uint8Array | FormData | undefined;
+        let contentType = type;
+        if (body instanceof URLSearchParams) {
+          sent = body.toString();
+          contentType = 'application/x-www-form-urlencoded;charset=UTF-8';
+        } else if (body instanceof FormData) {
+          // undici's request takes its own FormData (the global one is Node's bundled copy's).
+          const form = new UndiciFormData();
+          for (const [name, value] of body) form.append(name, value as string);
+          sent = form as unknown as FormData;
+        } else sent = body as string | Uint8Array | undefined;
+        const { statusCode, body: answer } = await undiciRequest(
+          new URL(call.url, session.instanceUrl),
+          {
+            dispatcher,
+            method: (call.method ?? 'GET') as 'GET',
+            headers: withType(call.headers, contentType),
+            ...(sent === undefined ? {} : { body: sent as string }),
+            ...(call.signal ? { signal: call.signal } : {}),
+          },
+        );
+        return { status: statusCode, text: await answer.text() };
+      },
+    };
+  },
+  expectUsual401(outcome) {
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.status).toBe(401);
+  },
+  expectAbortError(error) {
+    expect(error).toMatchObject({ name: 'AbortError' });
+  },
+  authErrorOf: (error) => error,
+};
+
 export const drivers: Driver[] = [
   fetchDriver,
   axiosDriver(true),
@@ -355,5 +407,6 @@ export const drivers: Driver[] = [
   kyDriver(),
   kyDriver(0),
   gotDriver,
+  undiciDriver,
   jsforceDriver,
 ];

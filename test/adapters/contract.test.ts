@@ -1,5 +1,5 @@
-// The one contract every adapter keeps, run over fetch, axios (with and without baseURL), ky and
-// jsforce (a reduced driver: the points it cannot express are named in its `cannot`) against the
+// The one contract every adapter keeps, run over fetch, axios (with and without baseURL), ky, got,
+// undici and jsforce (a reduced driver: the points it cannot express are named in its `cannot`) against the
 // fake org through real HTTP on loopback, so their behaviour cannot drift apart.
 import { describe, expect, it } from 'vitest';
 import {

@@ -12,6 +12,7 @@ import { pubsubClient } from '../../src/adapters/grpc.js';
 import { jsforceOptions } from '../../src/adapters/jsforce.js';
 import { authHooks } from '../../src/adapters/ky.js';
 import { StreamingAuth } from '../../src/adapters/streaming.js';
+import { authInterceptor as undiciAuthInterceptor } from '../../src/adapters/undici.js';
 import {
   ClientCredentialsAuth,
   ConfigError,
@@ -211,6 +212,16 @@ const subjects: Subject[] = [
     options: { isAuthFailure: 'function' },
     make: (o) =>
       gotAuthHooks(new StaticTokenAuth({ accessToken: MARK, instanceUrl: URL_OK }), o as never),
+  },
+  {
+    name: 'undici authInterceptor',
+    valid: {},
+    options: { isAuthFailure: 'function' },
+    make: (o) =>
+      undiciAuthInterceptor(
+        new StaticTokenAuth({ accessToken: MARK, instanceUrl: URL_OK }),
+        o as never,
+      ),
   },
   {
     name: 'pubsubClient',
