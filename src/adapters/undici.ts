@@ -313,7 +313,7 @@ class Attempt implements Handler {
   }
 
   onRequestUpgrade(
-    controller: Controller,
+    _controller: Controller,
     status: number,
     headers: Record<string, string | string[]>,
     socket: import('node:stream').Duplex,
@@ -357,7 +357,10 @@ class Attempt implements Handler {
 
   onResponseEnd(_controller: Controller, trailers: Record<string, string | string[]>): void {
     if (this.#mode === 'dropped') return;
-    if (this.#mode === 'pass') return this.call.end(trailers);
+    if (this.#mode === 'pass') {
+      this.call.end(trailers);
+      return;
+    }
     if (this.#judging) {
       this.#ended = trailers;
       return;
