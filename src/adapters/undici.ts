@@ -7,6 +7,7 @@ import {
   adapterPolicy,
   BULK_SESSION_HEADER,
   DETECTION_PEEK_BYTES,
+  formSize,
   type OrgApi,
   withSoapSession,
   withSoapSessionBytes,
@@ -214,22 +215,53 @@ class AuthCall {
     this.#send(fresh).catch((error: unknown) => this.fail(error as Error));
   }
 
+  /** A FormData body, serialised once: the retry then sends the same bytes and boundary. */
+  #encoded: { body: Uint8Array; type: string } | undefined;
+
   async #send(fresh: string | undefined): Promise<void> {
+    if (fresh === undefined) await this.#encodeForm();
     const token =
       fresh ?? this.policy.sendable(await this.session.getToken({ signal: this.#waiting.signal }));
     if (this.#settled) return;
     this.dispatch(this.#withSession(token), new Attempt(this, token));
   }
 
+  /**
+   * undici encodes a FormData on each dispatch, with a new multipart boundary: one up to
+   * `maxReplayBodyBytes` is encoded here once instead (undici's own FormData copied into the
+   * runtime's, whose Response encodes it). A larger one is left to undici: the retry then sends the
+   * same parts under another boundary.
+   */
+  async #encodeForm(): Promise<void> {
+    const body = this.opts.body as unknown;
+    if ((body as { [Symbol.toStringTag]?: unknown })?.[Symbol.toStringTag] !== 'FormData') return;
+    let form: FormData;
+    if (body instanceof FormData) form = body;
+    else {
+      form = new FormData();
+      for (const [name, value] of body as Iterable<[string, string | Blob]>)
+        form.append(name, value);
+    }
+    if (formSize(form) > this.policy.maxReplayBodyBytes) return;
+    const encoded = new Response(form);
+    this.#encoded = {
+      body: new Uint8Array(await encoded.arrayBuffer()),
+      type: encoded.headers.get('content-type') ?? 'multipart/form-data',
+    };
+  }
+
   /** The caller's options with the session where this API reads it. */
   #withSession(token: string): DispatchOptions {
-    const headers = headerPairs(this.opts.headers).filter(([name]) => {
-      const lower = name.toLowerCase();
-      return lower !== 'authorization' && lower !== BULK_SESSION_HEADER;
-    });
+    const encoded = this.#encoded;
+    const replaced = new Set(['authorization', BULK_SESSION_HEADER]);
+    if (encoded !== undefined) replaced.add('content-type').add('content-length');
+    const headers = headerPairs(this.opts.headers).filter(
+      ([name]) => !replaced.has(name.toLowerCase()),
+    );
+    if (encoded !== undefined) headers.push(['content-type', encoded.type]);
     headers.push(['authorization', `Bearer ${token}`]);
     if (this.api === 'bulk') headers.push([BULK_SESSION_HEADER, token]);
-    let body = this.opts.body;
+    let body = encoded?.body ?? this.opts.body;
     if (this.api === 'soap') {
       body =
         typeof body === 'string'
