@@ -134,14 +134,24 @@ function intercept(
   attachment: symbol,
   layer: (original: InternalAxiosRequestConfig['adapter']) => AxiosAdapter,
 ): () => void {
+  // One layer per adapter it wraps (the instance's default is the same value on every call), not
+  // a closure and a WeakMap entry per request: objects and functions weakly, names in a Map.
+  const byObject = new WeakMap<object, AxiosAdapter>();
+  const byName = new Map<unknown, AxiosAdapter>();
   const id = instance.interceptors.request.use(
     (config) => {
       // A re-sent config (axios-retry, a hand-written retry) already carries this attachment's
       // layer: wrapping again would nest one more retrying layer. Other attachments' layers stay.
       if (hasLayer(config.adapter, attachment)) return config;
       const original = config.adapter;
-      const adapter = layer(original);
-      wrapped.set(adapter, { original, attachment });
+      const keyed = typeof original === 'object' || typeof original === 'function';
+      let adapter = keyed ? byObject.get(original as object) : byName.get(original);
+      if (adapter === undefined) {
+        adapter = layer(original);
+        wrapped.set(adapter, { original, attachment });
+        if (keyed) byObject.set(original as object, adapter);
+        else byName.set(original, adapter);
+      }
       config.adapter = adapter;
       return config;
     },
@@ -162,13 +172,17 @@ function authAdapter(
     if (!config.baseURL && !isAbsoluteUrl(url)) config.baseURL = policy.instanceUrl;
     const requested = policy.apiOf(fullUrl(config));
     if (requested === undefined) return axios.getAdapter(original, config)(config);
-    // axios's fetch adapter builds its own Requests: they are marked as authenticated here, so a
-    // cirrus-auth global fetch below passes them on (one retry per call).
-    config.env = {
-      ...config.env,
-      fetch: owningFetch(config.env?.fetch as typeof fetch | undefined),
-    };
-    const send = axios.getAdapter(original, config);
+    let send = axios.getAdapter(original, config);
+    if (!NO_FETCH_ADAPTERS.has((send as { adapterName?: unknown }).adapterName)) {
+      // axios's fetch adapter builds its own Requests: they are marked as authenticated here, so
+      // a cirrus-auth global fetch below passes them on (one retry per call). It takes its fetch
+      // when it is resolved, so it is resolved again with the marking one.
+      config.env = {
+        ...config.env,
+        fetch: owningFetch(config.env?.fetch as typeof fetch | undefined),
+      };
+      send = axios.getAdapter(original, config);
+    }
     const redirects = guardRedirects(config, policy);
     // The hot path: a REST or identity call without a form, and a token the session hands out at
     // once: sent without an await, its answer looked at once.
@@ -288,6 +302,9 @@ function authAdapter(
   }
 }
 
+/** axios's adapters that never call fetch (their `adapterName`): no need to mark its Requests. */
+const NO_FETCH_ADAPTERS = new Set<unknown>(['http', 'xhr']);
+
 /** The response an attempt got, whether axios resolved with it or rejected with it. */
 function responseOf(result: Outcome): AxiosResponse | undefined {
   return result.response ?? (axios.isAxiosError(result.error) ? result.error.response : undefined);
@@ -303,23 +320,18 @@ function isAbsoluteUrl(url: string): boolean {
 }
 
 /**
- * The URL axios sends `config` to, built as axios builds it (`buildFullPath`, `combineURLs`, then
- * the WHATWG parser): the origin decision must be made on exactly that.
+ * The URL axios sends `config` to, joined as axios joins it (`buildFullPath`, `combineURLs`); axios
+ * then hands it to the WHATWG parser, and so does `apiOf` unless the URL is one the parser would
+ * not change (an org prefix and a plain path): the origin decision is made on exactly that.
  */
 function fullUrl(config: InternalAxiosRequestConfig): string {
   const url = config.url ?? '';
   const baseURL = config.baseURL;
-  const joined =
-    baseURL && (!isAbsoluteUrl(url) || config.allowAbsoluteUrls === false)
-      ? url
-        ? `${baseURL.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`
-        : baseURL
-      : url;
-  try {
-    return new URL(joined).href;
-  } catch {
-    return '';
-  }
+  return baseURL && (!isAbsoluteUrl(url) || config.allowAbsoluteUrls === false)
+    ? url
+      ? `${baseURL.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`
+      : baseURL
+    : url;
 }
 
 /** The URL that answered, after redirects, when the transport tells (Node http, XHR). */
