@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Agent } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import axios from 'axios';
+import axios, { type AxiosAdapter } from 'axios';
 import { StaticTokenAuth } from 'cirrus-auth';
 import { attachAuth } from 'cirrus-auth/axios';
 import { authFetch } from 'cirrus-auth/fetch';
@@ -57,7 +57,7 @@ export async function measureCpu(options: {
   rounds: number;
   perRound: number;
   concurrency: number;
-}): Promise<Record<'fetch' | 'axios' | 'ky', CpuFigure>> {
+}): Promise<Record<'fetch' | 'axios' | 'ky' | 'axios A/A', CpuFigure>> {
   const server = await startServerProcess();
   try {
     const token = '00D000000000001!bench-static-token';
@@ -65,9 +65,11 @@ export async function measureCpu(options: {
     const url = `${server.url}/services/data/v62.0/limits`;
     const fixed = { authorization: `Bearer ${token}` };
     const sfFetch = authFetch(session);
-    const agent = () => new Agent({ keepAlive: true, maxSockets: 64 });
-    const bareAxios = axios.create({ httpAgent: agent(), headers: fixed });
-    const authAxios = axios.create({ httpAgent: agent() });
+    // One agent for both axios instances: the same pool of sockets, as fetch and ky share theirs.
+    const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+    const bareAxios = axios.create({ httpAgent: agent, headers: fixed });
+    const otherBareAxios = axios.create({ httpAgent: agent, headers: fixed });
+    const authAxios = axios.create({ httpAgent: agent });
     attachAuth(authAxios, session);
     const bareKy = ky.create({ headers: fixed, retry: 0 });
     const authKy = ky.create({ hooks: authHooks(session), retry: 0 });
@@ -77,9 +79,11 @@ export async function measureCpu(options: {
         () => sfFetch(url).then((r) => r.arrayBuffer()),
       ],
       axios: [() => bareAxios.get(url), () => authAxios.get(url)],
+      // A/A: two identical bare clients measured the same way; what it reads is the noise floor.
+      'axios A/A': [() => bareAxios.get(url), () => otherBareAxios.get(url)],
       ky: [() => bareKy.get(url).arrayBuffer(), () => authKy.get(url).arrayBuffer()],
     } as const;
-    const out = {} as Record<'fetch' | 'axios' | 'ky', CpuFigure>;
+    const out = {} as Record<'fetch' | 'axios' | 'ky' | 'axios A/A', CpuFigure>;
     for (const [name, [bare, adapter]] of Object.entries(pairs) as [
       keyof typeof pairs,
       (typeof pairs)[keyof typeof pairs],
@@ -108,8 +112,88 @@ export async function measureCpu(options: {
   }
 }
 
+/**
+ * The adapters' own CPU per call, over an instant transport (a fetch that answers at once, an
+ * axios adapter that resolves at once): no socket and no server, so the figure resolves a
+ * microsecond, which the figures over loopback cannot (their noise floor is several). Bare clients
+ * send a fixed header; the adapters a `StaticTokenAuth`'s token. Batches of 16 concurrent calls,
+ * interleaved rounds from a collected heap, the median of each round's own difference.
+ */
+export async function measureIntrinsic(options: {
+  rounds: number;
+  calls: number;
+}): Promise<Record<'fetch' | 'axios' | 'ky', CpuFigure>> {
+  const token = '00D000000000001!bench-static-token';
+  const base = 'https://acme.my.salesforce.com';
+  const session = new StaticTokenAuth({ accessToken: token, instanceUrl: base });
+  const url = `${base}/services/data/v62.0/limits`;
+  const fixed = { authorization: `Bearer ${token}` };
+  const instantFetch = (async () => new Response('{}')) as unknown as typeof fetch;
+  const instantAdapter: AxiosAdapter = async (config) => ({
+    data: {},
+    status: 200,
+    statusText: 'OK',
+    headers: {},
+    config,
+    request: {},
+  });
+  const sfFetch = authFetch(session, { fetch: instantFetch });
+  const bareAxios = axios.create({ adapter: instantAdapter, headers: fixed });
+  const authAxios = axios.create({ adapter: instantAdapter });
+  attachAuth(authAxios, session);
+  const bareKy = ky.create({ headers: fixed, retry: 0, fetch: instantFetch });
+  const authKy = ky.create({ hooks: authHooks(session), retry: 0, fetch: instantFetch });
+  const pairs = {
+    fetch: [() => instantFetch(url, { headers: fixed }), () => sfFetch(url)],
+    axios: [() => bareAxios.get(url), () => authAxios.get(url)],
+    ky: [() => bareKy.get(url), () => authKy.get(url)],
+  } as const;
+  const perCall = async (send: () => Promise<unknown>) => {
+    gc();
+    const before = process.cpuUsage();
+    for (let i = 0; i < options.calls; i += 16) {
+      await Promise.all(Array.from({ length: 16 }, send));
+      // A turn of the event loop per batch, as a transport would give: ky releases what it holds
+      // for a call only on a later turn (with none, its heap grows until it runs out).
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / options.calls;
+  };
+  const out = {} as Record<'fetch' | 'axios' | 'ky', CpuFigure>;
+  for (const [name, [bare, adapter]] of Object.entries(pairs) as [
+    keyof typeof pairs,
+    (typeof pairs)[keyof typeof pairs],
+  ][]) {
+    await perCall(bare);
+    await perCall(adapter);
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let round = 0; round < options.rounds; round++) {
+      for (const send of round % 2 === 0 ? [bare, adapter] : [adapter, bare]) {
+        (send === bare ? a : b).push(await perCall(send));
+      }
+    }
+    const bareUs = median(a);
+    const overheadUs = median(b.map((us, i) => us - (a[i] as number)));
+    out[name] = {
+      bareUs,
+      adapterUs: median(b),
+      overheadUs,
+      overheadPct: (overheadUs / bareUs) * 100,
+    };
+  }
+  return out;
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const figures = await measureCpu({ rounds: 10, perRound: 4_000, concurrency: 16 });
+  const intrinsic = await measureIntrinsic({ rounds: 16, calls: 50_000 });
+  for (const [name, f] of Object.entries(intrinsic)) {
+    console.log(
+      `${name} (instant transport): bare ${f.bareUs.toFixed(2)} µs, adapter ${f.adapterUs.toFixed(2)} µs, +${f.overheadUs.toFixed(2)} µs`,
+    );
+  }
   for (const [name, f] of Object.entries(figures)) {
     console.log(
       `${name}: bare ${f.bareUs.toFixed(1)} µs, adapter ${f.adapterUs.toFixed(1)} µs, +${f.overheadUs.toFixed(1)} µs (${f.overheadPct.toFixed(1)}%)`,
