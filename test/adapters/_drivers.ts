@@ -91,6 +91,18 @@ function withType(headers: Record<string, string> | undefined, type: string | un
   return type === undefined ? { ...headers } : { 'content-type': type, ...headers };
 }
 
+/** For clients that hand a 401 back as an answer and abort with an AbortError (fetch, undici). */
+const answersAs401: Pick<Driver, 'expectUsual401' | 'expectAbortError' | 'authErrorOf'> = {
+  expectUsual401(outcome) {
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.status).toBe(401);
+  },
+  expectAbortError(error) {
+    expect(error).toMatchObject({ name: 'AbortError' });
+  },
+  authErrorOf: (error) => error,
+};
+
 export const fetchDriver: Driver = {
   name: 'fetch',
   label: 'fetch',
@@ -110,14 +122,7 @@ export const fetchDriver: Driver = {
       },
     };
   },
-  expectUsual401(outcome) {
-    expect(outcome.error).toBeUndefined();
-    expect(outcome.status).toBe(401);
-  },
-  expectAbortError(error) {
-    expect(error).toMatchObject({ name: 'AbortError' });
-  },
-  authErrorOf: (error) => error,
+  ...answersAs401,
 };
 
 export function axiosDriver(withBaseUrl: boolean): Driver {
@@ -390,14 +395,7 @@ export const undiciDriver: Driver = {
       },
     };
   },
-  expectUsual401(outcome) {
-    expect(outcome.error).toBeUndefined();
-    expect(outcome.status).toBe(401);
-  },
-  expectAbortError(error) {
-    expect(error).toMatchObject({ name: 'AbortError' });
-  },
-  authErrorOf: (error) => error,
+  ...answersAs401,
 };
 
 export const drivers: Driver[] = [

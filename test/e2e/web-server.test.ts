@@ -1,15 +1,11 @@
 // The browser login example, driven end to end in headless Chromium against the fake org.
-import { existsSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp } from '../../examples/web-server/app.ts';
+import { chromiumPath, launchChromium } from '../_chromium.js';
 import { useFakeOrg } from '../_org.js';
 
-const executablePath = [
-  process.env.CHROMIUM_PATH,
-  '/usr/bin/chromium',
-  '/usr/bin/chromium-browser',
-].find((path): path is string => path !== undefined && existsSync(path));
+const executablePath = chromiumPath;
 if (executablePath === undefined) {
   console.warn(
     'SKIPPED: no Chromium binary (set CHROMIUM_PATH or apt-get install chromium); .ci/run installs one',
@@ -29,19 +25,7 @@ describe.skipIf(executablePath === undefined && process.env.CIRRUS_REQUIRE_SERVI
         clientSecret: fx.org.clientSecret,
         loginUrl: fx.org.loginUrl,
       });
-      browser = await chromium.launch({
-        executablePath: executablePath as string,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      browser = await launchChromium();
     }, 60_000);
     afterAll(async () => {
       await browser?.close();

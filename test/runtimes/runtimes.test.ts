@@ -14,9 +14,9 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
-import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeOrg, startFakeOrg } from '../../src/testing/index.js';
+import { chromiumPath, launchChromium } from '../_chromium.js';
 import { freePort, until } from '../_wait.js';
 import { runSmoke, type SmokeCheck, type SmokeConfig } from './smoke.ts';
 
@@ -42,7 +42,7 @@ const binaries = {
     process.env.CIRRUS_WORKERD,
     join(runtimes, `@cloudflare/workerd-linux-${arm ? 'arm64' : '64'}/bin/workerd`),
   ),
-  chromium: found(process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'),
+  chromium: chromiumPath,
 };
 for (const [name, path] of Object.entries(binaries)) {
   if (path === undefined)
@@ -253,19 +253,7 @@ const worker :Workerd.Worker = (
     async () => {
       bundle = await bundled('browser-main.ts');
       page = `<!doctype html><script>window.SMOKE_CONFIG = ${JSON.stringify(config)};</script><script type="module" src="/smoke.js"></script>`;
-      const browser = await chromium.launch({
-        executablePath: binaries.chromium as string,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      const browser = await launchChromium();
       try {
         const tab = await browser.newPage();
         const errors: string[] = [];
