@@ -1,15 +1,16 @@
 // The smoke suite every runtime runs (Node, Bun, Deno, workerd, Chromium): the same checks against
-// the fake org, through the built package's root entry and cirrus-auth/fetch only, using nothing
+// the fake org, through the built package (cirrus-auth, cirrus-auth/fetch: its own name), using nothing
 // but web APIs itself. A host (runtimes.test.ts) starts the org and a control server; the runtime
 // calls the control server to read the org's counters and to revoke tokens, and reports each
 // check as { name, ok, detail }. Kept free of Node and vitest so every runtime can load it.
-import { authFetch } from '../../dist/adapters/fetch.js';
+
 import {
   ClientCredentialsAuth,
   JwtBearerAuth,
   RefreshTokenAuth,
   StaticTokenAuth,
-} from '../../dist/index.js';
+} from 'cirrus-auth';
+import { authFetch } from 'cirrus-auth/fetch';
 
 /** What the host hands the runtime. */
 export interface SmokeConfig {
