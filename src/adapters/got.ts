@@ -5,6 +5,7 @@ import {
   type AdapterOptions,
   adapterPolicy,
   BULK_SESSION_HEADER,
+  fetchHeaders,
   type OrgApi,
   withSoapSession,
   withSoapSessionBytes,
@@ -121,7 +122,7 @@ export function authHooks(session: AuthSession, options: GotAuthOptions = {}): G
     const judged = () =>
       new Response(response.rawBody.byteLength === 0 ? null : new Uint8Array(response.rawBody), {
         status: response.statusCode,
-        headers: plainHeaders(response.headers),
+        headers: fetchHeaders(response.headers),
       });
     const signal = response.request.options.signal as AbortSignal | undefined;
     if (state.retried) {
@@ -150,19 +151,4 @@ export function authHooks(session: AuthSession, options: GotAuthOptions = {}): G
     beforeRedirect: [beforeRedirect],
     afterResponse: [afterResponse],
   };
-}
-
-function plainHeaders(headers: Record<string, string | string[] | undefined>): Headers {
-  const out = new Headers();
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    for (const one of Array.isArray(value) ? value : [value]) {
-      try {
-        out.append(name, one);
-      } catch {
-        // A header fetch's Headers refuses (a forbidden name): detection never needs it.
-      }
-    }
-  }
-  return out;
 }

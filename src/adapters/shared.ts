@@ -541,6 +541,26 @@ export function reportRetry(
   publish('retry', () => ({ adapter, instanceUrl, status, retried }));
 }
 
+/**
+ * A fetch `Headers` of a Node-style header record (got's, undici's), for the shared detection:
+ * several values become several entries; a header fetch's `Headers` refuses (a forbidden name) is
+ * left out, as detection never needs one.
+ */
+export function fetchHeaders(headers: Record<string, string | string[] | undefined>): Headers {
+  const out = new Headers();
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    for (const one of Array.isArray(value) ? value : [value]) {
+      try {
+        out.append(name, one);
+      } catch {
+        // refused by Headers: not needed to judge the answer
+      }
+    }
+  }
+  return out;
+}
+
 /** The size of a FormData's parts, without reading any file: strings as UTF-8 plus Blob sizes. */
 export function formSize(form: FormData): number {
   let size = 0;

@@ -7,6 +7,7 @@ import {
   adapterPolicy,
   BULK_SESSION_HEADER,
   DETECTION_PEEK_BYTES,
+  fetchHeaders,
   formSize,
   type OrgApi,
   withSoapSession,
@@ -412,7 +413,7 @@ class Attempt implements Handler {
     const { call } = this;
     const response = new Response(
       this.#size === 0 ? null : new Uint8Array(Buffer.concat(this.#chunks, this.#size)),
-      { status: this.#status, headers: responseHeaders(this.#headers) },
+      { status: this.#status, headers: fetchHeaders(this.#headers) },
     );
     const decided = call.retried
       ? call.policy
@@ -444,18 +445,4 @@ class Attempt implements Handler {
       },
     );
   }
-}
-
-function responseHeaders(headers: Record<string, string | string[]>): Headers {
-  const out = new Headers();
-  for (const [name, value] of Object.entries(headers)) {
-    for (const one of Array.isArray(value) ? value : [value]) {
-      try {
-        out.append(name, one);
-      } catch {
-        // A header fetch's Headers refuses: detection never needs it.
-      }
-    }
-  }
-  return out;
 }
