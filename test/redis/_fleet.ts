@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { until } from '../_wait.ts';
 
 const CHILD = fileURLToPath(new URL('./fleet-child.mjs', import.meta.url));
 
@@ -94,6 +95,22 @@ export async function stopFleet(fleet: readonly FleetMember[]): Promise<void> {
       clearTimeout(timer);
     }),
   );
+}
+
+/**
+ * Resolves once every load worker of every member has had two more successful requests than when
+ * it was called. Called right after a revocation, that means each worker has met it (its 401, the
+ * one retry) and gone on with the new token: the second success was sent after the first came back,
+ * so after the call. Counting the fleet's successes in total instead lets one process starved of
+ * CPU still be mid-retry when the next revocation comes, and fail for a reason of the test's own.
+ */
+export async function everyWorkerGoesOn(fleet: readonly FleetMember[]): Promise<void> {
+  const okByWorker = () =>
+    Promise.all(fleet.map((m) => m.ask<{ okByWorker: number[] }>('loadCounts'))).then((all) =>
+      all.flatMap((counts) => counts.okByWorker),
+    );
+  const before = await okByWorker();
+  await until(async () => (await okByWorker()).every((ok, i) => ok >= (before[i] ?? 0) + 2));
 }
 
 export { until } from '../_wait.ts';

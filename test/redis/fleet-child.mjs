@@ -74,16 +74,19 @@ const api = authFetch(session);
 let load;
 
 async function runLoad(concurrency) {
-  const counts = { ok: 0, failed: 0, statuses: {} };
+  // `okByWorker`: each worker's successes, so the parent can wait until every worker has gone on.
+  const counts = { ok: 0, failed: 0, statuses: {}, okByWorker: Array(concurrency).fill(0) };
   let running = true;
-  const worker = async () => {
+  const worker = async (_, index) => {
     while (running) {
       try {
         const response = await api('/services/data/v62.0/limits');
         await response.arrayBuffer();
         counts.statuses[response.status] = (counts.statuses[response.status] ?? 0) + 1;
-        if (response.ok) counts.ok++;
-        else counts.failed++;
+        if (response.ok) {
+          counts.ok++;
+          counts.okByWorker[index]++;
+        } else counts.failed++;
       } catch (error) {
         counts.failed++;
         counts.statuses[error?.code ?? 'error'] =
@@ -135,7 +138,7 @@ const handlers = {
     return {};
   },
   async loadCounts() {
-    return { ...load.counts };
+    return { ...load.counts, okByWorker: [...load.counts.okByWorker] };
   },
   async stopLoad() {
     return await load.stop();
