@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AuthError, ClientCredentialsAuth, RefreshTokenAuth } from '../../src/index.js';
-import { expectNoSecrets } from '../_secrets.js';
+import { expectNoSecrets, INSPECT_CONTENT_SWEEP } from '../_secrets.js';
 
 const SECRET = 'cs-8f3a91c2d7e4b6a5f0e1d2c3b4a59687';
 const REFRESH = '5Aep861rT0kenS3cretValue';
@@ -130,9 +130,9 @@ describe('arbitrary token-endpoint answers', () => {
           expect(outcome.length).toBeGreaterThan(0);
         } else {
           expect(outcome).toBeInstanceOf(AuthError);
-          expectNoSecrets(outcome, held);
+          expectNoSecrets(outcome, held, INSPECT_CONTENT_SWEEP);
         }
-        expectNoSecrets(session, held);
+        expectNoSecrets(session, held, INSPECT_CONTENT_SWEEP);
       }),
       { numRuns: RUNS },
     );
