@@ -51,6 +51,15 @@ for (const [name, path] of Object.entries(binaries)) {
     );
 }
 const runs = (name: keyof typeof binaries) => binaries[name] !== undefined || required;
+/** The binary's path; with CIRRUS_REQUIRE_SERVICES=1 a missing one fails its test, saying so. */
+const binary = (name: keyof typeof binaries): string => {
+  const path = binaries[name];
+  if (path === undefined)
+    throw new Error(
+      `no ${name} binary under ${runtimes} (CIRRUS_RUNTIMES_DIR) and CIRRUS_REQUIRE_SERVICES=1 requires it`,
+    );
+  return path;
+};
 
 let org: FakeOrg;
 let control: Server;
@@ -168,7 +177,7 @@ describe('runtime smoke suite', () => {
     'passes on Bun',
     async () => {
       const { stdout } = await run(
-        binaries.bun as string,
+        binary('bun'),
         ['run', join(here, 'cli-main.ts'), JSON.stringify(config)],
         {
           timeout: 30_000,
@@ -183,7 +192,7 @@ describe('runtime smoke suite', () => {
     'passes on Deno',
     async () => {
       const { stdout } = await run(
-        binaries.deno as string,
+        binary('deno'),
         [
           'run',
           '--allow-net=127.0.0.1',
@@ -221,7 +230,7 @@ const worker :Workerd.Worker = (
 );
 `,
       );
-      const child = spawn(binaries.workerd as string, ['serve', join(dir, 'config.capnp')], {
+      const child = spawn(binary('workerd'), ['serve', join(dir, 'config.capnp')], {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       let stderr = '';
