@@ -15,6 +15,7 @@ import {
   isOwned,
   type OrgApi,
   own,
+  ownedInit,
   perTenant,
   tenantOption,
   withSoapSession,
@@ -186,15 +187,13 @@ function sessionFetch(session: AuthSession, options: AuthFetchOptions): typeof f
       const api = policy.apiOf(url);
       const token = api === 'rest' || api === 'identity' ? peek() : undefined;
       if (token !== undefined && policy.isSendable(token)) {
-        return inner(url, own({ headers: { authorization: `Bearer ${token}` } })).then(
-          (response) => {
-            if (!policy.mayBeAuthFailure(response.status, api as OrgApi)) {
-              policy.accepted(token, response);
-              return response;
-            }
-            return finish(prepareInMemory(url, undefined, api as OrgApi), token, response);
-          },
-        );
+        return inner(url, ownedInit({ authorization: `Bearer ${token}` })).then((response) => {
+          if (!policy.mayBeAuthFailure(response.status, api as OrgApi)) {
+            policy.accepted(token, response);
+            return response;
+          }
+          return finish(prepareInMemory(url, undefined, api as OrgApi), token, response);
+        });
       }
     }
     return authenticated(input, init);

@@ -506,6 +506,14 @@ export function own<T extends object>(request: T): T {
   return request;
 }
 
+/**
+ * A fetch init carrying `headers`, marked as {@link own} marks one, built as one object literal:
+ * the hot path's, where `Object.defineProperty` on a fresh object costs more than the rest of it.
+ */
+export function ownedInit(headers: Record<string, string>): RequestInit {
+  return { headers, [OWNED]: true } as RequestInit;
+}
+
 /** Whether a cirrus-auth adapter built this Request (or init). */
 export function isOwned(request: object): boolean {
   return (request as { [OWNED]?: unknown })[OWNED] === true;
