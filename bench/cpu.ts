@@ -2,14 +2,8 @@
 // `node --expose-gc bench/cpu.ts` alone, or figure 9 of `npm run bench`. Interleaved rounds, median of each.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { Agent } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import axios, { type AxiosAdapter } from 'axios';
-import { StaticTokenAuth } from 'cirrus-auth';
-import { attachAuth } from 'cirrus-auth/axios';
-import { authFetch } from 'cirrus-auth/fetch';
-import { authHooks } from 'cirrus-auth/ky';
-import ky from 'ky';
+import { instantBatches, instantPairs, loopbackPairs } from './clients.ts';
 import { gc, load, median } from './lib.ts';
 
 /** One client's figure: µs of client CPU per request, bare and with the adapter. */
@@ -60,29 +54,7 @@ export async function measureCpu(options: {
 }): Promise<Record<'fetch' | 'axios' | 'ky' | 'axios A/A', CpuFigure>> {
   const server = await startServerProcess();
   try {
-    const token = '00D000000000001!bench-static-token';
-    const session = new StaticTokenAuth({ accessToken: token, instanceUrl: server.url });
-    const url = `${server.url}/services/data/v62.0/limits`;
-    const fixed = { authorization: `Bearer ${token}` };
-    const sfFetch = authFetch(session);
-    // One agent for both axios instances: the same pool of sockets, as fetch and ky share theirs.
-    const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-    const bareAxios = axios.create({ httpAgent: agent, headers: fixed });
-    const otherBareAxios = axios.create({ httpAgent: agent, headers: fixed });
-    const authAxios = axios.create({ httpAgent: agent });
-    attachAuth(authAxios, session);
-    const bareKy = ky.create({ headers: fixed, retry: 0 });
-    const authKy = ky.create({ hooks: authHooks(session), retry: 0 });
-    const pairs = {
-      fetch: [
-        () => fetch(url, { headers: fixed }).then((r) => r.arrayBuffer()),
-        () => sfFetch(url).then((r) => r.arrayBuffer()),
-      ],
-      axios: [() => bareAxios.get(url), () => authAxios.get(url)],
-      // A/A: two identical bare clients measured the same way; what it reads is the noise floor.
-      'axios A/A': [() => bareAxios.get(url), () => otherBareAxios.get(url)],
-      ky: [() => bareKy.get(url).arrayBuffer(), () => authKy.get(url).arrayBuffer()],
-    } as const;
+    const pairs = loopbackPairs(server.url);
     const out = {} as Record<'fetch' | 'axios' | 'ky' | 'axios A/A', CpuFigure>;
     for (const [name, [bare, adapter]] of Object.entries(pairs) as [
       keyof typeof pairs,
@@ -123,40 +95,11 @@ export async function measureIntrinsic(options: {
   rounds: number;
   calls: number;
 }): Promise<Record<'fetch' | 'axios' | 'ky', CpuFigure>> {
-  const token = '00D000000000001!bench-static-token';
-  const base = 'https://acme.my.salesforce.com';
-  const session = new StaticTokenAuth({ accessToken: token, instanceUrl: base });
-  const url = `${base}/services/data/v62.0/limits`;
-  const fixed = { authorization: `Bearer ${token}` };
-  const instantFetch = (async () => new Response('{}')) as unknown as typeof fetch;
-  const instantAdapter: AxiosAdapter = async (config) => ({
-    data: {},
-    status: 200,
-    statusText: 'OK',
-    headers: {},
-    config,
-    request: {},
-  });
-  const sfFetch = authFetch(session, { fetch: instantFetch });
-  const bareAxios = axios.create({ adapter: instantAdapter, headers: fixed });
-  const authAxios = axios.create({ adapter: instantAdapter });
-  attachAuth(authAxios, session);
-  const bareKy = ky.create({ headers: fixed, retry: 0, fetch: instantFetch });
-  const authKy = ky.create({ hooks: authHooks(session), retry: 0, fetch: instantFetch });
-  const pairs = {
-    fetch: [() => instantFetch(url, { headers: fixed }), () => sfFetch(url)],
-    axios: [() => bareAxios.get(url), () => authAxios.get(url)],
-    ky: [() => bareKy.get(url), () => authKy.get(url)],
-  } as const;
+  const pairs = instantPairs();
   const perCall = async (send: () => Promise<unknown>) => {
     gc();
     const before = process.cpuUsage();
-    for (let i = 0; i < options.calls; i += 16) {
-      await Promise.all(Array.from({ length: 16 }, send));
-      // A turn of the event loop per batch, as a transport would give: ky releases what it holds
-      // for a call only on a later turn (with none, its heap grows until it runs out).
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    await instantBatches(options.calls, send);
     const used = process.cpuUsage(before);
     return (used.user + used.system) / options.calls;
   };

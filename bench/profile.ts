@@ -2,13 +2,7 @@
 // load against the server child, for a CPU profile of the adapter; `node bench/profile.ts --top
 // FILE.cpuprofile` prints its top self-time frames.
 import { readFileSync } from 'node:fs';
-import { Agent } from 'node:http';
-import axios from 'axios';
-import { StaticTokenAuth } from 'cirrus-auth';
-import { attachAuth } from 'cirrus-auth/axios';
-import { authFetch } from 'cirrus-auth/fetch';
-import { authHooks } from 'cirrus-auth/ky';
-import ky from 'ky';
+import { type ClientName, loopbackPairs } from './clients.ts';
 import { startServerProcess } from './cpu.ts';
 import { load } from './lib.ts';
 
@@ -42,30 +36,11 @@ if (process.argv[2] === '--top') {
   const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.argv[4] ?? 5));
   for (const [frame, us] of top) console.log(`${((us / total) * 100).toFixed(1)}%  ${frame}`);
 } else {
-  const client = process.argv[2] ?? 'fetch';
+  const client = (process.argv[2] ?? 'fetch') as ClientName;
   const bare = process.argv[3] === 'bare';
   const server = await startServerProcess();
-  const token = '00D000000000001!bench-static-token';
-  const session = new StaticTokenAuth({ accessToken: token, instanceUrl: server.url });
-  const url = `${server.url}/services/data/v62.0/limits`;
-  const fixed = { authorization: `Bearer ${token}` };
-  let send: () => Promise<unknown>;
-  if (client === 'fetch') {
-    const sfFetch = authFetch(session);
-    send = bare
-      ? () => fetch(url, { headers: fixed }).then((r) => r.arrayBuffer())
-      : () => sfFetch(url).then((r) => r.arrayBuffer());
-  } else if (client === 'axios') {
-    const instance = axios.create({ httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }) });
-    if (bare) instance.defaults.headers.common.authorization = fixed.authorization;
-    else attachAuth(instance, session);
-    send = () => instance.get(url);
-  } else {
-    const instance = bare
-      ? ky.create({ headers: fixed, retry: 0 })
-      : ky.create({ hooks: authHooks(session), retry: 0 });
-    send = () => instance.get(url).arrayBuffer();
-  }
+  const [bareSend, adapterSend] = loopbackPairs(server.url)[client];
+  const send = bare ? bareSend : adapterSend;
   await load(2_000, 16, send);
   await load(20_000, 16, send);
   await server.stop();

@@ -24,7 +24,8 @@ import { startFakeOrg } from 'cirrus-auth/testing';
 import ky from 'ky';
 import { haveRedisServer, startRedis } from '../test/_redis.ts';
 import { startFleet, stopFleet, until } from '../test/redis/_fleet.ts';
-import { measureCpu, measureIntrinsic } from './cpu.ts';
+import { type CpuFigure, measureCpu, measureIntrinsic } from './cpu.ts';
+import { measureInstructions, STEADY, valgrindAvailable } from './instructions.ts';
 import { heapUsed, load, loadFor, percentile, sideBySide, sleep, startPlainServer } from './lib.ts';
 
 const smoke = process.argv.includes('--smoke');
@@ -168,7 +169,6 @@ if (want(9)) {
     concurrency: 16,
   });
   results.clientCpuPerRequest = figures;
-  const goals = { fetch: 2, axios: 3 } as const;
   for (const [name, f] of Object.entries(figures)) {
     if (name === 'axios A/A') {
       row(
@@ -177,14 +177,11 @@ if (want(9)) {
       );
       continue;
     }
-    const goal = name === 'ky' ? '≤ 5% over bare ky' : `≤ ${goals[name as 'fetch' | 'axios']} µs`;
-    const met =
-      name === 'ky' ? f.overheadPct <= 5 : f.overheadUs <= goals[name as 'fetch' | 'axios'];
+    // No goal verdict here: on a shared VM this figure's noise is several µs (the A/A row); the
+    // goals are judged on figure 9c's instruction counts, which repeat.
     row(
       `9. ${name} adapter: client CPU µs per request over the bare client (server in another process)`,
-      `+${f.overheadUs.toFixed(1)} µs (${f.overheadPct.toFixed(1)}%), ${f.adapterUs.toFixed(1)} vs ${f.bareUs.toFixed(1)} µs`,
-      goal,
-      met,
+      `${f.overheadUs >= 0 ? '+' : ''}${f.overheadUs.toFixed(1)} µs (${f.overheadPct.toFixed(1)}%), ${f.adapterUs.toFixed(1)} vs ${f.bareUs.toFixed(1)} µs`,
     );
   }
 }
@@ -198,6 +195,35 @@ if (want(9)) {
       `9b. ${name} adapter: its own CPU µs per call over the bare client, instant transport`,
       `+${f.overheadUs.toFixed(2)} µs (${f.adapterUs.toFixed(2)} vs ${f.bareUs.toFixed(2)} µs)`,
     );
+  }
+}
+
+// 9c. Instructions per call, counted by Valgrind ----------------------------------------------
+if (want(9) && !smoke) {
+  if (!(await valgrindAvailable())) {
+    row(
+      '9c. instructions per call',
+      'SKIPPED: valgrind is not installed (apt-get install valgrind)',
+    );
+  } else {
+    const figures = await measureInstructions({ transports: ['instant'], ...STEADY });
+    results.adapterInstructions = figures;
+    const intrinsic = results.adapterCpuIntrinsic as Record<string, CpuFigure> | undefined;
+    const goalsUs = { fetch: 2, axios: 3 } as const;
+    for (const [key, f] of Object.entries(figures)) {
+      const name = key.split(' ')[0] as 'fetch' | 'axios' | 'ky';
+      // The count in µs at the bare client's own rate of instructions per µs (figure 9b).
+      const bareUs = intrinsic?.[name]?.bareUs;
+      const us = bareUs === undefined ? undefined : (f.overhead * bareUs) / f.bare;
+      const goal = name === 'ky' ? '≤ 5% over bare ky' : `≤ ${goalsUs[name]} µs`;
+      const met = name === 'ky' ? f.overheadPct <= 5 : us !== undefined && us <= goalsUs[name];
+      row(
+        `9c. ${name} adapter: instructions per call over the bare client, instant transport, past warm-up`,
+        `+${fmt(f.overhead)} (${f.overheadPct.toFixed(1)}%) over ${fmt(f.bare)}${us === undefined ? '' : `, ≈ ${us.toFixed(2)} µs at the bare client's rate`}`,
+        goal,
+        met,
+      );
+    }
   }
 }
 
