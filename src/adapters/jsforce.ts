@@ -1,7 +1,7 @@
 import type { Connection } from 'jsforce';
 import { AuthError, ConfigError, RefreshLoopError } from '../errors.js';
 import { optionsObject } from '../internal/options.js';
-import type { AuthSession } from '../session/auth-session.js';
+import { type AuthSession, peekOf } from '../session/auth-session.js';
 import type { TokenInfo } from '../token-info.js';
 import { type AdapterPolicy, adapterPolicy, reportRetry } from './shared.js';
 
@@ -241,7 +241,13 @@ function tokenResponseOf(
  *   a redirect from the org to another host) is sent without `Authorization` and `X-SFDC-Session`;
  * - a request rejected again right after jsforce re-sent it with a new token fails with a
  *   {@link RefreshLoopError} instead of a second refresh (jsforce would loop);
- * - an answer that is not an auth failure tells the session its token was accepted.
+ * - an answer that is not an auth failure tells the session its token was accepted;
+ * - a request whose header carries the token jsforce holds goes out with the session's current one
+ *   when the session has moved on (another client of it had the old one rejected and re-minted),
+ *   and the connection takes that token: jsforce would otherwise send the old one, and a
+ *   revocation of both would cost the call (the old one rejected, the session's one rejected
+ *   on the retry). SOAP envelopes, built from the token before the request reaches the
+ *   transport, go as built.
  */
 function guardConnection(conn: Connection, session: AuthSession, policy: AdapterPolicy): void {
   const transport = (conn as unknown as { _transport?: JsforceTransport })._transport;
@@ -249,23 +255,38 @@ function guardConnection(conn: Connection, session: AuthSession, policy: Adapter
   guardedTransports.add(transport);
   const send = transport.httpRequest.bind(transport);
   const sends = new WeakMap<object, number>();
+  const peek = peekOf(session);
 
   transport.httpRequest = (request, options = {}) => {
     const url = typeof request.url === 'string' ? policy.resolve(request.url) : '';
     const api = policy.apiOf(url);
-    const trail = redirectTrail(request, url, api !== undefined, policy);
-    const followRedirect = options.followRedirect === false ? false : trail.follow;
     if (api === undefined) {
+      const trail = redirectTrail(request, url, false, policy);
       return send(
         { ...request, headers: withoutSession(request.headers) },
-        { ...options, followRedirect },
+        { ...options, followRedirect: options.followRedirect === false ? false : trail.follow },
       );
     }
     const attempt = (sends.get(request) ?? 0) + 1;
     sends.set(request, attempt);
     // jsforce's SOAP requests carry the session only in the envelope it built from accessToken.
-    const token = sessionOf(request.headers) ?? conn.accessToken ?? undefined;
-    const pending = send(request, { ...options, followRedirect });
+    const carried = sessionOf(request.headers);
+    let token = carried ?? conn.accessToken ?? undefined;
+    let sent = request;
+    const current = carried === undefined ? undefined : peek?.();
+    if (
+      current !== undefined &&
+      current !== carried &&
+      carried === conn.accessToken &&
+      policy.isSendable(current)
+    ) {
+      sent = { ...request, headers: withSession(request.headers, current) };
+      conn.accessToken = current;
+      token = current;
+    }
+    const trail = redirectTrail(sent, url, true, policy);
+    const followRedirect = options.followRedirect === false ? false : trail.follow;
+    const pending = send(sent, { ...options, followRedirect });
     const judged = Promise.resolve(pending).then(async (response) => {
       const res = response as JsforceResponse | undefined;
       if (res === undefined || typeof res.statusCode !== 'number' || token === undefined)
@@ -344,6 +365,24 @@ function withoutSession(headers: Record<string, string> | undefined): Record<str
     if (!SESSION_HEADERS.has(name.toLowerCase())) kept[name] = value;
   }
   return kept;
+}
+
+/** `headers` with the session header that carried a token carrying `token` instead. */
+function withSession(
+  headers: Record<string, string> | undefined,
+  token: string,
+): Record<string, string> {
+  const swapped: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const lower = name.toLowerCase();
+    swapped[name] =
+      lower === 'authorization' && value.startsWith('Bearer ')
+        ? `Bearer ${token}`
+        : lower === 'x-sfdc-session'
+          ? token
+          : value;
+  }
+  return swapped;
 }
 
 /** The token a jsforce request carries (`Authorization: Bearer`, or `X-SFDC-Session`). */

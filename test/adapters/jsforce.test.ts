@@ -90,6 +90,35 @@ describe('jsforce integration (the real jsforce 3)', () => {
     expect(fx.org.stats.apiRequestsByStatus).toEqual({ 200: 50, 401: 50 });
   });
 
+  it('a connection whose session moved on sends the new token, and a revocation of both is cured', async () => {
+    const session = fx.session();
+    const conn = await jsforceConnection(session);
+    await conn.query(SOQL);
+    const held = conn.accessToken as string;
+    // Another client of the session had its token rejected and re-minted: the connection still
+    // holds the old one, which the org later revokes along with the new.
+    await session.invalidate(held);
+    const current = await session.getToken();
+    session.confirm(current); // that client's request with it succeeded
+    fx.org.revokeAllTokens();
+    fx.org.resetStats();
+    expect((await conn.query(SOQL)).done).toBe(true);
+    expect(fx.org.stats.tokenRequests).toBe(1);
+    expect(fx.org.apiRequests.map((r) => [r.status, r.token === current])).toEqual([
+      [401, true],
+      [200, false],
+    ]);
+    expect(conn.accessToken).toBe(await session.getToken());
+    // No revocation: the next call goes out with the session's token at once (no 401 first).
+    const newer = await session.getToken();
+    await session.invalidate(newer);
+    const newest = await session.getToken();
+    fx.org.resetStats();
+    expect((await conn.query(SOQL)).done).toBe(true);
+    expect(fx.org.apiRequests.map((r) => [r.status, r.token === newest])).toEqual([[200, true]]);
+    expect(conn.accessToken).toBe(newest);
+  });
+
   it('a persistently rejected token: each request re-sent at most once, then no re-mint at all', async () => {
     const conn = await jsforceConnection(fx.session());
     await conn.query(SOQL);
