@@ -183,8 +183,13 @@ function sessionFetch(session: AuthSession, options: AuthFetchOptions): typeof f
     // The hot path: a string URL to a REST or identity path, no init, and a token the session
     // hands out at once. No await, no Request or Headers: one plain init, one look at the status.
     if (init === undefined && typeof input === 'string' && peek !== undefined) {
-      const url = policy.resolve(input);
-      const api = policy.apiOf(url);
+      // An URL apiOf knows is absolute (resolve would answer it as it is): one Map lookup.
+      let url = input;
+      let api = policy.apiOf(input);
+      if (api === undefined) {
+        url = policy.resolve(input);
+        if (url !== input) api = policy.apiOf(url);
+      }
       const token = api === 'rest' || api === 'identity' ? peek() : undefined;
       if (token !== undefined && policy.isSendable(token)) {
         return inner(url, ownedInit({ authorization: `Bearer ${token}` })).then((response) => {
