@@ -12,6 +12,8 @@ import ky from 'ky';
 /** One client's two sides: the bare call and the same call through the adapter. */
 export type Pair = readonly [bare: () => Promise<unknown>, adapter: () => Promise<unknown>];
 export type ClientName = 'fetch' | 'axios' | 'ky';
+/** The instant transport's clients: the three, and fetch with a new URL (a new query) each call. */
+export type InstantName = ClientName | 'fetch-new-url';
 
 const TOKEN = '00D000000000001!bench-static-token';
 const fixed = { authorization: `Bearer ${TOKEN}` };
@@ -47,7 +49,7 @@ export function loopbackPairs(serverUrl: string): Record<ClientName | 'axios A/A
  * Calls over an instant transport (a fetch that answers at once, an axios adapter that resolves at
  * once): no socket, no server, only the clients' and the adapters' own work.
  */
-export function instantPairs(): Record<ClientName, Pair> {
+export function instantPairs(): Record<InstantName, Pair> {
   const base = 'https://acme.my.salesforce.com';
   const session = new StaticTokenAuth({ accessToken: TOKEN, instanceUrl: base });
   const url = `${base}/services/data/v62.0/limits`;
@@ -61,6 +63,8 @@ export function instantPairs(): Record<ClientName, Pair> {
     request: {},
   });
   const sfFetch = authFetch(session, { fetch: instantFetch });
+  let bareCalls = 0;
+  let adapterCalls = 0;
   const bareAxios = axios.create({ adapter: instantAdapter, headers: fixed });
   const authAxios = axios.create({ adapter: instantAdapter });
   attachAuth(authAxios, session);
@@ -68,6 +72,11 @@ export function instantPairs(): Record<ClientName, Pair> {
   const authKy = ky.create({ hooks: authHooks(session), retry: 0, fetch: instantFetch });
   return {
     fetch: [() => instantFetch(url, { headers: fixed }), () => sfFetch(url)],
+    // The adapter remembers the last URL's API: this side pays for working it out every call.
+    'fetch-new-url': [
+      () => instantFetch(`${url}?n=${bareCalls++}`, { headers: fixed }),
+      () => sfFetch(`${url}?n=${adapterCalls++}`),
+    ],
     axios: [() => bareAxios.get(url), () => authAxios.get(url)],
     ky: [() => bareKy.get(url), () => authKy.get(url)],
   };

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { instantBatches, instantPairs, loopbackPairs } from './clients.ts';
+import { type InstantName, instantBatches, instantPairs, loopbackPairs } from './clients.ts';
 import { gc, load, median } from './lib.ts';
 
 /** One client's figure: µs of client CPU per request, bare and with the adapter. */
@@ -103,7 +103,7 @@ export async function measureIntrinsic(options: {
     const used = process.cpuUsage(before);
     return (used.user + used.system) / options.calls;
   };
-  const out = {} as Record<'fetch' | 'axios' | 'ky', CpuFigure>;
+  const out = {} as Record<InstantName, CpuFigure>;
   for (const [name, [bare, adapter]] of Object.entries(pairs) as [
     keyof typeof pairs,
     (typeof pairs)[keyof typeof pairs],

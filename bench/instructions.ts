@@ -15,7 +15,13 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { type ClientName, instantBatches, instantPairs, loopbackPairs } from './clients.ts';
+import {
+  type ClientName,
+  type InstantName,
+  instantBatches,
+  instantPairs,
+  loopbackPairs,
+} from './clients.ts';
 import { startServerProcess } from './cpu.ts';
 import { load } from './lib.ts';
 
@@ -44,7 +50,7 @@ export async function valgrindAvailable(): Promise<boolean> {
 }
 
 /** Instructions one child run executed: start-up, `calls` calls of one side, shut-down. */
-async function count(transport: Transport, client: ClientName, side: 0 | 1, calls: number) {
+async function count(transport: Transport, client: InstantName, side: 0 | 1, calls: number) {
   const { stderr } = await run(
     'valgrind',
     [
@@ -76,9 +82,11 @@ export async function measureInstructions(options: {
   small: number;
   large: number;
 }): Promise<Record<string, InstructionFigure>> {
-  const jobs: { key: string; transport: Transport; client: ClientName; side: 0 | 1 }[] = [];
+  const jobs: { key: string; transport: Transport; client: InstantName; side: 0 | 1 }[] = [];
   for (const transport of options.transports)
-    for (const client of ['fetch', 'axios', 'ky'] as const)
+    for (const client of transport === 'instant'
+      ? (['fetch', 'fetch-new-url', 'axios', 'ky'] as const)
+      : (['fetch', 'axios', 'ky'] as const))
       for (const side of [0, 1] as const)
         jobs.push({ key: `${client} (${transport})`, transport, client, side });
   const perCall = new Map<string, [number, number]>();
@@ -109,7 +117,7 @@ export async function measureInstructions(options: {
 if (process.argv[2] === '--child') {
   const [, , , transport, client, side, calls] = process.argv as string[];
   if (transport === 'instant') {
-    const send = instantPairs()[client as ClientName][Number(side)] as () => Promise<unknown>;
+    const send = instantPairs()[client as InstantName][Number(side)] as () => Promise<unknown>;
     await instantBatches(Number(calls), send);
   } else {
     const server = await startServerProcess();
