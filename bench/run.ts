@@ -194,7 +194,7 @@ if (want(9)) {
   for (const [name, f] of Object.entries(figures)) {
     row(
       `9b. ${name} adapter: its own CPU µs per call over the bare client, instant transport`,
-      `+${f.overheadUs.toFixed(2)} µs (${f.adapterUs.toFixed(2)} vs ${f.bareUs.toFixed(2)} µs)`,
+      `${f.overheadUs >= 0 ? '+' : ''}${f.overheadUs.toFixed(2)} µs (${f.adapterUs.toFixed(2)} vs ${f.bareUs.toFixed(2)} µs)`,
     );
   }
 }
@@ -221,7 +221,7 @@ if (want(9) && !smoke) {
       const met = name === 'ky' ? f.overheadPct <= 5 : us !== undefined && us <= goalsUs[name];
       row(
         `9c. ${name} adapter: instructions per call over the bare client, instant transport, past warm-up`,
-        `+${fmt(f.overhead)} (${f.overheadPct.toFixed(1)}%) over ${fmt(f.bare)}${us === undefined ? '' : `, ≈ ${us.toFixed(2)} µs at the bare client's rate`}`,
+        `${f.overhead >= 0 ? '+' : ''}${fmt(f.overhead)} (${f.overheadPct.toFixed(1)}%) over ${fmt(f.bare)}${us === undefined ? '' : `, ≈ ${us.toFixed(2)} µs at the bare client's rate`}`,
         goal,
         met,
       );
