@@ -20,9 +20,10 @@ const fixed = { authorization: `Bearer ${TOKEN}` };
 
 /**
  * Calls over a real socket to `serverUrl` (the loopback server child), each reading the whole
- * answer. `axios A/A` is two identical bare clients: what it reads is a figure's noise floor.
+ * answer. `axios A/A` and `ky A/A` are two identical bare clients: what they read is the noise floor.
  */
-export function loopbackPairs(serverUrl: string): Record<ClientName | 'axios A/A', Pair> {
+export type LoopbackName = ClientName | 'axios A/A' | 'ky A/A';
+export function loopbackPairs(serverUrl: string): Record<LoopbackName, Pair> {
   const session = new StaticTokenAuth({ accessToken: TOKEN, instanceUrl: serverUrl });
   const url = `${serverUrl}/services/data/v62.0/limits`;
   const sfFetch = authFetch(session);
@@ -33,6 +34,7 @@ export function loopbackPairs(serverUrl: string): Record<ClientName | 'axios A/A
   const authAxios = axios.create({ httpAgent: agent });
   attachAuth(authAxios, session);
   const bareKy = ky.create({ headers: fixed, retry: 0 });
+  const otherBareKy = ky.create({ headers: fixed, retry: 0 });
   const authKy = ky.create({ hooks: authHooks(session), retry: 0 });
   return {
     fetch: [
@@ -42,6 +44,7 @@ export function loopbackPairs(serverUrl: string): Record<ClientName | 'axios A/A
     axios: [() => bareAxios.get(url), () => authAxios.get(url)],
     'axios A/A': [() => bareAxios.get(url), () => otherBareAxios.get(url)],
     ky: [() => bareKy.get(url).arrayBuffer(), () => authKy.get(url).arrayBuffer()],
+    'ky A/A': [() => bareKy.get(url).arrayBuffer(), () => otherBareKy.get(url).arrayBuffer()],
   };
 }
 

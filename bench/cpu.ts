@@ -3,7 +3,13 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { type InstantName, instantBatches, instantPairs, loopbackPairs } from './clients.ts';
+import {
+  type InstantName,
+  instantBatches,
+  instantPairs,
+  type LoopbackName,
+  loopbackPairs,
+} from './clients.ts';
 import { gc, load, median } from './lib.ts';
 
 /** One client's figure: µs of client CPU per request, bare and with the adapter. */
@@ -51,11 +57,11 @@ export async function measureCpu(options: {
   rounds: number;
   perRound: number;
   concurrency: number;
-}): Promise<Record<'fetch' | 'axios' | 'ky' | 'axios A/A', CpuFigure>> {
+}): Promise<Record<LoopbackName, CpuFigure>> {
   const server = await startServerProcess();
   try {
     const pairs = loopbackPairs(server.url);
-    const out = {} as Record<'fetch' | 'axios' | 'ky' | 'axios A/A', CpuFigure>;
+    const out = {} as Record<LoopbackName, CpuFigure>;
     for (const [name, [bare, adapter]] of Object.entries(pairs) as [
       keyof typeof pairs,
       (typeof pairs)[keyof typeof pairs],

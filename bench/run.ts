@@ -171,9 +171,9 @@ if (want(9)) {
   });
   results.clientCpuPerRequest = figures;
   for (const [name, f] of Object.entries(figures)) {
-    if (name === 'axios A/A') {
+    if (name.endsWith(' A/A')) {
       row(
-        '9. noise floor (A/A): two identical bare axios clients, measured the same way',
+        `9. noise floor (A/A): two identical bare ${name.split(' ')[0]} clients, measured the same way`,
         `${f.overheadUs >= 0 ? '+' : ''}${f.overheadUs.toFixed(1)} µs (${f.overheadPct.toFixed(1)}%)`,
       );
       continue;
