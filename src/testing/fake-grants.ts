@@ -37,6 +37,11 @@ export interface GrantHost {
   tenantOfClient(clientId: string): GrantTenant | undefined;
   /** Makes access tokens invalid. */
   revokeAccessTokens(tokens: Iterable<string>): void;
+  /**
+   * Counts a login of `tenant`'s user, or answers false when its login rate is used up (Salesforce's
+   * "login rate exceeded"): asked last, right before a grant issues anything.
+   */
+  mayLogin(tenant?: GrantTenant): boolean;
 }
 
 /** How the fake org's grants behave; see `FakeOrgOptions`. */
@@ -70,6 +75,7 @@ const error = (status: number, code: string, description: string): GrantAnswer =
   body: { error: code, error_description: description },
 });
 const invalidGrant = (description: string) => error(400, 'invalid_grant', description);
+const RATE_EXCEEDED = 'login rate exceeded';
 
 /** Counters the grant logic keeps; merged into the org's stats. */
 export interface GrantStats {
@@ -243,6 +249,7 @@ export class FakeGrants {
   #clientCredentials(params: URLSearchParams): GrantAnswer {
     const client = this.#checkClient(params, true);
     if ('status' in client) return client;
+    if (!this.#host.mayLogin(client.tenant)) return invalidGrant(RATE_EXCEEDED);
     return { status: 200, body: this.#host.issue({}, client.tenant, client.app.clientSecret).body };
   }
 
@@ -289,6 +296,7 @@ export class FakeGrants {
     ) {
       return invalidGrant("user hasn't approved this consumer");
     }
+    if (!this.#host.mayLogin(tenant)) return invalidGrant(RATE_EXCEEDED);
     return { status: 200, body: this.#host.issue({}, tenant).body };
   }
 
@@ -304,6 +312,8 @@ export class FakeGrants {
       this.stats.familyRevocations++;
       return invalidGrant('expired access/refresh token');
     }
+    // Refused before anything rotates: the token presented stays the live one.
+    if (!this.#host.mayLogin(family.tenant)) return invalidGrant(RATE_EXCEEDED);
     const extra: Record<string, unknown> = {};
     if (this.#options.refreshTokenRotation) {
       const next = refreshTokenValue();
@@ -330,6 +340,7 @@ export class FakeGrants {
     if (!/^[A-Za-z0-9._~-]{43,128}$/.test(verifier) || challenge !== grant.challenge) {
       return invalidGrant('invalid code verifier');
     }
+    if (!this.#host.mayLogin()) return invalidGrant(RATE_EXCEEDED);
     const extra: Record<string, unknown> = { scope: grant.scopes.join(' ') };
     if (grant.scopes.includes('openid')) extra.id_token = idTokenFor(this.#host.clientId);
     let family: Family | undefined;
@@ -350,6 +361,7 @@ export class FakeGrants {
     if (type === undefined || type !== params.get('subject_token_type')) {
       return invalidGrant('invalid subject token');
     }
+    if (!this.#host.mayLogin()) return invalidGrant(RATE_EXCEEDED);
     return {
       status: 200,
       body: this.#host.issue({ issued_token_type: 'urn:ietf:params:oauth:token-type:access_token' })

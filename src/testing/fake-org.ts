@@ -56,6 +56,13 @@ export interface FakeOrgOptions {
   refreshTokenRotation?: boolean;
   /** Whether the refresh and authorization-code grants require `client_secret` (a confidential app). @default true */
   requireClientSecret?: boolean;
+  /**
+   * Salesforce's login rate limit: past `logins` logins of one user within `windowMs`, every grant
+   * for that user answers 400 `invalid_grant` "login rate exceeded" (nothing is issued and no
+   * refresh token rotates) until the oldest login leaves the window. Refused logins do not count.
+   * @default { logins: 3600, windowMs: 3_600_000 } (about Salesforce's own: 3,600 an hour)
+   */
+  loginRate?: { logins: number; windowMs?: number };
   /** How many recent API requests `apiRequests` keeps; 0 keeps none (for long load runs). @default 10,000 */
   apiLogLimit?: number;
   /**
@@ -363,6 +370,27 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   const echoes: EchoedRequest[] = [];
   let baseUrl = '';
   const users = options.users ?? ['admin@example.com'];
+  const loginRate = {
+    logins: options.loginRate?.logins ?? 3_600,
+    windowMs: options.loginRate?.windowMs ?? 3_600_000,
+  };
+  if (!Number.isSafeInteger(loginRate.logins) || loginRate.logins < 1)
+    throw new RangeError('loginRate.logins must be a whole number, 1 or more');
+  if (!(loginRate.windowMs > 0)) throw new RangeError('loginRate.windowMs must be above 0');
+  /** Each user's logins within the window, oldest first (a user is a tenant's). */
+  const logins = new Map<Tenant, number[]>();
+  const mayLogin = (tenant: Tenant): boolean => {
+    const now = Date.now();
+    const times = logins.get(tenant) ?? [];
+    logins.set(tenant, times);
+    let expired = 0;
+    while (expired < times.length && (times[expired] as number) <= now - loginRate.windowMs)
+      expired++;
+    if (expired > 0) times.splice(0, expired);
+    if (times.length >= loginRate.logins) return false;
+    times.push(now);
+    return true;
+  };
   const apiLogLimit = options.apiLogLimit ?? API_LOG_LIMIT;
   let jwtPrivateKey: string | undefined;
   let jwtKey = options.jwtKey;
@@ -397,6 +425,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       revokeAccessTokens: (tokens) => {
         for (const t of tokens) valid.delete(t);
       },
+      mayLogin: (tenant) => mayLogin((tenant as Tenant | undefined) ?? first),
     },
     {
       users,
