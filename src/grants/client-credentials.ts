@@ -1,3 +1,4 @@
+import { ConfigError } from '../errors.js';
 import { optionsObject, requiredString } from '../internal/options.js';
 import { CachingSession, type CachingSessionOptions } from '../session/caching-session.js';
 import type { TokenSource } from '../session/token-source.js';
@@ -39,6 +40,9 @@ export class ClientCredentialsAuth extends CachingSession {
   }
 }
 
+/** The generic login hosts, where Salesforce refuses the client credentials grant. */
+const GENERIC_LOGIN_HOSTS = new Set(['login.salesforce.com', 'test.salesforce.com']);
+
 /**
  * The client credentials grant as a {@link TokenSource}: one token request per `mint`, no cache.
  * `new ClientCredentialsAuth(options)` is `new CachingSession(clientCredentials(options), options)`.
@@ -50,6 +54,14 @@ export function clientCredentials(options: ClientCredentialsOptions): TokenSourc
   const clientSecret = requiredString('clientSecret', o.clientSecret);
   requiredString('loginUrl', o.loginUrl);
   const endpoint = tokenEndpoint(o);
+  // Salesforce answers this grant on the org's own host only: on the generic login hosts it is
+  // 400 invalid_grant "request not supported on this domain", at the first mint.
+  if (GENERIC_LOGIN_HOSTS.has(new URL(endpoint.loginUrl).hostname)) {
+    throw new ConfigError(
+      'loginUrl',
+      "must be the org's My Domain URL (https://NAME.my.salesforce.com): Salesforce refuses the client credentials grant on login.salesforce.com and test.salesforce.com",
+    );
+  }
   const params = {
     grant_type: 'client_credentials',
     client_id: clientId,

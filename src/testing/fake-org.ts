@@ -208,6 +208,13 @@ export interface FakeOrg {
   readonly loginUrl: string;
   /** The org's instance URL: the REST API lives here. */
   readonly instanceUrl: string;
+  /**
+   * Plays the generic login host (`login.salesforce.com`) on a port of its own: its token, revoke
+   * and authorize endpoints answer as `loginUrl`'s do, except that the client credentials grant is
+   * refused there with 400 `invalid_grant` "request not supported on this domain", as Salesforce
+   * refuses it anywhere but the org's My Domain. It serves no API.
+   */
+  readonly genericLoginUrl: string;
   readonly clientId: string;
   readonly clientSecret: string;
   /** A snapshot of the counters. */
@@ -461,10 +468,16 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     req: IncomingMessage,
     res: ServerResponse,
     instance: string,
+    generic = false,
   ): Promise<void> {
     const url = new URL(req.url ?? '/', baseUrl);
     if (req.headers.origin !== undefined && !cors(req, res, url)) return;
-    if (url.pathname === '/services/oauth2/token') return token(req, res);
+    if (url.pathname === '/services/oauth2/token') return token(req, res, generic);
+    if (generic && !/^\/services\/oauth2\/(revoke|authorize)$/.test(url.pathname)) {
+      return json(res, 404, [
+        { errorCode: 'NOT_FOUND', message: 'The requested resource does not exist' },
+      ]);
+    }
     if (cometd.matches(url.pathname) && req.method === 'POST') {
       return cometd.handle(req, res, await readBody(req), instance);
     }
@@ -525,7 +538,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     return false;
   }
 
-  async function token(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function token(req: IncomingMessage, res: ServerResponse, generic: boolean): Promise<void> {
     const body = await readBody(req);
     const params = new URLSearchParams(body.toString('utf8'));
     const grant = params.get('grant_type') ?? '(none)';
@@ -545,6 +558,9 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     if (req.method !== 'POST') return oauthError(res, 400, 'invalid_request', 'must use HTTP POST');
     if (!String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')) {
       return oauthError(res, 400, 'invalid_request', 'unsupported content type');
+    }
+    if (generic && grant === 'client_credentials') {
+      return oauthError(res, 400, 'invalid_grant', 'request not supported on this domain');
     }
     const answer = grants.token(params);
     if (answer.status === 200 && active?.kind === 'instance-url')
@@ -856,11 +872,25 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   });
   const { port } = server.address() as AddressInfo;
   baseUrl = `http://127.0.0.1:${port}`;
+  const generic = createServer((req, res) => {
+    handle(req, res, baseUrl, true).catch(() => {
+      if (!res.headersSent)
+        json(res, 500, [{ message: 'internal', errorCode: 'UNKNOWN_EXCEPTION' }]);
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    generic.once('error', reject);
+    generic.listen(0, '127.0.0.1', () => resolve());
+  });
+  servers.push(generic);
+  const genericLoginUrl = `http://127.0.0.1:${(generic.address() as AddressInfo).port}`;
   const pubsub = options.pubsub === true ? await startFakePubSub({ ownerOf, defines }) : undefined;
 
   const org: FakeOrg = {
     loginUrl: baseUrl,
     instanceUrl: baseUrl,
+    genericLoginUrl,
     clientId,
     clientSecret,
     username: users[0] ?? '',
