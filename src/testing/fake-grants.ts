@@ -279,7 +279,15 @@ export class FakeGrants {
     // Salesforce checks `aud` against its login host (production, sandbox or the site), never
     // the host the assertion was POSTed to.
     const audience = this.#options.audience ?? 'https://login.salesforce.com';
-    if (claims.aud !== audience) return invalidGrant('audience is invalid');
+    if (claims.aud !== audience) {
+      // A My Domain as `aud` (this org's own host, or any *.my.salesforce.com) gets Salesforce's
+      // misleading answer, not the audience one.
+      const myDomain =
+        claims.aud === this.#host.loginUrl() ||
+        (typeof claims.aud === 'string' &&
+          /^https:\/\/[^/]+\.my\.salesforce\.com\/?$/i.test(claims.aud));
+      return invalidGrant(myDomain ? "user hasn't approved this consumer" : 'audience is invalid');
+    }
     // An `exp` in the past is refused; one far ahead is accepted, as Salesforce does (sfdx-core
     // sends epoch milliseconds where seconds are due).
     const now = Date.now() / 1000;

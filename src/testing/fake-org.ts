@@ -37,7 +37,9 @@ export interface FakeOrgOptions {
   /**
    * The `aud` the JWT bearer grant requires, as Salesforce does: its login host, whatever host the
    * assertion was POSTed to. `https://test.salesforce.com` plays a sandbox, a site URL an
-   * Experience Cloud site. A wrong one gets 400 `invalid_grant` "audience is invalid".
+   * Experience Cloud site. A wrong one gets 400 `invalid_grant` "audience is invalid", and a My
+   * Domain (this org's `loginUrl`, or any `https://NAME.my.salesforce.com`) the misleading "user
+   * hasn't approved this consumer" Salesforce often answers it with.
    * @default 'https://login.salesforce.com' (a production org)
    */
   audience?: string;

@@ -90,12 +90,17 @@ describe('JwtBearerAuth', () => {
     }
   });
 
-  it('a wrong audience is refused as Salesforce does, with reason audience-invalid', async () => {
-    for (const audience of ['https://test.salesforce.com', fx.org.loginUrl]) {
-      const wrong = await caught(() => jwt({ audience }).getToken());
-      expect(wrong).toBeInstanceOf(OAuthError);
-      expect(wrong).toMatchObject({ error: 'invalid_grant', reason: 'audience-invalid' });
-      expect((wrong as OAuthError).errorDescription()).toBe('audience is invalid');
+  it('a wrong audience is refused as Salesforce does: audience-invalid, or for a My Domain the misleading user-not-approved', async () => {
+    const wrong = await caught(() => jwt({ audience: 'https://test.salesforce.com' }).getToken());
+    expect(wrong).toBeInstanceOf(OAuthError);
+    expect(wrong).toMatchObject({ error: 'invalid_grant', reason: 'audience-invalid' });
+    expect((wrong as OAuthError).errorDescription()).toBe('audience is invalid');
+    for (const audience of [fx.org.loginUrl, 'https://acme.my.salesforce.com']) {
+      const misleading = await caught(() => jwt({ audience }).getToken());
+      expect(misleading).toMatchObject({ error: 'invalid_grant', reason: 'user-not-approved' });
+      expect((misleading as OAuthError).errorDescription()).toBe(
+        "user hasn't approved this consumer",
+      );
     }
     await expect(jwt({ audience: 'https://login.salesforce.com' }).getToken()).resolves.toBeTypeOf(
       'string',
