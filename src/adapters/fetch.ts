@@ -183,7 +183,8 @@ function sessionFetch(session: AuthSession, options: AuthFetchOptions): typeof f
     // The hot path: a string URL to a REST or identity path, no init, and a token the session
     // hands out at once. No await, no Request or Headers: one plain init, one look at the status.
     if (init === undefined && typeof input === 'string' && peek !== undefined) {
-      // An URL apiOf knows is absolute (resolve would answer it as it is): one Map lookup.
+      // A URL apiOf places on the org is absolute (resolve would answer it as it is): a repeated
+      // one costs a string comparison.
       let url = input;
       let api = policy.apiOf(input);
       if (api === undefined) {

@@ -215,7 +215,7 @@ export function adapterPolicy(session: AuthSession, options: AdapterOptions): Ad
   };
   // The answer is a function of the URL alone, and working it out costs about 2,500 instructions
   // (each string builtin or expression a few hundred): the last URL's answer is kept, which a
-  // repeated URL gets for one comparison and a new one pays about 200 instructions for. (A Map of
+  // repeated URL gets for one comparison and a new one pays about 400 instructions for. (A Map of
   // the last few dozen saved as much on a hit and cost 2,200 on a miss: a new record id or query
   // in each URL is common.)
   let lastUrl: string | undefined;
