@@ -51,6 +51,8 @@ export interface GrantOptions {
   jwtPublicKey: KeyObject;
   refreshTokenRotation: boolean;
   requireClientSecret: boolean;
+  /** How many refresh-token approvals one user keeps; the oldest is revoked past it. */
+  refreshTokenApprovals: number;
 }
 
 /** A refresh-token family: the live token, the ones rotated away, and the access tokens issued. */
@@ -83,6 +85,8 @@ export interface GrantStats {
   familyRevocations: number;
   /** Tokens revoked through `/services/oauth2/revoke`. */
   revocations: number;
+  /** Refresh-token families revoked because their user approved the app once too often. */
+  approvalRevocations: number;
 }
 
 /**
@@ -91,10 +95,12 @@ export interface GrantStats {
  * reuse, authorization code with PKCE S256, token exchange, and revocation.
  */
 export class FakeGrants {
-  readonly stats: GrantStats = { familyRevocations: 0, revocations: 0 };
+  readonly stats: GrantStats = { familyRevocations: 0, revocations: 0, approvalRevocations: 0 };
   readonly #host: GrantHost;
   readonly #options: GrantOptions;
   readonly #families = new Map<string, Family>();
+  /** Each user's live families (approvals of the app), oldest first; the key is the tenant. */
+  readonly #approvals = new Map<GrantTenant | undefined, Family[]>();
   readonly #codes = new Map<string, AuthorizationCode>();
   readonly #subjectTokens = new Map<string, string>();
   #denial: string | undefined;
@@ -122,16 +128,27 @@ export class FakeGrants {
     }
   }
 
-  /** A new refresh-token family, as if a user (of `tenant`) had approved the app. */
+  /**
+   * A new refresh-token family, as if a user (of `tenant`) had approved the app. Salesforce keeps
+   * at most a few approvals per user and app (5): the oldest live family is revoked on the next.
+   */
   issueRefreshToken(tenant?: GrantTenant): string {
     const token = refreshTokenValue();
-    this.#families.set(token, {
+    const family: Family = {
       current: token,
       retired: new Set(),
       accessTokens: new Set(),
       revoked: false,
       tenant,
-    });
+    };
+    this.#families.set(token, family);
+    const approved = (this.#approvals.get(tenant) ?? []).filter((f) => !f.revoked);
+    approved.push(family);
+    while (approved.length > this.#options.refreshTokenApprovals) {
+      this.#revokeFamily(approved.shift() as Family);
+      this.stats.approvalRevocations++;
+    }
+    this.#approvals.set(tenant, approved);
     return token;
   }
 

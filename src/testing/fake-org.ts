@@ -65,6 +65,12 @@ export interface FakeOrgOptions {
    * @default { logins: 3600, windowMs: 3_600_000 } (about Salesforce's own: 3,600 an hour)
    */
   loginRate?: { logins: number; windowMs?: number };
+  /**
+   * How many refresh-token approvals of the app one user keeps, as Salesforce keeps 5: a new
+   * family (`issueRefreshToken`, an authorization code with `refresh_token` scope) past it revokes
+   * the user's oldest (its refresh token and access tokens). @default 5
+   */
+  refreshTokenApprovals?: number;
   /** How many recent API requests `apiRequests` keeps; 0 keeps none (for long load runs). @default 10,000 */
   apiLogLimit?: number;
   /**
@@ -145,6 +151,8 @@ export interface FakeOrgStats {
   familyRevocations: number;
   /** Tokens revoked through `/services/oauth2/revoke`. */
   revocations: number;
+  /** Refresh-token families revoked because their user approved the app past `refreshTokenApprovals`. */
+  approvalRevocations: number;
 }
 
 /** One API request as the org saw it. */
@@ -386,6 +394,9 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   if (!Number.isSafeInteger(loginRate.logins) || loginRate.logins < 1)
     throw new RangeError('loginRate.logins must be a whole number, 1 or more');
   if (!(loginRate.windowMs > 0)) throw new RangeError('loginRate.windowMs must be above 0');
+  const approvals = options.refreshTokenApprovals ?? 5;
+  if (!Number.isSafeInteger(approvals) || approvals < 1)
+    throw new RangeError('refreshTokenApprovals must be a whole number, 1 or more');
   /** Each user's logins within the window, oldest first (a user is a tenant's). */
   const logins = new Map<Tenant, number[]>();
   const mayLogin = (tenant: Tenant): boolean => {
@@ -442,6 +453,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       jwtPublicKey: publicKeyOf(jwtKey),
       refreshTokenRotation: options.refreshTokenRotation ?? true,
       requireClientSecret: options.requireClientSecret ?? true,
+      refreshTokenApprovals: approvals,
     },
   );
 
@@ -1016,6 +1028,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       echoes.length = 0;
       grants.stats.familyRevocations = 0;
       grants.stats.revocations = 0;
+      grants.stats.approvalRevocations = 0;
       for (const t of tenants) {
         t.stats.tokensIssued = 0;
         t.stats.apiRequests = 0;
@@ -1078,7 +1091,10 @@ function approvalPage(res: ServerResponse, query: URLSearchParams): void {
 <button type="submit" name="decision" value="deny" id="deny">Deny</button></form></body></html>`);
 }
 
-function emptyStats(): Omit<FakeOrgStats, 'familyRevocations' | 'revocations'> {
+function emptyStats(): Omit<
+  FakeOrgStats,
+  'familyRevocations' | 'revocations' | 'approvalRevocations'
+> {
   return {
     tokenRequests: 0,
     tokenRequestsByGrant: {},
