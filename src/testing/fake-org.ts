@@ -458,9 +458,10 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   );
 
   /** A server answering as `instance()` (the org's own, or a tenant's own instance). */
-  const serve = (instance: () => string) =>
+  /** A server answering as `instance()`, or as the generic login host (`generic`). */
+  const serve = (instance: () => string, generic = false) =>
     createServer((req, res) => {
-      handle(req, res, instance()).catch(() => {
+      handle(req, res, instance(), generic).catch(() => {
         if (!res.headersSent)
           json(res, 500, [{ message: 'internal', errorCode: 'UNKNOWN_EXCEPTION' }]);
         else res.destroy();
@@ -880,25 +881,10 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     ]);
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  baseUrl = `http://127.0.0.1:${port}`;
-  const generic = createServer((req, res) => {
-    handle(req, res, baseUrl, true).catch(() => {
-      if (!res.headersSent)
-        json(res, 500, [{ message: 'internal', errorCode: 'UNKNOWN_EXCEPTION' }]);
-      else res.destroy();
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    generic.once('error', reject);
-    generic.listen(0, '127.0.0.1', () => resolve());
-  });
+  baseUrl = await listenOnLoopback(server);
+  const generic = serve(() => baseUrl, true);
+  const genericLoginUrl = await listenOnLoopback(generic);
   servers.push(generic);
-  const genericLoginUrl = `http://127.0.0.1:${(generic.address() as AddressInfo).port}`;
   const pubsub = options.pubsub === true ? await startFakePubSub({ ownerOf, defines }) : undefined;
 
   const org: FakeOrg = {
@@ -934,11 +920,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       let own: string | undefined;
       if (o.ownInstance === true) {
         const instance = serve(() => own as string);
-        await new Promise<void>((resolve, reject) => {
-          instance.once('error', reject);
-          instance.listen(0, '127.0.0.1', () => resolve());
-        });
-        own = `http://127.0.0.1:${(instance.address() as AddressInfo).port}`;
+        own = await listenOnLoopback(instance);
         servers.push(instance);
       }
       const tenant: Tenant = {
@@ -1113,6 +1095,15 @@ function json(
   const body = JSON.stringify(payload);
   res.writeHead(status, { 'content-type': 'application/json;charset=UTF-8', ...headers });
   res.end(body);
+}
+
+/** Starts `server` on a free loopback port; answers its `http://127.0.0.1:PORT`. */
+async function listenOnLoopback(server: Server): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 function oauthError(res: ServerResponse, status: number, error: string, description: string): void {
